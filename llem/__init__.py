@@ -1,0 +1,17 @@
+"""llem (LLenergyMeasure): measure the energy cost of LLM inference, honestly."""
+from llem._version import __version__
+from llem.api import run_experiment, run_study
+from llem.config.schema import ExperimentConfig, StudyConfig
+from llem.result import ExperimentResult
+
+__all__ = ["__version__", "run_experiment", "run_study", "ExperimentConfig", "StudyConfig",
+           "ExperimentResult", "StudyResult"]
+
+
+def __getattr__(name):
+    # StudyResult lives with the study code, which imports Hydra: load it on first use.
+    if name == "StudyResult":
+        from llem.study.manifest import StudyResult
+
+        return StudyResult
+    raise AttributeError(name)

@@ -1,0 +1,3 @@
+from llem.cli.main import main
+
+raise SystemExit(main())

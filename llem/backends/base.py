@@ -1,0 +1,83 @@
+"""The backend interface: load a model and generate, nothing about energy.
+
+The harness owns the protocol (baseline, warm-up, windows, cycles); a backend only knows how
+to turn batches of token ids into exactly ``output_len`` new tokens per prompt, quickly.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass
+class GenerationOutput:
+    """What one ``generate`` call produced. Token counts come from tensor shapes."""
+
+    input_tokens: int
+    output_tokens: int
+    num_requests: int
+    #: per request: perf_counter() time of each generated token (only when timing was asked)
+    token_times: Optional[list[list[float]]] = None
+    #: perf_counter() at the call's start (for TTFT)
+    start_time: Optional[float] = None
+    end_time: Optional[float] = None
+    texts: Optional[list[str]] = None
+
+
+@dataclass
+class PreparedBatch:
+    """A batch ready for the device (tokenised, padded, moved) before any window opens."""
+
+    prompts: list[list[int]]
+    payload: Any = None
+    input_tokens: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class Backend(ABC):
+    name: str = "backend"
+
+    def __init__(self, config, devices) -> None:
+        self.config = config
+        self.devices = devices
+
+    @classmethod
+    def is_available(cls) -> tuple[bool, str]:
+        """Whether this backend can run in the current Python; the reason if not."""
+        return True, ""
+
+    @abstractmethod
+    def version(self) -> Optional[str]: ...
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load model and tokenizer. Timed by the harness, outside every window."""
+
+    @abstractmethod
+    def prepare(self, prompts: list[list[int]]) -> PreparedBatch:
+        """Turn one batch of token-id prompts into whatever ``generate`` consumes."""
+
+    @abstractmethod
+    def generate(self, batch: PreparedBatch, *, timing: bool = False) -> GenerationOutput:
+        """Generate exactly ``output_len`` tokens per prompt. With ``timing``, record
+        per-token timestamps (the harness measures that hook's cost separately)."""
+
+    def prefill(self, batch: PreparedBatch) -> GenerationOutput:
+        """A prefill-only pass (one new token) over the same batch, for the phase split."""
+        raise NotImplementedError
+
+    def synchronize(self) -> None:
+        """Wait for queued device work: called at every window edge."""
+
+    def device_label(self) -> str:
+        return "cpu"
+
+    def memory(self) -> Optional[dict[str, Any]]:
+        return None
+
+    def flops(self, input_len: int, output_len: int, batch: int) -> Optional[dict[str, Any]]:
+        return None
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,1 @@
+"""The `llem` command line: a thin layer over the library."""

@@ -1,0 +1,4 @@
+"""Typed experiment configuration: schema, composition from Hydra, hashing."""
+from llem.config.schema import ExperimentConfig, StudyConfig
+
+__all__ = ["ExperimentConfig", "StudyConfig"]

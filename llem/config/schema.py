@@ -1,0 +1,248 @@
+"""The typed experiment configuration.
+
+Hydra composes YAML into a DictConfig; this module turns it into a validated
+``ExperimentConfig``. Every model forbids unknown keys so that a misspelt option fails
+loudly instead of being silently ignored.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+BACKENDS = ("pytorch", "vllm", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int4", "fp8")
+METERS = ("auto", "nvml", "nvml_power", "zeus", "codecarbon", "none")
+
+# Which precisions each backend can run at all. Device-specific limits (int8/int4 need a
+# GPU quantisation library, fp8 needs Hopper) are checked by the backend before loading.
+BACKEND_PRECISIONS: dict[str, tuple[str, ...]] = {
+    "pytorch": ("fp32", "fp16", "bf16", "int8", "int4"),
+    "vllm": ("fp32", "fp16", "bf16", "fp8", "int8", "int4"),
+    "tensorrt": ("fp16", "bf16", "fp8", "int8", "int4"),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Strict):
+    source: Literal["builtin", "no_weights", "local", "gguf", "hub"]
+    name: str
+    architecture: Optional[str] = None
+    path: Optional[str] = None
+    gguf_file: Optional[str] = None
+    revision: Optional[str] = None
+    tokenizer: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _check_source(self) -> "ModelConfig":
+        from pathlib import Path
+
+        if self.source in ("builtin", "no_weights"):
+            from llem.models.architectures import available_architectures
+
+            archs = available_architectures()
+            if self.architecture not in archs:
+                raise ValueError(
+                    f"model.architecture={self.architecture!r} is not shipped; allowed: {', '.join(archs)}"
+                )
+        if self.source in ("local", "gguf", "hub") and not self.path:
+            raise ValueError(f"model.path is required for model.source={self.source}")
+        if self.source == "local" and not Path(self.path).expanduser().is_dir():
+            raise ValueError(f"model.path={self.path!r} does not exist or is not a directory")
+        if self.source == "gguf":
+            p = Path(self.path).expanduser()
+            target = p / self.gguf_file if self.gguf_file else p
+            if not target.is_file():
+                raise ValueError(f"model.path={str(target)!r} is not an existing GGUF file")
+        return self
+
+
+class DatasetConfig(_Strict):
+    kind: Literal["synthetic", "builtin", "jsonl", "hf"]
+    name: str
+    path: Optional[str] = None
+    split: Optional[str] = None
+    text_field: str = "text"
+    num_prompts: PositiveInt = 8
+    input_len: PositiveInt = 32
+    order: Literal["sequential", "shuffled"] = "sequential"
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check_path(self) -> "DatasetConfig":
+        from pathlib import Path
+
+        if self.kind in ("jsonl", "hf") and not self.path:
+            raise ValueError(f"dataset.path is required for dataset.kind={self.kind}")
+        if self.kind == "jsonl" and not Path(self.path).expanduser().is_file():
+            raise ValueError(f"dataset.path={self.path!r} does not exist")
+        return self
+
+
+class BaselineConfig(_Strict):
+    enabled: bool = True
+    duration_s: float = Field(5.0, gt=0)
+    cache_ttl_s: float = Field(3600, ge=0)
+    cache_dir: Optional[str] = None
+
+
+class EnergyConfig(_Strict):
+    meter: Literal["auto", "nvml", "nvml_power", "zeus", "codecarbon", "none"] = "auto"
+    sample_interval_s: Optional[float] = Field(0.1, gt=0)
+    baseline: BaselineConfig = BaselineConfig()
+    country_iso_code: str = "USA"
+
+
+class MeasurementConfig(_Strict):
+    warmup_runs: int = Field(2, ge=0)
+    warmup_cv_target: Optional[float] = Field(None, gt=0)
+    warmup_max_runs: PositiveInt = 20
+    warmup_window: int = Field(3, ge=2)
+    cycles: PositiveInt = 5
+    min_window_s: float = Field(0.0, ge=0)
+    quantisation_target: float = Field(0.005, gt=0, lt=1)
+    max_repeats_per_cycle: PositiveInt = 1000
+    bootstrap_samples: PositiveInt = 2000
+    cv_warn_threshold: float = Field(0.05, gt=0)
+    temperature_drift_warn_c: float = Field(5.0, gt=0)
+
+
+class PyTorchConfig(_Strict):
+    attn_implementation: Optional[str] = None
+    device_map: Optional[Any] = None
+    torch_compile: bool = False
+    torch_compile_mode: Optional[str] = None
+    cache_implementation: Optional[str] = None
+    low_cpu_mem_usage: bool = True
+    max_memory: Optional[dict[str, Any]] = None
+    trust_remote_code: bool = False
+    do_sample: bool = False
+    temperature: float = Field(1.0, ge=0)
+    top_k: Optional[int] = Field(None, ge=0)
+    top_p: Optional[float] = Field(None, gt=0, le=1)
+    min_p: Optional[float] = Field(None, ge=0, le=1)
+    repetition_penalty: Optional[float] = Field(None, gt=0)
+    num_beams: PositiveInt = 1
+    extra_load_kwargs: dict[str, Any] = {}
+    extra_generate_kwargs: dict[str, Any] = {}
+
+
+class VLLMConfig(_Strict):
+    batching: Literal["static", "continuous"] = "static"
+    max_num_seqs: Optional[PositiveInt] = None
+    tensor_parallel_size: PositiveInt = 1
+    quantization: Optional[str] = None
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    enforce_eager: bool = False
+    max_model_len: Optional[PositiveInt] = None
+    kv_cache_dtype: str = "auto"
+    enable_prefix_caching: bool = False
+    extra_engine_args: dict[str, Any] = {}
+    extra_sampling_params: dict[str, Any] = {}
+
+
+class TensorRTConfig(_Strict):
+    tensor_parallel_size: PositiveInt = 1
+    max_batch_size: Optional[PositiveInt] = None
+    max_num_tokens: Optional[PositiveInt] = None
+    kv_cache_free_gpu_memory_fraction: float = Field(0.9, gt=0, le=1)
+    quantization: Optional[str] = None
+    extra_llm_args: dict[str, Any] = {}
+    extra_sampling_params: dict[str, Any] = {}
+
+
+class RunnerConfig(_Strict):
+    """Where each backend's jobs run: ``local`` (this Python), ``venv:<path>``,
+    ``container`` or ``auto`` (local if importable, else the project's default venv)."""
+
+    pytorch: str = "local"
+    vllm: str = "auto"
+    tensorrt: str = "auto"
+
+    @model_validator(mode="after")
+    def _check(self) -> "RunnerConfig":
+        for b in BACKENDS:
+            v = getattr(self, b)
+            if not (v in ("local", "auto", "container") or v.startswith("venv:")):
+                raise ValueError(
+                    f"runner.{b}={v!r} is not allowed; allowed: local, auto, container, venv:<path>"
+                )
+        return self
+
+
+class ExperimentConfig(_Strict):
+    """One measured experiment: everything that affects the number, and nothing else."""
+
+    backend: Literal["pytorch", "vllm", "tensorrt"] = "pytorch"
+    model: ModelConfig = ModelConfig(source="builtin", name="tiny-llama", architecture="tiny", tokenizer="builtin")
+    precision: Literal["fp32", "fp16", "bf16", "int8", "int4", "fp8"] = "fp32"
+    batch: PositiveInt = 1
+    output_len: PositiveInt = 32
+    seed: int = 0
+    device: str = "auto"
+    dataset: DatasetConfig = DatasetConfig(kind="synthetic", name="synthetic")
+    energy: EnergyConfig = EnergyConfig()
+    measurement: MeasurementConfig = MeasurementConfig()
+    runner: RunnerConfig = RunnerConfig()
+    pytorch: Optional[PyTorchConfig] = None
+    vllm: Optional[VLLMConfig] = None
+    tensorrt: Optional[TensorRTConfig] = None
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "ExperimentConfig":
+        if self.precision not in BACKEND_PRECISIONS[self.backend]:
+            raise ValueError(
+                f"precision={self.precision!r} is not supported by backend={self.backend}; "
+                f"allowed: {', '.join(BACKEND_PRECISIONS[self.backend])}"
+            )
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(f"device={self.device!r} is not allowed; allowed: auto, cpu, cuda, cuda:<index>")
+        for b in BACKENDS:
+            section = getattr(self, b)
+            if b != self.backend and section is not None:
+                raise ValueError(f"a `{b}:` section was given but backend={self.backend}; remove it or set backend={b}")
+        if getattr(self, self.backend) is None:
+            # A library user may omit the section: the defaults apply.
+            default = {"pytorch": PyTorchConfig, "vllm": VLLMConfig, "tensorrt": TensorRTConfig}[self.backend]()
+            object.__setattr__(self, self.backend, default)
+        return self
+
+    @property
+    def backend_section(self) -> BaseModel:
+        return getattr(self, self.backend)
+
+    def semantic_dict(self) -> dict[str, Any]:
+        """The fields that affect the measurement, for hashing (runner placement excluded:
+        where a job runs does not change what is measured)."""
+        d = self.model_dump(mode="json")
+        d.pop("runner", None)
+        return d
+
+    @property
+    def config_hash(self) -> str:
+        from llem.config.hashing import config_hash
+
+        return config_hash(self)
+
+
+class StudyConfig(_Strict):
+    """A grid of experiments for ``run_study``.
+
+    ``base`` is the experiment every job starts from; ``sweep`` maps dotted override keys
+    (Hydra syntax, e.g. ``"batch"`` or ``"backend"``) to the values to sweep.
+    """
+
+    name: str = "study"
+    base: dict[str, Any] = {}
+    sweep: dict[str, list[Any]] = {}
+    overrides: list[str] = []
+    cycles: PositiveInt = 1
+    order: Literal["sequential", "interleaved", "shuffled"] = "sequential"
+    shuffle_seed: int = 0
+    cooldown_s: float = Field(0.0, ge=0)
+    output_dir: Optional[str] = None
+    launcher: str = "local"
+    parallel_gpus: bool = False

@@ -1,0 +1,91 @@
+"""The GPUs a job uses, mapped to NVML devices by UUID.
+
+``resolve_devices`` reads ``CUDA_VISIBLE_DEVICES`` (indices or UUIDs) so that meters count
+exactly the GPUs the job can see, never the idle ones beside them. With no GPU the result is
+an empty ``DeviceSet`` (a null object), not ``None``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from llem.devices.nvml import NvmlUnavailable, nvml_module
+
+
+@dataclass
+class GpuDevice:
+    index: int  # NVML index (physical)
+    uuid: str
+    name: str
+    handle: Any = field(repr=False, default=None)
+    cuda_index: int = 0  # index as the job's CUDA runtime sees it
+
+
+@dataclass
+class DeviceSet:
+    gpus: list[GpuDevice] = field(default_factory=list)
+    unavailable_reason: Optional[str] = None
+
+    def __bool__(self) -> bool:
+        return bool(self.gpus)
+
+    def __iter__(self):
+        return iter(self.gpus)
+
+    def __len__(self) -> int:
+        return len(self.gpus)
+
+
+def _parse_visible(value: Optional[str]) -> Optional[list[str]]:
+    if value is None:
+        return None
+    value = value.strip()
+    if value == "":
+        return []
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def resolve_devices(visible: Optional[str] = None, *, use_env: bool = True) -> DeviceSet:
+    """The NVML devices behind ``CUDA_VISIBLE_DEVICES`` (or ``visible``), in CUDA order."""
+    try:
+        nv = nvml_module()
+        nv.nvmlInit()
+    except NvmlUnavailable as err:
+        return DeviceSet(unavailable_reason=str(err))
+    except Exception as err:  # NVMLError_LibraryNotFound and friends
+        return DeviceSet(unavailable_reason=f"NVML not available: {type(err).__name__}: {err}")
+    count = nv.nvmlDeviceGetCount()
+    all_devs = []
+    for i in range(count):
+        h = nv.nvmlDeviceGetHandleByIndex(i)
+        uuid = nv.nvmlDeviceGetUUID(h)
+        uuid = uuid.decode() if isinstance(uuid, bytes) else uuid
+        name = nv.nvmlDeviceGetName(h)
+        name = name.decode() if isinstance(name, bytes) else name
+        all_devs.append(GpuDevice(index=i, uuid=uuid, name=name, handle=h))
+    if visible is None and use_env:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    wanted = _parse_visible(visible)
+    if wanted is None:
+        chosen = all_devs
+    else:
+        chosen = []
+        for token in wanted:
+            match = None
+            if token.isdigit():
+                i = int(token)
+                match = all_devs[i] if i < len(all_devs) else None
+            else:
+                # UUIDs may be given in full ("GPU-xxxx") or as a unique prefix, as CUDA allows
+                cands = [d for d in all_devs if d.uuid == token or d.uuid.startswith(token)
+                         or d.uuid.removeprefix("GPU-").startswith(token.removeprefix("GPU-"))]
+                match = cands[0] if len(cands) == 1 else None
+            if match is None:
+                break  # CUDA ignores everything after the first invalid entry
+            chosen.append(match)
+    out = [GpuDevice(index=d.index, uuid=d.uuid, name=d.name, handle=d.handle, cuda_index=k)
+           for k, d in enumerate(chosen)]
+    if not out:
+        return DeviceSet(unavailable_reason="no GPU visible to this job" if all_devs else "NVML found no GPU")
+    return DeviceSet(gpus=out)

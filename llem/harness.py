@@ -1,0 +1,294 @@
+"""The measurement protocol. One function, ``run``, owns the order of events:
+
+environment snapshot -> idle baseline -> load model -> warm up -> calibrate window length ->
+measured cycles (meter window bracketed by device synchronisation, sampler beside it) ->
+latency pass -> phase split -> statistics -> ``ExperimentResult``.
+
+Nothing runs inside a measured window that a bare generate loop would not run: the window
+holds only ``backend.generate`` calls on batches prepared beforehand.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional
+
+from llem._version import __version__
+from llem.backends import backend_class
+from llem.config.schema import ExperimentConfig
+from llem.devices import DeviceSet, resolve_devices
+from llem.meters.base import Meter, NoMeter, WindowReading
+from llem.meters.select import select_meter
+from llem.result import (CycleResult, DeviceEnergy, EnergySummary, ExperimentResult)
+from llem.stats import summarize
+
+log = logging.getLogger("llem")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Workload:
+    """One pass over the prepared batches; the unit a measured window repeats."""
+
+    def __init__(self, backend, batches) -> None:
+        self.backend = backend
+        self.batches = batches
+        self.input_tokens = sum(b.input_tokens for b in batches)
+
+    def run(self) -> int:
+        out = 0
+        gen = self.backend.generate
+        for b in self.batches:
+            out += gen(b).output_tokens
+        return out
+
+
+def _wants_gpu(config: ExperimentConfig) -> bool:
+    return config.device != "cpu"
+
+
+def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
+        progress: Optional[Callable[[str], None]] = None) -> ExperimentResult:
+    say = progress or (lambda msg: log.info(msg))
+    t0 = time.perf_counter()
+    started_at = _now()
+    warnings: list[str] = []
+    methodology: dict = {}
+    job_dir = Path(job_dir) if job_dir else None
+
+    devices = resolve_devices() if _wants_gpu(config) else DeviceSet(unavailable_reason="device=cpu")
+    meter, why = select_meter(config.energy, devices)
+    methodology["meter"] = meter.name
+    methodology["meter_choice"] = why
+
+    from llem.environment import snapshot
+
+    environment = snapshot(devices)
+
+    # -- idle baseline, before the model loads ------------------------------------------------
+    baseline = None
+    if meter.measures_gpu and config.energy.baseline.enabled:
+        from llem.baseline import measure_baseline
+
+        say(f"measuring idle baseline ({config.energy.baseline.duration_s:g} s)")
+        baseline = measure_baseline(meter, devices, config.energy.baseline)
+        methodology["baseline"] = baseline.describe()
+    elif meter.measures_gpu:
+        methodology["baseline"] = {"enabled": False}
+
+    # -- load ----------------------------------------------------------------------------
+    backend = backend_class(config.backend)(config, devices)
+    say(f"loading {config.model.name} ({config.backend}, {config.precision})")
+    tl = time.perf_counter()
+    lh = meter.begin() if not isinstance(meter, NoMeter) else None
+    backend.load()
+    backend.synchronize()
+    load_reading = meter.end(lh) if lh is not None else None
+    load_time_s = time.perf_counter() - tl
+
+    from llem.datasets import load_prompts
+
+    b = config.batch
+    n_batches = max(1, math.ceil(config.dataset.num_prompts / b))
+    prompts = load_prompts(config.dataset, getattr(backend, "tokenizer", None),
+                           getattr(backend, "vocab_size", 512), min_count=n_batches * b)
+    batches = [backend.prepare(prompts[i * b:(i + 1) * b]) for i in range(n_batches)]
+    work = Workload(backend, batches)
+
+    # -- warm-up -------------------------------------------------------------------------
+    from llem.warmup import warm_up
+
+    warm = warm_up(work, config.measurement, backend.synchronize)
+    methodology["warmup"] = warm.describe()
+    pass_s = warm.last_pass_s if warm.last_pass_s else None
+
+    # -- calibrate the window: long enough for the counter's quantisation bound ------------
+    period = meter.update_period_s()
+    needed_s = config.measurement.min_window_s
+    if period:
+        # one update period of uncertainty at the closing edge (the opening edge is aligned
+        # by the meter where it can be), over the window: bound = period / window
+        needed_s = max(needed_s, period / config.measurement.quantisation_target)
+    if pass_s is None:
+        backend.synchronize()
+        ts = time.perf_counter()
+        work.run()
+        backend.synchronize()
+        pass_s = time.perf_counter() - ts
+    repeats = max(1, min(config.measurement.max_repeats_per_cycle, math.ceil(needed_s / max(pass_s, 1e-9))))
+    methodology["window"] = {
+        "workload_pass_s": pass_s, "repeats_per_cycle": repeats, "target_window_s": needed_s,
+        "counter_update_period_s": period, "quantisation_target": config.measurement.quantisation_target,
+        "batches_per_pass": n_batches, "prompts_per_pass": n_batches * b,
+    }
+
+    # -- measured cycles -------------------------------------------------------------------
+    from llem.sampler import Sampler
+
+    sampler = Sampler(devices, config.energy.sample_interval_s, t0=t0)
+    cycles: list[CycleResult] = []
+    readings: list[WindowReading] = []
+    say(f"measuring {config.measurement.cycles} cycles x {repeats} passes")
+    sampler.start()
+    steady_start = time.perf_counter() - t0
+    try:
+        for c in range(config.measurement.cycles):
+            backend.synchronize()
+            h = meter.begin()
+            out_tokens = 0
+            for _ in range(repeats):
+                out_tokens += work.run()
+            backend.synchronize()
+            reading = meter.end(h)
+            readings.append(reading)
+            cycles.append(_cycle(c, repeats, reading, t0, work.input_tokens * repeats, out_tokens, baseline))
+            say(f"cycle {c + 1}/{config.measurement.cycles}: {cycles[-1].output_tokens_per_s:.1f} tok/s"
+                + (f", {cycles[-1].energy_per_output_token_j:.4g} J/token" if cycles[-1].energy_per_output_token_j else ""))
+    finally:
+        steady_end = time.perf_counter() - t0
+        sampler.stop()
+    methodology["cycles"] = config.measurement.cycles
+    methodology["window_bracketing"] = "device synchronize before meter.begin() and before meter.end()"
+    if period:
+        bounds = [period / r.duration_s for r in readings if r.duration_s > 0]
+        methodology["quantisation_bound_max"] = max(bounds) if bounds else None
+        if bounds and max(bounds) > config.measurement.quantisation_target:
+            warnings.append(f"short window: quantisation bound {max(bounds):.2%} exceeds "
+                            f"{config.measurement.quantisation_target:.2%} (max_repeats_per_cycle reached?)")
+
+    # -- latency and phases: separate passes, outside the measured windows --------------------
+    latency = phases = None
+    from llem.latency import measure_latency
+
+    latency = measure_latency(backend, batches)
+    from llem.phases import measure_phases
+
+    phases = measure_phases(backend, work, batches, meter, baseline, repeats, config)
+
+    flops = backend.flops(config.dataset.input_len, config.output_len, b)
+    memory = backend.memory()
+
+    # -- statistics and result ---------------------------------------------------------------
+    stats_seed = config.seed
+    ns = config.measurement.bootstrap_samples
+    stats = {
+        "energy_per_output_token_j": summarize([c.energy_per_output_token_j for c in cycles], samples=ns, seed=stats_seed),
+        "tokens_per_joule": summarize([c.tokens_per_joule for c in cycles], samples=ns, seed=stats_seed),
+        "output_tokens_per_s": summarize([c.output_tokens_per_s for c in cycles], samples=ns, seed=stats_seed),
+        "energy_adjusted_per_output_token_j": summarize(
+            [(c.energy_adjusted_j / c.output_tokens) if c.energy_adjusted_j is not None and c.output_tokens else None
+             for c in cycles], samples=ns, seed=stats_seed),
+    }
+    energy = _energy_summary(meter, cycles, baseline, load_reading)
+    if energy.measured:
+        cv = stats["energy_per_output_token_j"].cv
+        if cv is not None and cv > config.measurement.cv_warn_threshold:
+            warnings.append(f"high CV: energy per token varies {cv:.1%} across cycles "
+                            f"(threshold {config.measurement.cv_warn_threshold:.0%})")
+    if meter.estimated:
+        warnings.append(f"estimated meter: {meter.name} does not read a hardware energy counter; energy is an estimate")
+    from llem.warnings_check import environment_warnings
+
+    warnings.extend(environment_warnings(environment, sampler, config))
+
+    total_in = sum(c.input_tokens for c in cycles)
+    total_out = sum(c.output_tokens for c in cycles)
+    total_s = sum(c.duration_s for c in cycles)
+    methodology["steady_state"] = (
+        f"windows start after {warm.runs} warm-up passes ({warm.reason}); "
+        "no warm-up, loading or latency/phase pass falls inside a measured window"
+    )
+    timeseries_path = None
+    if job_dir is not None and sampler.has_data():
+        timeseries_path = str(sampler.write_parquet(job_dir / "timeseries.parquet").name)
+
+    result = ExperimentResult(
+        llem_version=__version__,
+        experiment_id=uuid.uuid4().hex[:12],
+        config_hash=config.config_hash,
+        started_at=started_at,
+        ended_at=_now(),
+        config=config.model_dump(mode="json"),
+        backend=config.backend,
+        backend_version=backend.version(),
+        model=config.model.name,
+        precision=config.precision,
+        batch=config.batch,
+        device=backend.device_label(),
+        input_tokens=total_in,
+        output_tokens=total_out,
+        duration_s=total_s,
+        output_tokens_per_s=total_out / total_s if total_s > 0 else None,
+        load_time_s=load_time_s,
+        energy=energy,
+        cycles=cycles,
+        stats=stats,
+        latency=latency,
+        phases=phases,
+        flops=flops,
+        memory=memory,
+        steady_state_window=[steady_start, steady_end],
+        measurement_methodology=methodology,
+        environment=environment,
+        warnings=warnings,
+        timeseries_path=timeseries_path,
+    )
+    backend.close()
+    meter.close()
+    return result
+
+
+def _cycle(index, repeats, r: WindowReading, t0, in_tok, out_tok, baseline) -> CycleResult:
+    dur = r.duration_s
+    e = r.energy_j
+    adj = None
+    per_dev = []
+    for d in r.per_device:
+        bw = baseline.power_w.get(d.uuid) if baseline else None
+        per_dev.append(DeviceEnergy(index=d.index, uuid=d.uuid, name=d.name, energy_j=d.energy_j, baseline_power_w=bw))
+    if e is not None and baseline is not None and baseline.total_power_w is not None:
+        adj = e - baseline.total_power_w * dur
+    return CycleResult(
+        index=index, repeats=repeats, start_s=r.start_time - t0, duration_s=dur,
+        input_tokens=in_tok, output_tokens=out_tok, energy_j=e, energy_adjusted_j=adj,
+        cpu_energy_j=r.cpu_energy_j, dram_energy_j=r.dram_energy_j, per_device=per_dev,
+        energy_per_output_token_j=(e / out_tok) if e is not None and out_tok else None,
+        output_tokens_per_s=out_tok / dur if dur > 0 else 0.0,
+        tokens_per_joule=(out_tok / e) if e else None,
+    )
+
+
+def _energy_summary(meter: Meter, cycles: list[CycleResult], baseline, load_reading) -> EnergySummary:
+    if isinstance(meter, NoMeter) or not cycles or any(c.energy_j is None for c in cycles):
+        reason = getattr(meter, "reason", None) or "the meter returned no energy for the measured windows"
+        return EnergySummary(measured=False, not_measured_reason=reason, meter=meter.name, source=meter.source or None,
+                             estimated=meter.estimated)
+    e = sum(c.energy_j for c in cycles)
+    out = sum(c.output_tokens for c in cycles)
+    adj = sum(c.energy_adjusted_j for c in cycles) if all(c.energy_adjusted_j is not None for c in cycles) else None
+    per_dev: dict = {}
+    for c in cycles:
+        for d in c.per_device:
+            cur = per_dev.setdefault(d.uuid or d.index, DeviceEnergy(index=d.index, uuid=d.uuid, name=d.name, energy_j=0.0,
+                                                                     baseline_power_w=d.baseline_power_w))
+            cur.energy_j = (cur.energy_j or 0.0) + (d.energy_j or 0.0)
+    cpu = [c.cpu_energy_j for c in cycles]
+    dram = [c.dram_energy_j for c in cycles]
+    return EnergySummary(
+        measured=True, meter=meter.name, source=meter.source, estimated=meter.estimated,
+        energy_j=e, energy_adjusted_j=adj,
+        baseline_power_w=baseline.total_power_w if baseline else None,
+        energy_per_output_token_j=e / out if out else None,
+        energy_adjusted_per_output_token_j=(adj / out) if adj is not None and out else None,
+        tokens_per_joule=out / e if e else None,
+        cpu_energy_j=sum(cpu) if all(v is not None for v in cpu) else None,
+        dram_energy_j=sum(dram) if all(v is not None for v in dram) else None,
+        per_device=list(per_dev.values()),
+        load_energy_j=load_reading.energy_j if load_reading is not None else None,
+    )

@@ -1,0 +1,3 @@
+from llem.meters.base import NoMeter
+
+__all__ = ["NoMeter"]

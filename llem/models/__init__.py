@@ -1,0 +1,1 @@
+"""Model sources: built-in tiny model, no_weights architectures, local, GGUF, hub."""

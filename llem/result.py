@@ -1,0 +1,184 @@
+"""The result schema: what every consumer (CLI summary, manifest, results tools) reads.
+
+Vocabulary (DESIGN.md): ``energy_j`` is raw counter energy; ``energy_adjusted_j`` subtracts
+``baseline_power_w`` x duration; throughput counts output tokens. A quantity that was not
+measured is ``None`` with a reason beside it, never 0.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Stat(_Model):
+    """Statistics over measured cycles."""
+
+    n: int
+    mean: Optional[float] = None
+    std: Optional[float] = None
+    cv: Optional[float] = None
+    ci95_low: Optional[float] = None
+    ci95_high: Optional[float] = None
+    method: str = "seeded percentile bootstrap over cycles"
+
+
+class Percentiles(_Model):
+    n: int = 0
+    mean: Optional[float] = None
+    p50: Optional[float] = None
+    p90: Optional[float] = None
+    p95: Optional[float] = None
+    p99: Optional[float] = None
+
+
+class DeviceEnergy(_Model):
+    index: int
+    uuid: Optional[str] = None
+    name: Optional[str] = None
+    energy_j: Optional[float] = None
+    baseline_power_w: Optional[float] = None
+
+
+class CycleResult(_Model):
+    index: int
+    repeats: int
+    start_s: float  # relative to the experiment start
+    duration_s: float
+    input_tokens: int
+    output_tokens: int
+    energy_j: Optional[float] = None
+    energy_adjusted_j: Optional[float] = None
+    cpu_energy_j: Optional[float] = None
+    dram_energy_j: Optional[float] = None
+    per_device: list[DeviceEnergy] = []
+    energy_per_output_token_j: Optional[float] = None
+    output_tokens_per_s: float
+    tokens_per_joule: Optional[float] = None
+
+
+class EnergySummary(_Model):
+    measured: bool
+    not_measured_reason: Optional[str] = None
+    meter: str
+    source: Optional[str] = None
+    estimated: bool = False
+    energy_j: Optional[float] = None
+    energy_adjusted_j: Optional[float] = None
+    baseline_power_w: Optional[float] = None
+    energy_per_output_token_j: Optional[float] = None
+    energy_adjusted_per_output_token_j: Optional[float] = None
+    tokens_per_joule: Optional[float] = None
+    cpu_energy_j: Optional[float] = None
+    dram_energy_j: Optional[float] = None
+    per_device: list[DeviceEnergy] = []
+    load_energy_j: Optional[float] = None
+
+
+class PhaseResult(_Model):
+    duration_s: Optional[float] = None
+    energy_j: Optional[float] = None
+    energy_adjusted_j: Optional[float] = None
+    tokens: Optional[int] = None
+
+
+class Phases(_Model):
+    method: str
+    error: str
+    prefill: PhaseResult = PhaseResult()
+    decode: PhaseResult = PhaseResult()
+    prefill_energy_per_prompt_j: Optional[float] = None
+    decode_energy_per_output_token_j: Optional[float] = None
+
+
+class Latency(_Model):
+    method: str
+    ttft_ms: Percentiles = Percentiles()
+    itl_ms: Percentiles = Percentiles()
+    itl_trimmed_ms: Percentiles = Percentiles()
+    tpot_ms: Percentiles = Percentiles()
+    e2e_latency_ms: Percentiles = Percentiles()
+
+
+class ExperimentResult(_Model):
+    schema_version: str = SCHEMA_VERSION
+    llem_version: str
+    experiment_id: str
+    config_hash: str
+    status: Literal["completed", "failed"] = "completed"
+    error_type: Optional[str] = None
+    error_message: Optional[str] = None
+    started_at: str
+    ended_at: str
+    config: dict[str, Any]
+    backend: str
+    backend_version: Optional[str] = None
+    model: str
+    precision: str
+    batch: int
+    device: str
+    # totals over all measured cycles
+    input_tokens: int = 0
+    output_tokens: int = 0
+    duration_s: float = 0.0
+    output_tokens_per_s: Optional[float] = None
+    load_time_s: Optional[float] = None
+    energy: EnergySummary
+    cycles: list[CycleResult] = []
+    stats: dict[str, Stat] = {}
+    latency: Optional[Latency] = None
+    phases: Optional[Phases] = None
+    flops: Optional[dict[str, Any]] = None
+    memory: Optional[dict[str, Any]] = None
+    steady_state_window: Optional[list[float]] = None
+    measurement_methodology: dict[str, Any] = {}
+    environment: dict[str, Any] = {}
+    warnings: list[str] = []
+    timeseries_path: Optional[str] = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    # --- persistence -------------------------------------------------------------------
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        write_atomic(path, self.to_json())
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ExperimentResult":
+        path = Path(path)
+        if path.is_dir():
+            path = path / "result.json"
+        return cls.model_validate_json(path.read_text())
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write via a temp file in the same directory and rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str))

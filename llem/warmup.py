@@ -1,0 +1,48 @@
+"""Warm-up: full-length passes until latency settles (or a fixed number of runs)."""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass
+class WarmupReport:
+    runs: int = 0
+    durations_s: list = field(default_factory=list)
+    converged: Optional[bool] = None
+    reason: str = ""
+
+    @property
+    def last_pass_s(self) -> Optional[float]:
+        return self.durations_s[-1] if self.durations_s else None
+
+    def describe(self) -> dict:
+        return {"runs": self.runs, "durations_s": self.durations_s, "converged": self.converged, "reason": self.reason}
+
+
+def warm_up(work, mcfg, sync) -> WarmupReport:
+    rep = WarmupReport()
+    target = mcfg.warmup_cv_target
+    limit = mcfg.warmup_max_runs if target else mcfg.warmup_runs
+    for i in range(limit):
+        sync()
+        t = time.perf_counter()
+        work.run()
+        sync()
+        rep.durations_s.append(time.perf_counter() - t)
+        rep.runs += 1
+        if target and rep.runs >= max(mcfg.warmup_runs, mcfg.warmup_window):
+            last = rep.durations_s[-mcfg.warmup_window:]
+            cv = statistics.stdev(last) / statistics.mean(last) if statistics.mean(last) else 0.0
+            if cv <= target:
+                rep.converged = True
+                rep.reason = f"latency CV {cv:.2%} <= {target:.2%} over the last {mcfg.warmup_window} passes"
+                return rep
+    if target:
+        rep.converged = False
+        rep.reason = f"latency CV did not reach {target:.2%} within {limit} passes"
+    else:
+        rep.reason = f"fixed count of {rep.runs} full-length passes"
+    return rep
