@@ -1,0 +1,1 @@
+"""Studies: the sweep grid, per-job processes, the failure-proof manifest, resume, dry run."""
