@@ -103,7 +103,7 @@ def run_command(args: list[str]) -> int:
                              config_name=parsed["config_name"])
     _state["quiet"] = parsed["llem"].get("quiet", False)
     _state["exit_code"] = 0
-    hydra_main(args_without_llem_flags(args))
+    hydra_main(absolute_config_path(args_without_llem_flags(args)))
     return _state["exit_code"]
 
 
@@ -127,6 +127,17 @@ def args_without_llem_flags(args: list[str]) -> list[str]:
         if a.startswith("--resume="):
             continue
         out.append(a)
+    return out
+
+
+def absolute_config_path(args: list[str]) -> list[str]:
+    """Hydra reads -cp relative to the app's module; users mean relative to where they are."""
+    out = list(args)
+    for i, a in enumerate(out):
+        if a in ("-cp", "--config-path") and i + 1 < len(out):
+            out[i + 1] = str(Path(out[i + 1]).expanduser().resolve())
+        elif a.startswith("--config-path="):
+            out[i] = "--config-path=" + str(Path(a.split("=", 1)[1]).expanduser().resolve())
     return out
 
 

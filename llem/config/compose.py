@@ -101,9 +101,13 @@ def compose(overrides: Iterable[str] = (), *, config_dir: str | Path | None = No
     from omegaconf.errors import OmegaConfBaseException
 
     cdir = str(Path(config_dir).resolve()) if config_dir else str(conf_dir())
+    overrides = list(overrides)
+    if cdir != str(conf_dir()) and not any(o.startswith("hydra.searchpath") for o in overrides):
+        # a user config dir (-cd) composes llem's own groups too, as `llem run -cd` does
+        overrides.append(f"hydra.searchpath=[file://{conf_dir()}]")
     try:
         with initialize_config_dir(config_dir=cdir, version_base=None, job_name="llem"):
-            cfg = hydra_compose(config_name=config_name, overrides=list(overrides),
+            cfg = hydra_compose(config_name=config_name, overrides=overrides,
                                 return_hydra_config=return_hydra_cfg)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         raise ConfigError(format_hydra_error(err, cdir)) from None

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Set up llem in ./.venv and, with --run, run the default experiment.
+#
+#   bash scripts/setup.sh            # .venv with llem[pytorch]
+#   bash scripts/setup.sh --dev      # + test/dev extras (pytest, zeus, codecarbon, hadolint, matplotlib)
+#   bash scripts/setup.sh --run [llem run args...]   # set up, then `llem run` offline
+#
+# torch is pinned to 2.13.0. On a machine without an NVIDIA GPU that must be the CPU build:
+# this workplace's pip serves it from local disk; elsewhere set
+#   LLEM_TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# Environment: LLEM_VENV (default .venv), PYTHON (default python3).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+venv=${LLEM_VENV:-$root/.venv}
+py=${PYTHON:-python3}
+dev=0; run=0; run_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dev) dev=1 ;;
+    --run) run=1; shift; run_args=("$@"); break ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $1 (allowed: --dev, --run)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+"$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
+  || { echo "setup.sh: llem needs Python >= 3.10 ($py is $("$py" -V 2>&1))" >&2; exit 2; }
+
+t0=$(date +%s)
+[ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
+export PIP_NO_INPUT=1
+
+if ! "$venv/bin/python" -c 'import torch, sys; sys.exit(0 if torch.__version__.startswith("2.13.0") else 1)' 2>/dev/null; then
+  echo "setup.sh: installing torch 2.13.0" >&2
+  if [ -n "${LLEM_TORCH_INDEX:-}" ]; then
+    "${pip[@]}" torch==2.13.0 --index-url "$LLEM_TORCH_INDEX"
+  else
+    "${pip[@]}" torch==2.13.0
+  fi
+fi
+extras=pytorch
+[ "$dev" = 1 ] && extras="pytorch,dev,zeus,codecarbon,plot"
+echo "setup.sh: installing llem[$extras] (editable)" >&2
+# The constraint keeps pip from replacing the torch chosen above.
+log=$(mktemp)
+if ! "${pip[@]}" -e ".[$extras]" "torch==2.13.0" >"$log" 2>&1; then
+  grep -v "^WARNING: Location" "$log" >&2; rm -f "$log"; echo "setup.sh: pip install failed" >&2; exit 1
+fi
+rm -f "$log"
+"$venv/bin/python" -c 'import llem, torch; print(f"setup.sh: llem {llem.__version__}, torch {torch.__version__}")' >&2
+echo "setup.sh: ready in $(( $(date +%s) - t0 )) s ($venv)" >&2
+
+if [ "$run" = 1 ]; then
+  # Offline: the default experiment needs no download, and must never try one.
+  export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+  exec "$venv/bin/llem" run "${run_args[@]}"
+fi

@@ -1,0 +1,36 @@
+"""Shared test helpers. Tests run offline: no model hub is reachable here."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+LLEM = str(Path(sys.executable).parent / "llem")
+
+# The fastest meaningful experiment: tiny model, 2 short cycles, no warm-up.
+FAST = ["measurement.cycles=2", "measurement.warmup_runs=0", "dataset.num_prompts=2", "output_len=4"]
+
+
+def run_llem(args, cwd, env=None, timeout=300, input=None) -> subprocess.CompletedProcess:
+    """Run the CLI as a user types it."""
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([LLEM, *args], cwd=cwd, env=e, capture_output=True, text=True, timeout=timeout, input=input)
+
+
+@pytest.fixture
+def llem_cli():
+    return run_llem
+
+
+@pytest.fixture
+def fast_overrides():
+    return list(FAST)
