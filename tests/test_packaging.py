@@ -1,0 +1,61 @@
+"""The wheel carries the config tree, and an installed (non-editable) llem runs from it."""
+from __future__ import annotations
+
+import os
+import site
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(REPO)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    wheels = list(out.glob("llenergymeasure-*.whl"))
+    assert len(wheels) == 1
+    return wheels[0]
+
+
+def test_wheel_carries_yaml_and_plugins(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    for f in ("llem/conf/config.yaml", "llem/conf/backend/pytorch.yaml", "llem/conf/backend/vllm.yaml",
+              "llem/conf/model/tiny.yaml", "llem/conf/model/llama-3.2-1b.yaml", "llem/conf/energy/auto.yaml",
+              "llem/conf/precision/bf16.yaml", "llem/conf/dataset/synthetic.yaml",
+              "llem/models/architectures/llama-3.1-8b.json", "llem/assets/tokenizer/tokenizer.json",
+              "llem/datasets/builtin_prompts.txt", "hydra_plugins/llem_plugins/config.py"):
+        assert f in names, f
+    assert not any(n.startswith("conf/") for n in names), "conf/ must live inside the llem package"
+
+
+def test_installed_wheel_runs_cfg_job(wheel, tmp_path):
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    py = env_dir / "bin" / "python"
+    r = subprocess.run([str(py), "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True)
+    target = Path(r.stdout.strip())
+    # Dependencies come from the test environment's site-packages; its editable llem does not
+    # (a path in a .pth file is added without processing that directory's own .pth files).
+    (target / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    with zipfile.ZipFile(wheel) as z:  # a wheel is installed by unpacking it (no network, no pip)
+        z.extractall(target)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([str(py), "-c", "from llem.config.compose import conf_dir; print(conf_dir())"],
+                       cwd=work, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()) == target / "llem" / "conf"
+    r = subprocess.run([str(py), "-m", "llem", "run", "--cfg", "job", "batch=4"], cwd=work,
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "batch: 4" in r.stdout and "backend: pytorch" in r.stdout
+    assert list(work.iterdir()) == []
