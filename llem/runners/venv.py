@@ -1,0 +1,107 @@
+"""The venv runner: the job runs in another Python environment (``<venv>/bin/python``).
+
+vLLM and TensorRT-LLM pin their own torch and transformers, so they cannot share one
+environment with each other or with the PyTorch backend. The parent hands the validated
+config to ``python -m llem.runners.worker`` in the venv and reads back the result it wrote.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from llem.runners.base import Runner
+
+WORKER_RESULT = ".worker_result.json"
+WORKER_CONFIG = ".worker_config.json"
+
+
+def venv_python(venv: str | Path) -> Path:
+    venv = Path(venv).expanduser()
+    if venv.is_file():  # a python executable given directly
+        return venv
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+class VenvRunner(Runner):
+    name = "venv"
+
+    def __init__(self, venv: str | Path, backend: str | None = None) -> None:
+        self.venv = Path(venv).expanduser()
+        self.backend = backend
+
+    @property
+    def python(self) -> Path:
+        return venv_python(self.venv)
+
+    def check(self) -> None:
+        from llem.errors import BackendUnavailableError
+
+        if not self.python.exists():
+            raise BackendUnavailableError(
+                f"runner.{self.backend or '<backend>'}=venv:{self.venv}: {self.python} does not exist; "
+                "create the venv (e.g. scripts/setup-vllm-env.sh) or fix the path")
+
+    def describe(self) -> dict:
+        return {"name": self.name, "venv": str(self.venv), "python": str(self.python)}
+
+    def run(self, config, job_dir, *, progress=None):
+        from llem.result import ExperimentResult
+
+        self.check()
+        tmp = None
+        if job_dir is None:
+            tmp = tempfile.mkdtemp(prefix="llem-venv-")
+            job_dir = Path(tmp)
+        job_dir = Path(job_dir).resolve()
+        job_dir.mkdir(parents=True, exist_ok=True)
+        cfg_path, out_path = job_dir / WORKER_CONFIG, job_dir / WORKER_RESULT
+        out_path.unlink(missing_ok=True)  # a stale result from an earlier attempt must never be read back
+        cfg_path.write_text(config.model_dump_json())
+        cmd = [str(self.python), "-m", "llem.runners.worker", "--config", str(cfg_path),
+               "--job-dir", str(job_dir), "--out", str(out_path)]
+        if progress:
+            progress(f"running in {self.python}")
+        # The worker's output goes where ours goes (the job log in a study).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+        try:
+            rc = proc.wait()
+        except BaseException:
+            # Interrupted (Ctrl-C, timeout): never leave the worker running on the GPU.
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            raise
+        try:
+            if out_path.is_file():
+                result = ExperimentResult.load(out_path)
+                result.extra.setdefault("runner", self.describe())
+                return result
+            if rc < 0:
+                name = signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else str(-rc)
+                raise WorkerKilled(f"the worker in {self.venv} was killed by {name}"
+                                   + (" (out of memory?)" if -rc == signal.SIGKILL else ""))
+            raise WorkerFailed(f"the worker in {self.venv} exited with code {rc} without writing a result "
+                               "(is llem installed in that venv? see the job log)")
+        finally:
+            out_path.unlink(missing_ok=True)
+            cfg_path.unlink(missing_ok=True)
+            if tmp:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+class WorkerKilled(RuntimeError):
+    pass
+
+
+class WorkerFailed(RuntimeError):
+    pass
