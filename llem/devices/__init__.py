@@ -26,6 +26,13 @@ class GpuDevice:
 class DeviceSet:
     gpus: list[GpuDevice] = field(default_factory=list)
     unavailable_reason: Optional[str] = None
+    #: how CUDA_VISIBLE_DEVICES was read, for measurement_methodology
+    mapping: dict = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        return {"gpus": [{"cuda_index": d.cuda_index, "nvml_index": d.index, "uuid": d.uuid, "name": d.name}
+                         for d in self.gpus],
+                "unavailable_reason": self.unavailable_reason, **self.mapping}
 
     def __bool__(self) -> bool:
         return bool(self.gpus)
@@ -84,8 +91,19 @@ def resolve_devices(visible: Optional[str] = None, *, use_env: bool = True) -> D
             if match is None:
                 break  # CUDA ignores everything after the first invalid entry
             chosen.append(match)
-    out = [GpuDevice(index=d.index, uuid=d.uuid, name=d.name, handle=d.handle, cuda_index=k)
-           for k, d in enumerate(chosen)]
+    # Handles are looked up by UUID: the UUID, not the index, is what names a GPU across
+    # CUDA's and NVML's differing orders.
+    out = [GpuDevice(index=d.index, uuid=d.uuid, name=d.name, handle=nv.nvmlDeviceGetHandleByUUID(d.uuid),
+                     cuda_index=k) for k, d in enumerate(chosen)]
+    mapping = {"cuda_visible_devices": visible, "nvml_device_count": count,
+               "ignored_gpus": [d.uuid for d in all_devs if d.uuid not in {g.uuid for g in out}]}
+    if wanted and any(t.isdigit() for t in wanted) and len({d.name for d in all_devs}) > 1 \
+            and os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":
+        # CUDA's default order is fastest-first, NVML's is PCI bus order: indices agree only
+        # on machines with one GPU model, or with CUDA_DEVICE_ORDER=PCI_BUS_ID.
+        mapping["warning"] = ("CUDA_VISIBLE_DEVICES gives indices on a machine with mixed GPU models; set "
+                              "CUDA_DEVICE_ORDER=PCI_BUS_ID or use UUIDs so CUDA and NVML name the same GPUs")
     if not out:
-        return DeviceSet(unavailable_reason="no GPU visible to this job" if all_devs else "NVML found no GPU")
-    return DeviceSet(gpus=out)
+        return DeviceSet(unavailable_reason="no GPU visible to this job" if all_devs else "NVML found no GPU",
+                         mapping=mapping)
+    return DeviceSet(gpus=out, mapping=mapping)

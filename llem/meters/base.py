@@ -31,6 +31,10 @@ class WindowReading:
     per_device: list[DeviceReading] = field(default_factory=list)
     cpu_energy_j: Optional[float] = None
     dram_energy_j: Optional[float] = None
+    #: a GPU total from a meter that cannot split it per device (CodeCarbon)
+    gpu_total_j: Optional[float] = None
+    #: "gpu": energy_j is the GPUs the job uses; "host": CPU + RAM (a CPU-only run's estimate)
+    scope: str = "gpu"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -39,10 +43,16 @@ class WindowReading:
 
     @property
     def energy_j(self) -> Optional[float]:
-        """GPU energy summed over the devices the job uses; None if any device is unread."""
-        if not self.per_device or any(d.energy_j is None for d in self.per_device):
-            return None
-        return sum(d.energy_j for d in self.per_device)
+        """GPU energy summed over the devices the job uses; None if any device is unread.
+
+        A reading with ``scope == "host"`` (no GPU in the job) reports CPU + RAM instead."""
+        if self.scope == "host":
+            if self.cpu_energy_j is None:
+                return None
+            return self.cpu_energy_j + (self.dram_energy_j or 0.0)
+        if self.per_device and all(d.energy_j is not None for d in self.per_device):
+            return sum(d.energy_j for d in self.per_device)
+        return self.gpu_total_j
 
 
 class Meter(ABC):
@@ -53,6 +63,8 @@ class Meter(ABC):
     estimated: bool = False
     #: Whether the meter reads GPU energy (idle baseline is only meaningful then).
     measures_gpu: bool = True
+    #: A limitation every result measured with this meter must carry as a warning.
+    caveat: Optional[str] = None
 
     def __init__(self, devices) -> None:
         self.devices = devices
@@ -62,11 +74,22 @@ class Meter(ABC):
         """Open a window and return its handle. Called outside the measured work."""
 
     @abstractmethod
-    def end(self, handle: Any) -> WindowReading:
-        """Close the window opened by ``begin`` and return its energy."""
+    def end(self, handle: Any, *, align: bool = False) -> WindowReading:
+        """Close the window opened by ``begin`` and return its energy.
+
+        ``align=True`` lets a counter meter wait for the next counter update before closing,
+        which removes the closing edge's quantisation; only for idle windows (the baseline),
+        since the wait would add idle time to a measured workload window."""
 
     def update_period_s(self) -> Optional[float]:
         """How often the underlying reading changes (seconds), if known."""
+        return None
+
+    def edge_uncertainty_s(self) -> Optional[float]:
+        """Seconds of energy the window edges may miss or add, in total (both edges).
+
+        The relative quantisation bound of a window is ``edge_uncertainty_s / duration``
+        when power is steady (docs/measurement.md derives it). None: not applicable."""
         return None
 
     def resolution_j(self) -> Optional[float]:
@@ -78,6 +101,7 @@ class Meter(ABC):
             "source": self.source,
             "estimated": self.estimated,
             "update_period_s": self.update_period_s(),
+            "edge_uncertainty_s": self.edge_uncertainty_s(),
             "resolution_j": self.resolution_j(),
         }
 
@@ -99,5 +123,5 @@ class NoMeter(Meter):
     def begin(self) -> float:
         return time.perf_counter()
 
-    def end(self, handle: float) -> WindowReading:
+    def end(self, handle: float, *, align: bool = False) -> WindowReading:
         return WindowReading(start_time=handle, end_time=time.perf_counter())
