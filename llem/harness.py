@@ -98,7 +98,7 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
     n_batches = max(1, math.ceil(config.dataset.num_prompts / b))
     prompts = load_prompts(config.dataset, getattr(backend, "tokenizer", None),
                            getattr(backend, "vocab_size", 512), min_count=n_batches * b)
-    batches = [backend.prepare(prompts[i * b:(i + 1) * b]) for i in range(n_batches)]
+    batches = [backend.prepare(p) for p in backend.plan_batches(prompts[:n_batches * b], b)]
     work = Workload(backend, batches)
 
     # -- warm-up -------------------------------------------------------------------------
@@ -125,7 +125,7 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
     methodology["window"] = {
         "workload_pass_s": pass_s, "repeats_per_cycle": repeats, "target_window_s": needed_s,
         "counter_update_period_s": period, "quantisation_target": config.measurement.quantisation_target,
-        "batches_per_pass": n_batches, "prompts_per_pass": n_batches * b,
+        "batches_per_pass": len(batches), "prompts_per_pass": n_batches * b,
     }
 
     # -- measured cycles -------------------------------------------------------------------
@@ -171,6 +171,7 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
 
     phases = measure_phases(backend, work, batches, meter, baseline, repeats, config)
 
+    methodology["backend"] = backend.describe()
     flops = backend.flops(config.dataset.input_len, config.output_len, b)
     memory = backend.memory()
 

@@ -54,6 +54,15 @@ class Backend(ABC):
     def load(self) -> None:
         """Load model and tokenizer. Timed by the harness, outside every window."""
 
+    def plan_batches(self, prompts: list[list[int]], batch: int) -> list[list[list[int]]]:
+        """How one workload pass splits into ``generate`` calls: by default one call per
+        ``batch`` prompts (vLLM's continuous batching hands the whole pass to one call)."""
+        return [prompts[i:i + batch] for i in range(0, len(prompts), batch)]
+
+    def describe(self) -> dict[str, Any]:
+        """Backend-specific facts for ``measurement_methodology["backend"]``."""
+        return {}
+
     @abstractmethod
     def prepare(self, prompts: list[list[int]]) -> PreparedBatch:
         """Turn one batch of token-id prompts into whatever ``generate`` consumes."""

