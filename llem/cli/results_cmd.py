@@ -1,0 +1,319 @@
+"""``llem results show|compare|export|plot``: a thin layer over ``llem.results``.
+
+Tables and file paths go to stdout; progress goes to stderr (``--quiet`` silences it). Bad input
+raises ``ConfigError`` (exit 2, one line), before any file is written.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Optional
+
+from llem.errors import ConfigError
+
+USAGE = """usage: llem results <show|compare|export|plot> ...
+
+  show DIR [--sort METRIC] [--desc] [--columns a,b,...] [carbon options]
+  compare A B [--metric METRIC ...]
+  export DIR --format csv|parquet|json|leaderboard [--out PATH] [carbon options]
+  plot DIR [--out DIR]
+
+DIR is a study directory (manifest.json), a job directory or a result.json.
+carbon options: --carbon COUNTRY|auto [--pue 1.0] [--carbon-intensity G_PER_KWH]
+every command takes --quiet (no progress on stderr)
+"""
+
+SHOW_COLUMNS = ["job_id", "status", "backend", "model", "precision", "batch", "energy_per_output_token_j",
+                "energy_adjusted_per_output_token_j", "tokens_per_joule", "output_tokens_per_s", "ttft_ms_p50",
+                "itl_ms_p50"]
+CI_SHOWN = {"energy_per_output_token_j", "output_tokens_per_s", "tokens_per_joule",
+            "energy_adjusted_per_output_token_j"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad input as ``ConfigError`` (one line, exit 2) instead of exiting."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        raise ConfigError(f"{self.prog}: {message}", field=self.prog, value=None, allowed=None)
+
+    def exit(self, status=0, message=None):
+        if message:
+            print(message, file=sys.stderr, end="")
+        raise SystemExit(status)
+
+
+def _add_carbon(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--carbon", metavar="COUNTRY", help="add gCO2e columns for this grid (ISO code, or 'auto')")
+    p.add_argument("--carbon-intensity", type=float, metavar="G_PER_KWH",
+                   help="use this grid intensity (gCO2e/kWh) instead of a table")
+    p.add_argument("--pue", type=float, default=1.0, help="data-centre PUE factor (default 1.0)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="llem results", usage=USAGE, add_help=True)
+    sub = p.add_subparsers(dest="action", parser_class=_Parser)
+    s = sub.add_parser("show", prog="llem results show")
+    s.add_argument("path", metavar="DIR")
+    s.add_argument("--sort", metavar="METRIC")
+    s.add_argument("--desc", action="store_true", help="sort descending")
+    s.add_argument("--columns", metavar="A,B,...", help="columns to show (default: the headline metrics)")
+    _add_carbon(s)
+    s.add_argument("--quiet", "-q", action="store_true")
+    c = sub.add_parser("compare", prog="llem results compare")
+    c.add_argument("a", metavar="A")
+    c.add_argument("b", metavar="B")
+    c.add_argument("--metric", action="append", metavar="METRIC")
+    c.add_argument("--quiet", "-q", action="store_true")
+    e = sub.add_parser("export", prog="llem results export")
+    e.add_argument("path", metavar="DIR")
+    e.add_argument("--format", required=True, metavar="FORMAT")
+    e.add_argument("--out", metavar="PATH")
+    _add_carbon(e)
+    e.add_argument("--quiet", "-q", action="store_true")
+    pl = sub.add_parser("plot", prog="llem results plot")
+    pl.add_argument("path", metavar="DIR")
+    pl.add_argument("--out", metavar="DIR")
+    pl.add_argument("--quiet", "-q", action="store_true")
+    return p
+
+
+def results_command(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0 if argv else 2
+    if argv[0] not in ("show", "compare", "export", "plot"):
+        raise ConfigError(f"results: unknown action {argv[0]!r}; allowed: show, compare, export, plot",
+                          field="action", value=argv[0], allowed=["show", "compare", "export", "plot"])
+    args = _parser().parse_args(argv)
+    return {"show": _show, "compare": _compare, "export": _export, "plot": _plot}[args.action](args)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def _load(path: str, quiet: bool):
+    from llem.results.load import load_path
+    from llem.results.progress import Progress
+    from llem.results.table import loaded_to_dataframe
+
+    loaded = load_path(path, progress=Progress("loading results", quiet=quiet, min_total=10))
+    return loaded, loaded_to_dataframe(loaded)
+
+
+def _with_carbon(df, args):
+    if args.carbon is None and args.carbon_intensity is None:
+        if args.pue != 1.0:
+            raise ConfigError("--pue: only meaningful with --carbon COUNTRY or --carbon-intensity G",
+                              field="pue", value=args.pue, allowed="with --carbon")
+        return df
+    from llem.results.carbon import add_carbon_columns
+
+    return add_carbon_columns(df, args.carbon, pue=args.pue, intensity_g_per_kwh=args.carbon_intensity)
+
+
+def _fmt(v, digits: int = 4) -> str:
+    import numpy as np
+
+    if _isna(v):
+        return "n/a"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        x = float(v)
+        if x == 0 or not (1e-3 <= abs(x) < 1e6):
+            return f"{x:.{digits}g}"
+        decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+        return f"{x:.{decimals}f}"
+    return str(v)
+
+
+def _isna(v) -> bool:
+    import pandas as pd
+
+    return v is None or (not isinstance(v, (list, tuple)) and bool(pd.isna(v)))
+
+
+def _render(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)),
+           "  ".join("-" * w for w in widths)]
+    for r in rows:
+        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    return "\n".join(out)
+
+
+def _cell(row, col) -> str:
+    v = row[col]
+    if _isna(v):
+        return "n/a"
+    s = _fmt(v)
+    if col in CI_SHOWN:
+        lo, hi = row.get(f"{col}_ci95_low"), row.get(f"{col}_ci95_high")
+        if not _isna(lo) and not _isna(hi):
+            s += f" [{_fmt(lo, 3)}, {_fmt(hi, 3)}]"
+        if col != "output_tokens_per_s" and bool(row.get("energy_estimated") is True):
+            s += " *"
+    return s
+
+
+def _header(col: str) -> str:
+    return f"{col} [95% CI]" if col in CI_SHOWN else col
+
+
+# --- show ---------------------------------------------------------------------------------------
+
+def _show(args) -> int:
+    from llem.results.table import metric_columns
+
+    loaded, df = _load(args.path, args.quiet)
+    df = _with_carbon(df, args)
+    if args.columns:
+        cols = [c.strip() for c in args.columns.split(",") if c.strip()]
+        unknown = [c for c in cols if c not in df.columns]
+        if unknown:
+            raise ConfigError(f"--columns: {unknown[0]!r} is not a column; allowed: {', '.join(df.columns)}",
+                              field="columns", value=unknown[0], allowed=list(df.columns))
+    else:
+        cols = [c for c in SHOW_COLUMNS if c in df.columns]
+    if args.sort:
+        allowed = metric_columns(df)
+        if args.sort not in allowed:
+            raise ConfigError(f"--sort: {args.sort!r} is not a metric column; allowed: {', '.join(allowed)}",
+                              field="sort", value=args.sort, allowed=allowed)
+        df = df.sort_values(args.sort, ascending=not args.desc, na_position="last", kind="mergesort")
+        if args.sort not in cols:
+            cols.append(args.sort)
+    title = (f"study {loaded.study.study_name} ({loaded.path}), design {loaded.study.study_design_hash[:12]}"
+             if loaded.study is not None else f"{loaded.kind} {loaded.path}")
+    print(title)
+    print(f"{len(df)} job(s): " + ", ".join(f"{n} {s}" for s, n in df["status"].fillna("unknown")
+                                            .value_counts().sort_index().items()))
+    print()
+    rows = [[_cell(r, c) for c in cols] for r in df.to_dict("records")]
+    print(_render([_header(c) for c in cols], rows))
+    _print_notes(df)
+    if "carbon_gco2e" in df.columns:
+        _print_carbon(df)
+    return 0
+
+
+def _print_notes(df) -> None:
+    notes = []
+    if "energy_estimated" in df.columns and df["energy_estimated"].fillna(False).any():
+        notes.append("* estimated energy (not a hardware energy counter): label it when you publish it")
+    unmeasured = df[df["energy_not_measured_reason"].notna()]
+    for reason, g in unmeasured.groupby("energy_not_measured_reason", sort=True):
+        notes.append(f"energy n/a for job(s) {', '.join(g['job_id'].astype(str))}: {reason}")
+    failed = df[df["error_type"].notna() | df["error_message"].notna()]
+    for r in failed.to_dict("records"):
+        notes.append(f"job {r['job_id']} {r['status']}: {r['error_type'] or ''}: {r['error_message'] or ''}".strip())
+    problems = df[df["result_problem"].notna()]
+    for r in problems.to_dict("records"):
+        notes.append(f"job {r['job_id']}: {r['result_problem']}")
+    n_warn = df["n_warnings"].fillna(0).sum()
+    if n_warn:
+        notes.append(f"{int(n_warn)} measurement warning(s); see the warnings column (llem results export)")
+    if "synthetic" in df.columns and df["synthetic"].fillna(False).any():
+        notes.append("SYNTHETIC TEST DATA present: some energy values are fabricated, not measured")
+    if notes:
+        print("\nnotes:")
+        for n in notes:
+            print(f"  - {n}")
+
+
+def _print_carbon(df) -> None:
+    first = df.iloc[0]
+    print(f"\ncarbon (derived, not measured; kept apart from energy): grid {first['carbon_country']}, "
+          f"{_fmt(first['carbon_intensity_g_per_kwh'])} gCO2e/kWh x PUE {_fmt(first['carbon_pue'])}")
+    print(f"  source: {first['carbon_source']}")
+    rows = [[str(r["job_id"]), _fmt(r["carbon_gco2e"]), _fmt(r["carbon_gco2e_per_output_token"]),
+             "" if _isna(r["carbon_not_computed_reason"]) else str(r["carbon_not_computed_reason"])]
+            for r in df.to_dict("records")]
+    print(_render(["job_id", "carbon_gco2e", "carbon_gco2e_per_output_token", "note"], rows))
+
+
+# --- compare ------------------------------------------------------------------------------------
+
+def _compare(args) -> int:
+    from llem.results.compare import compare_frames
+
+    la, a = _load(args.a, args.quiet)
+    lb, b = _load(args.b, args.quiet)
+    cmp = compare_frames(a, b, args.metric)
+    print(f"A: {la.label} ({la.path})")
+    print(f"B: {lb.label} ({lb.path})")
+    print()
+    headers = ["match", "job A", "job B", "config", "metric", "A [95% CI]", "B [95% CI]", "B-A", "B vs A",
+               "CIs overlap", "note"]
+    rows = []
+    for r in cmp.to_dict("records"):
+        def side(p):
+            s = _fmt(r[p])
+            if not _isna(r[f"{p}_ci95_low"]) and not _isna(r[f"{p}_ci95_high"]):
+                s += f" [{_fmt(r[f'{p}_ci95_low'], 3)}, {_fmt(r[f'{p}_ci95_high'], 3)}]"
+            return s
+        rel = "n/a" if _isna(r["rel_diff_pct"]) else f"{r['rel_diff_pct']:+.1f}%"
+        ov = "n/a" if _isna(r["ci_overlap"]) else ("yes" if r["ci_overlap"] else "NO (differ)")
+        cfg = " ".join(str(r[k]) for k in ("backend", "precision") if not _isna(r[k]))
+        if not _isna(r["batch"]):
+            cfg += f" b{r['batch']}"
+        rows.append([str(r["match"]), _fmt(r["job_id_a"]), _fmt(r["job_id_b"]), cfg, str(r["metric"]), side("a"),
+                     side("b"), "n/a" if _isna(r["diff"]) else _fmt(r["diff"]), rel, ov,
+                     "" if _isna(r["note"]) else str(r["note"])])
+    print(_render(headers, rows))
+    print("\nCIs overlap = the two 95% CIs intersect; that does not show the values are equal. "
+          "'NO (differ)' = the difference exceeds the cycle-to-cycle spread of both.")
+    return 0
+
+
+# --- export -------------------------------------------------------------------------------------
+
+def _export(args) -> int:
+    from llem.results.export import check_format, default_out, export_table
+
+    fmt = check_format(args.format)
+    loaded, df = _load(args.path, args.quiet)
+    df = _with_carbon(df, args)
+    out = Path(args.out) if args.out else default_out(loaded.path, fmt)
+    if fmt == "leaderboard":
+        from llem.results.leaderboard import write_leaderboard
+
+        study = loaded.study
+        meta = {}
+        if study is not None:
+            meta = {"created_at": study.created_at, "finished_at": study.finished_at,
+                    "llem_version": study.llem_version}
+        sp, ip = write_leaderboard(df, out, name=loaded.label,
+                                   design_hash=study.study_design_hash if study is not None else None,
+                                   study_meta=meta)
+        print(sp)
+        print(ip)
+        return 0
+    meta = {"source": str(loaded.path), "kind": loaded.kind}
+    if loaded.study is not None:
+        meta.update({"study_name": loaded.study.study_name, "study_design_hash": loaded.study.study_design_hash})
+    print(export_table(df, fmt, out, meta))
+    return 0
+
+
+# --- plot ---------------------------------------------------------------------------------------
+
+def _plot(args) -> int:
+    from llem.results.plots import write_plots
+    from llem.results.progress import Progress
+
+    loaded, df = _load(args.path, args.quiet)
+    out = Path(args.out) if args.out else loaded.path / "plots"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {str(out)!r} is a file; plot writes a directory of PNGs", field="out",
+                          value=str(out), allowed="a directory")
+    plots = write_plots(loaded, df, out, progress=Progress("plotting", quiet=args.quiet))
+    for p in plots:
+        if p.path is not None:
+            print(f"wrote {p.path}")
+        else:
+            print(f"skipped {p.name}: {p.skipped}")
+    return 0

@@ -1,0 +1,145 @@
+"""Two results, or two studies, side by side.
+
+For each matched pair of jobs and each metric: A, B, B - A, (B - A) / A in percent, and whether
+the two 95% CIs overlap. Non-overlapping CIs mean the difference is unlikely to be cycle-to-cycle
+noise; overlapping CIs do *not* show the two are equal (the test is conservative), so the column
+is named for what it checks, not for a conclusion.
+
+Jobs are matched on ``config_hash`` first, then on the config columns (backend, model,
+precision, batch and any swept config keys), so a study re-run with a newer llem (new hashes)
+still lines up with the old one.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import pandas as pd
+
+from llem.errors import ConfigError
+from llem.results.table import STAT_METRICS, metric_columns
+
+DEFAULT_METRICS = ["energy_per_output_token_j", "energy_adjusted_per_output_token_j", "tokens_per_joule",
+                   "output_tokens_per_s", "energy_j", "ttft_ms_p50", "itl_ms_p50", "e2e_latency_ms_p50"]
+DEFAULT_STUDY_METRICS = ["energy_per_output_token_j", "output_tokens_per_s"]
+MATCH_COLUMNS = ["backend", "model", "precision", "batch", "output_len", "input_len", "num_prompts"]
+
+COMPARE_COLUMNS = ["match", "job_id_a", "job_id_b", "backend", "model", "precision", "batch", "metric",
+                   "a", "a_ci95_low", "a_ci95_high", "b", "b_ci95_low", "b_ci95_high", "diff", "rel_diff_pct",
+                   "ci_overlap", "note"]
+_DTYPES = {"match": "string", "job_id_a": "string", "job_id_b": "string", "backend": "string", "model": "string",
+           "precision": "string", "batch": "Int64", "metric": "string", "ci_overlap": "boolean", "note": "string"}
+
+
+def check_metrics(metrics: Sequence[str], *frames: pd.DataFrame) -> list[str]:
+    allowed = sorted(set.intersection(*(set(metric_columns(f)) for f in frames)))
+    for m in metrics:
+        if m not in allowed:
+            raise ConfigError(f"--metric: {m!r} is not a metric column; allowed: {', '.join(allowed)}",
+                              field="metric", value=m, allowed=allowed)
+    return list(metrics)
+
+
+def ci_overlap(a_lo, a_hi, b_lo, b_hi) -> Optional[bool]:
+    vals = [a_lo, a_hi, b_lo, b_hi]
+    if any(v is None or pd.isna(v) for v in vals):
+        return None
+    return bool(max(a_lo, b_lo) <= min(a_hi, b_hi))
+
+
+def _val(row: Optional[pd.Series], col: str):
+    if row is None or col not in row.index:
+        return None
+    v = row[col]
+    return None if pd.isna(v) else v
+
+
+def _why_missing(row: pd.Series, metric: str, side: str) -> str:
+    if row is None:
+        return f"no job in {side}"
+    status = _val(row, "status")
+    if status not in (None, "completed"):
+        return f"{side}: job {status}"
+    if metric.startswith(("energy", "tokens_per_joule", "prefill_energy", "decode_energy")):
+        reason = _val(row, "energy_not_measured_reason")
+        if reason:
+            return f"{side}: energy not measured ({reason})"
+    return f"{side}: {metric} not recorded"
+
+
+def _pair_rows(a_row, b_row, metrics, match) -> list[dict]:
+    out = []
+    ref = a_row if a_row is not None else b_row
+    for m in metrics:
+        a, b = _val(a_row, m), _val(b_row, m)
+        rec = {"match": match, "job_id_a": _val(a_row, "job_id"), "job_id_b": _val(b_row, "job_id"),
+               "backend": _val(ref, "backend"), "model": _val(ref, "model"), "precision": _val(ref, "precision"),
+               "batch": _val(ref, "batch"), "metric": m, "a": a, "b": b,
+               "a_ci95_low": _val(a_row, f"{m}_ci95_low"), "a_ci95_high": _val(a_row, f"{m}_ci95_high"),
+               "b_ci95_low": _val(b_row, f"{m}_ci95_low"), "b_ci95_high": _val(b_row, f"{m}_ci95_high"),
+               "diff": None, "rel_diff_pct": None, "ci_overlap": None, "note": None}
+        notes = []
+        if a is None:
+            notes.append(_why_missing(a_row, m, "A"))
+        if b is None:
+            notes.append(_why_missing(b_row, m, "B"))
+        if a is not None and b is not None:
+            rec["diff"] = float(b) - float(a)
+            rec["rel_diff_pct"] = (float(b) - float(a)) / abs(float(a)) * 100 if a else None
+            rec["ci_overlap"] = ci_overlap(rec["a_ci95_low"], rec["a_ci95_high"], rec["b_ci95_low"],
+                                           rec["b_ci95_high"])
+            if rec["ci_overlap"] is None:
+                notes.append("no CI" if m not in STAT_METRICS else "CI missing")
+        rec["note"] = "; ".join(notes) or None
+        out.append(rec)
+    return out
+
+
+def _key(row: pd.Series, cols: list[str]) -> tuple:
+    return tuple(None if pd.isna(row[c]) else str(row[c]) for c in cols)
+
+
+def compare_frames(a: pd.DataFrame, b: pd.DataFrame, metrics: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """Long table: one row per (matched pair of jobs, metric)."""
+    if metrics is None:
+        metrics = DEFAULT_METRICS if len(a) == 1 and len(b) == 1 else DEFAULT_STUDY_METRICS
+        metrics = [m for m in metrics if m in a.columns and m in b.columns]
+    else:
+        metrics = check_metrics(metrics, a, b)
+    recs: list[dict] = []
+    if len(a) == 1 and len(b) == 1:
+        recs += _pair_rows(a.iloc[0], b.iloc[0], metrics, "single results")
+    else:
+        extra = sorted((set(a.columns) & set(b.columns)) - set(MATCH_COLUMNS))
+        swept = [c for c in extra if "." in c]
+        cols = [c for c in MATCH_COLUMNS + swept if c in a.columns and c in b.columns]
+        used_b: set[int] = set()
+        for _, ra in a.iterrows():
+            jb, how = None, None
+            h = _val(ra, "config_hash")
+            if h is not None:
+                hits = [i for i in range(len(b)) if i not in used_b and _val(b.iloc[i], "config_hash") == h]
+                if hits:
+                    jb, how = hits[0], "config_hash"
+            if jb is None:
+                k = _key(ra, cols)
+                hits = [i for i in range(len(b)) if i not in used_b and _key(b.iloc[i], cols) == k]
+                if hits:
+                    jb, how = hits[0], "config"
+            if jb is not None:
+                used_b.add(jb)
+                recs += _pair_rows(ra, b.iloc[jb], metrics, how)
+            else:
+                recs += _pair_rows(ra, None, metrics, "only in A")
+        for i in range(len(b)):
+            if i not in used_b:
+                recs += _pair_rows(None, b.iloc[i], metrics, "only in B")
+    df = pd.DataFrame(recs, columns=COMPARE_COLUMNS)
+    for c in COMPARE_COLUMNS:
+        dt = _DTYPES.get(c, "Float64")
+        if dt == "boolean":
+            df[c] = df[c].astype("object").astype("boolean")
+        elif dt == "string":
+            df[c] = df[c].astype("object").where(df[c].notna(), None).astype("string")
+        else:
+            df[c] = pd.to_numeric(df[c].astype("object"), errors="coerce").astype(dt)
+    return df

@@ -1,0 +1,244 @@
+"""Static leaderboard files: one JSON per study plus ``index.json`` (schema: docs/leaderboard-schema.md).
+
+A web page renders them with no llem installed, so each file carries its own column
+definitions (label, unit, direction), the ranking rule, and for every entry the reason a number
+is missing. Unmeasured or failed entries are listed unranked, never ranked as 0 J.
+"""
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+
+from llem.errors import ConfigError
+from llem.results.export import _jsonable, write_text_atomic
+from llem.results.table import coerce, higher_is_better, unit_of
+
+SCHEMA_VERSION = "1.0"
+STUDY_SCHEMA = "llem.leaderboard.study"
+INDEX_SCHEMA = "llem.leaderboard.index"
+RANK_METRIC = "energy_per_output_token_j"
+
+CONFIG_KEYS = ["backend", "backend_version", "model", "precision", "batch", "device", "gpu_name", "output_len",
+               "input_len", "num_prompts", "dataset"]
+# metric -> (label, description); metrics with a CI carry ci95_low/ci95_high/n beside the value
+METRICS: dict[str, tuple[str, str]] = {
+    "energy_per_output_token_j": ("Energy per output token", "raw GPU energy over measured cycles / output tokens"),
+    "energy_adjusted_per_output_token_j": ("Energy per output token (baseline-adjusted)",
+                                           "energy minus idle baseline power x duration, per output token"),
+    "tokens_per_joule": ("Tokens per joule", "output tokens per joule of raw energy"),
+    "output_tokens_per_s": ("Throughput", "output tokens per second over measured cycles"),
+    "energy_j": ("Energy (raw)", "total raw energy of the measured cycles"),
+    "energy_adjusted_j": ("Energy (baseline-adjusted)", "total energy minus baseline power x duration"),
+    "baseline_power_w": ("Idle baseline power", "idle power measured before the model loaded"),
+    "ttft_ms_p50": ("TTFT p50", "time to first token, median"),
+    "ttft_ms_p95": ("TTFT p95", "time to first token, 95th percentile"),
+    "itl_ms_p50": ("ITL p50", "inter-token latency, median"),
+    "tpot_ms_mean": ("TPOT mean", "time per output token, mean"),
+    "e2e_latency_ms_p50": ("End-to-end latency p50", "request latency, median"),
+    "prefill_energy_per_prompt_j": ("Prefill energy per prompt", "prefill phase energy per prompt"),
+    "decode_energy_per_output_token_j": ("Decode energy per output token", "decode phase energy per output token"),
+}
+CI_METRICS = ["energy_per_output_token_j", "energy_adjusted_per_output_token_j", "tokens_per_joule",
+              "output_tokens_per_s"]
+CARBON_KEYS = {"carbon_gco2e": "gco2e", "carbon_gco2e_per_output_token": "gco2e_per_output_token"}
+
+
+def study_slug(name: str, design_hash: Optional[str]) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.").lower() or "study"
+    return f"{s}-{design_hash[:8]}" if design_hash else s
+
+
+def _opt(row: pd.Series, col: str):
+    if col not in row.index:
+        return None
+    return _jsonable(None if pd.isna(row[col]) else row[col])
+
+
+def _label(row: pd.Series) -> str:
+    parts = [str(_opt(row, k)) for k in ("backend", "model", "precision") if _opt(row, k) is not None]
+    if _opt(row, "batch") is not None:
+        parts.append(f"batch {_opt(row, 'batch')}")
+    return " · ".join(parts)
+
+
+def columns_block(carbon: bool) -> list[dict]:
+    cols = [{"key": k, "label": k.replace("_", " "), "group": "config", "unit": None, "higher_is_better": None,
+             "has_ci": False} for k in CONFIG_KEYS]
+    for k, (label, desc) in METRICS.items():
+        group = "latency" if "_ms_" in k else ("throughput" if k == "output_tokens_per_s" else "energy")
+        cols.append({"key": k, "label": label, "description": desc, "group": group, "unit": unit_of(k),
+                     "higher_is_better": higher_is_better(k), "has_ci": k in CI_METRICS})
+    if carbon:
+        cols += [{"key": "gco2e", "label": "Carbon (measured cycles)", "group": "carbon", "unit": "gCO2e",
+                  "higher_is_better": False, "has_ci": False,
+                  "description": "raw energy x grid intensity x PUE; derived, not measured"},
+                 {"key": "gco2e_per_output_token", "label": "Carbon per output token", "group": "carbon",
+                  "unit": "gCO2e", "higher_is_better": False, "has_ci": False,
+                  "description": "energy per output token x grid intensity x PUE"}]
+    return cols
+
+
+def study_document(df: pd.DataFrame, *, name: str, design_hash: Optional[str] = None,
+                   study_meta: Optional[dict] = None) -> dict:
+    """The leaderboard document for one study, from its results table."""
+    from llem._version import __version__
+
+    carbon = "carbon_gco2e" in df.columns
+    measured = df["energy_measured"].fillna(False).astype(bool) & df[RANK_METRIC].notna()
+    ok = df["status"].fillna("") == "completed"
+    ranked = df[measured & ok].sort_values([RANK_METRIC, "job_id"], kind="mergesort")
+    rest = df[~(measured & ok)].sort_values("job_id", kind="mergesort")
+    entries = []
+    rank = 0
+    prev = None
+    for n, (_, row) in enumerate(ranked.iterrows(), start=1):
+        v = float(row[RANK_METRIC])
+        rank = rank if prev is not None and v == prev else n  # ties share a rank
+        prev = v
+        entries.append(_entry(row, rank, carbon))
+    for _, row in rest.iterrows():
+        entries.append(_entry(row, None, carbon))
+    status_counts = {str(k): int(v) for k, v in df["status"].fillna("unknown").value_counts().sort_index().items()}
+    doc: dict[str, Any] = {
+        "schema": STUDY_SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generator": {"name": "llem", "version": __version__},
+        "study": {"id": study_slug(name, design_hash), "name": name, "study_design_hash": design_hash,
+                  "n_jobs": int(len(df)), "n_ranked": int(len(ranked)), "status_counts": status_counts,
+                  "synthetic": bool(df["synthetic"].fillna(False).any()) if "synthetic" in df.columns else False,
+                  **(study_meta or {})},
+        "ranking": {"metric": RANK_METRIC, "order": "ascending",
+                    "rule": "completed entries with measured energy, by point estimate; ties share a rank; "
+                            "entries without measured energy follow, unranked (rank null)"},
+        "columns": columns_block(carbon),
+        "carbon": None,
+        "entries": entries,
+    }
+    if carbon:
+        first = df.iloc[0]
+        doc["carbon"] = {"country": _opt(first, "carbon_country"),
+                         "intensity_g_per_kwh": _opt(first, "carbon_intensity_g_per_kwh"),
+                         "pue": _opt(first, "carbon_pue"), "source": _opt(first, "carbon_source"),
+                         "note": "derived from raw measured energy; never part of the energy figures"}
+    return doc
+
+
+def _entry(row: pd.Series, rank: Optional[int], carbon: bool) -> dict:
+    metrics = {}
+    for k in METRICS:
+        m = {"value": _opt(row, k)}
+        if k in CI_METRICS:
+            m.update({"ci95_low": _opt(row, f"{k}_ci95_low"), "ci95_high": _opt(row, f"{k}_ci95_high"),
+                      "n": _opt(row, f"{k}_n")})
+        metrics[k] = m
+    warnings = _opt(row, "warnings")
+    entry = {
+        "rank": rank,
+        "job_id": _opt(row, "job_id"),
+        "config_hash": _opt(row, "config_hash"),
+        "status": _opt(row, "status"),
+        "label": _label(row),
+        "config": {k: _opt(row, k) for k in CONFIG_KEYS},
+        "energy_measured": bool(_opt(row, "energy_measured")) if _opt(row, "energy_measured") is not None else False,
+        "energy_not_measured_reason": _opt(row, "energy_not_measured_reason"),
+        "energy_estimated": bool(_opt(row, "energy_estimated") or False),
+        "energy_meter": _opt(row, "energy_meter"),
+        "metrics": metrics,
+        "warnings": warnings.split("; ") if warnings else [],
+        "error": ({"type": _opt(row, "error_type"), "message": _opt(row, "error_message")}
+                  if _opt(row, "error_type") or _opt(row, "error_message") else None),
+        "synthetic": bool(_opt(row, "synthetic") or False),
+    }
+    if carbon:
+        entry["carbon"] = {v: _opt(row, k) for k, v in CARBON_KEYS.items()}
+        entry["carbon"]["not_computed_reason"] = _opt(row, "carbon_not_computed_reason")
+    return entry
+
+
+def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, *, name: str, design_hash: Optional[str] = None,
+                      study_meta: Optional[dict] = None) -> tuple[Path, Path]:
+    """Write ``<out_dir>/<study id>.json`` and add/replace its line in ``<out_dir>/index.json``."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {str(out)!r} is a file; the leaderboard export writes a directory",
+                          field="out", value=str(out), allowed="a directory")
+    doc = study_document(df, name=name, design_hash=design_hash, study_meta=study_meta)
+    sid = doc["study"]["id"]
+    study_path = write_text_atomic(out / f"{sid}.json", json.dumps(doc, indent=1, allow_nan=False))
+    index_path = out / "index.json"
+    studies = []
+    if index_path.is_file():
+        try:
+            old = json.loads(index_path.read_text())
+            if old.get("schema") == INDEX_SCHEMA:
+                studies = [s for s in old.get("studies", []) if s.get("id") != sid]
+        except ValueError:
+            studies = []  # an unreadable index is rebuilt rather than trusted
+    best = next((e for e in doc["entries"] if e["rank"] == 1), None)
+    studies.append({"id": sid, "name": doc["study"]["name"], "file": study_path.name,
+                    "study_design_hash": design_hash, "n_jobs": doc["study"]["n_jobs"],
+                    "n_ranked": doc["study"]["n_ranked"], "generated_at": doc["generated_at"],
+                    "synthetic": doc["study"]["synthetic"],
+                    "best": ({"job_id": best["job_id"], "label": best["label"],
+                              RANK_METRIC: best["metrics"][RANK_METRIC]["value"]} if best else None)})
+    studies.sort(key=lambda s: s["id"])
+    index = {"schema": INDEX_SCHEMA, "schema_version": SCHEMA_VERSION,
+             "generated_at": doc["generated_at"], "studies": studies}
+    write_text_atomic(index_path, json.dumps(index, indent=1, allow_nan=False))
+    return study_path, index_path
+
+
+def leaderboard_frame_columns(carbon: bool = False) -> list[str]:
+    cols = ["job_id", "config_hash", "status"] + CONFIG_KEYS + ["energy_measured", "energy_not_measured_reason",
+                                                                "energy_estimated", "energy_meter"]
+    for k in METRICS:
+        cols.append(k)
+        if k in CI_METRICS:
+            cols += [f"{k}_ci95_low", f"{k}_ci95_high", f"{k}_n"]
+    cols += ["error_type", "error_message", "synthetic"]
+    if carbon:
+        cols += list(CARBON_KEYS) + ["carbon_not_computed_reason"]
+    return cols
+
+
+def read_leaderboard_study(path: str | Path) -> pd.DataFrame:
+    """A leaderboard study file back as a table (the columns it carries), in file order."""
+    doc = json.loads(Path(path).read_text())
+    if doc.get("schema") != STUDY_SCHEMA:
+        raise ConfigError(f"{str(path)!r} is not an llem leaderboard study file", field="path", value=str(path),
+                          allowed=STUDY_SCHEMA)
+    carbon = doc.get("carbon") is not None
+    rows = []
+    for e in doc["entries"]:
+        r = {"job_id": e["job_id"], "config_hash": e["config_hash"], "status": e["status"], **e["config"],
+             "energy_measured": e["energy_measured"], "energy_not_measured_reason": e["energy_not_measured_reason"],
+             "energy_estimated": e["energy_estimated"], "energy_meter": e["energy_meter"],
+             "error_type": (e["error"] or {}).get("type"), "error_message": (e["error"] or {}).get("message"),
+             "synthetic": e["synthetic"]}
+        for k, m in e["metrics"].items():
+            r[k] = m["value"]
+            if "ci95_low" in m:
+                r[f"{k}_ci95_low"], r[f"{k}_ci95_high"], r[f"{k}_n"] = m["ci95_low"], m["ci95_high"], m["n"]
+        if carbon:
+            for k, v in CARBON_KEYS.items():
+                r[k] = e["carbon"][v]
+            r["carbon_not_computed_reason"] = e["carbon"]["not_computed_reason"]
+        rows.append(r)
+    cols = leaderboard_frame_columns(carbon)
+    return coerce(pd.DataFrame([[r.get(c) for c in cols] for r in rows], columns=cols, dtype="object"))
+
+
+def leaderboard_order(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` restricted to the leaderboard's columns, in the order the study file lists entries."""
+    measured = df["energy_measured"].fillna(False).astype(bool) & df[RANK_METRIC].notna()
+    ok = df["status"].fillna("") == "completed"
+    ranked = df[measured & ok].sort_values([RANK_METRIC, "job_id"], kind="mergesort")
+    rest = df[~(measured & ok)].sort_values("job_id", kind="mergesort")
+    cols = leaderboard_frame_columns("carbon_gco2e" in df.columns)
+    return pd.concat([ranked, rest])[cols].reset_index(drop=True)
