@@ -15,7 +15,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from llem._version import __version__
 from llem.backends import backend_class
@@ -54,7 +54,10 @@ def _wants_gpu(config: ExperimentConfig) -> bool:
 
 
 def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
-        progress: Optional[Callable[[str], None]] = None) -> ExperimentResult:
+        progress: Optional[Callable[[str], None]] = None, observers: Sequence = ()) -> ExperimentResult:
+    """Run one experiment. ``observers`` (validation only) are extra meters with ``begin()`` /
+    ``end()``, opened immediately after llem's meter opens each measured window and closed
+    immediately before it closes, so they read the very same windows."""
     say = progress or (lambda msg: log.info(msg))
     t0 = time.perf_counter()
     started_at = _now()
@@ -66,6 +69,11 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
     meter, why = select_meter(config.energy, devices)
     methodology["meter"] = meter.name
     methodology["meter_choice"] = why
+    methodology["devices"] = devices.describe()
+    if devices.mapping.get("warning"):
+        warnings.append(devices.mapping["warning"])
+    # the counter's step period is detected here, before the model loads (busy-polls ~0.5 s)
+    methodology["meter_details"] = meter.describe()
 
     from llem.environment import snapshot
 
@@ -79,8 +87,13 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
         say(f"measuring idle baseline ({config.energy.baseline.duration_s:g} s)")
         baseline = measure_baseline(meter, devices, config.energy.baseline)
         methodology["baseline"] = baseline.describe()
+        if baseline.cached and baseline.total_power_w is not None:
+            say(f"idle baseline from cache: {baseline.total_power_w:.1f} W")
     elif meter.measures_gpu:
-        methodology["baseline"] = {"enabled": False}
+        methodology["baseline"] = {"enabled": False, "reason": "energy.baseline.enabled=false"}
+    else:
+        methodology["baseline"] = {"enabled": False, "reason": f"meter {meter.name} reads no GPU energy counter "
+                                   "(an idle baseline needs one)"}
 
     # -- load ----------------------------------------------------------------------------
     backend = backend_class(config.backend)(config, devices)
@@ -106,26 +119,36 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
 
     warm = warm_up(work, config.measurement, backend.synchronize)
     methodology["warmup"] = warm.describe()
-    pass_s = warm.last_pass_s if warm.last_pass_s else None
+    # the faster of the last two warm-up passes: a pass still slowed by warm-up would size the
+    # window too short (it is then flagged "short window"); erring fast only lengthens it a little
+    pass_s = min(warm.durations_s[-2:]) if warm.durations_s else None
 
     # -- calibrate the window: long enough for the counter's quantisation bound ------------
     period = meter.update_period_s()
+    edge_s = meter.edge_uncertainty_s()
+    target = config.measurement.quantisation_target
     needed_s = config.measurement.min_window_s
-    if period:
-        # one update period of uncertainty at the closing edge (the opening edge is aligned
-        # by the meter where it can be), over the window: bound = period / window
-        needed_s = max(needed_s, period / config.measurement.quantisation_target)
-    if pass_s is None:
+    if edge_s:
+        # energy missed or added at the edges is at most edge_s x power, so the relative
+        # bound is edge_s / window (docs/measurement.md): the window needs edge_s / target
+        needed_s = max(needed_s, edge_s / target)
+    calibration_pass = pass_s is None
+    if calibration_pass:
         backend.synchronize()
         ts = time.perf_counter()
         work.run()
         backend.synchronize()
         pass_s = time.perf_counter() - ts
-    repeats = max(1, min(config.measurement.max_repeats_per_cycle, math.ceil(needed_s / max(pass_s, 1e-9))))
+    # 3% headroom: a pass a little faster than the calibrating one must not drop the window
+    # under the target; more would only spend GPU time
+    repeats = max(1, min(config.measurement.max_repeats_per_cycle,
+                         math.ceil(needed_s * 1.03 / max(pass_s, 1e-9)) if needed_s > 0 else 1))
     methodology["window"] = {
         "workload_pass_s": pass_s, "repeats_per_cycle": repeats, "target_window_s": needed_s,
-        "counter_update_period_s": period, "quantisation_target": config.measurement.quantisation_target,
-        "batches_per_pass": len(batches), "prompts_per_pass": n_batches * b,
+        "counter_update_period_s": period, "edge_uncertainty_s": edge_s, "quantisation_target": target,
+        "batches_per_pass": len(batches), "prompts_per_pass": n_batches * b, "calibration_pass": calibration_pass,
+        "bound_formula": "edge_uncertainty_s / window_duration_s (opening edge aligned to a counter step: "
+                         "edge_uncertainty_s = one counter period)",
     }
 
     # -- measured cycles -------------------------------------------------------------------
@@ -141,10 +164,14 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
         for c in range(config.measurement.cycles):
             backend.synchronize()
             h = meter.begin()
+            for o in observers:
+                o.begin()
             out_tokens = 0
             for _ in range(repeats):
                 out_tokens += work.run()
             backend.synchronize()
+            for o in reversed(observers):
+                o.end()
             reading = meter.end(h)
             readings.append(reading)
             cycles.append(_cycle(c, repeats, reading, t0, work.input_tokens * repeats, out_tokens, baseline))
@@ -155,12 +182,13 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
         sampler.stop()
     methodology["cycles"] = config.measurement.cycles
     methodology["window_bracketing"] = "device synchronize before meter.begin() and before meter.end()"
-    if period:
-        bounds = [period / r.duration_s for r in readings if r.duration_s > 0]
-        methodology["quantisation_bound_max"] = max(bounds) if bounds else None
-        if bounds and max(bounds) > config.measurement.quantisation_target:
-            warnings.append(f"short window: quantisation bound {max(bounds):.2%} exceeds "
-                            f"{config.measurement.quantisation_target:.2%} (max_repeats_per_cycle reached?)")
+    methodology["measured_window_s"] = [steady_start, steady_end]
+    bounds = [edge_s / r.duration_s for r in readings if edge_s and r.duration_s > 0]
+    methodology["quantisation_bound_per_cycle"] = bounds or None
+    methodology["quantisation_bound_max"] = max(bounds) if bounds else None
+    methodology["meter_details"] = meter.describe()
+    sampler.tag_windows([(k, r.start_time - t0, r.end_time - t0) for k, r in enumerate(readings)])
+    methodology["sampler"] = sampler.describe()
 
     # -- latency and phases: separate passes, outside the measured windows --------------------
     latency = phases = None
@@ -169,11 +197,15 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
     latency = measure_latency(backend, batches)
     from llem.phases import measure_phases
 
-    phases = measure_phases(backend, work, batches, meter, baseline, repeats, config)
+    phases = measure_phases(backend, work, batches, meter, baseline, repeats, config, cycles=cycles)
 
     methodology["backend"] = backend.describe()
     flops = backend.flops(config.dataset.input_len, config.output_len, b)
     memory = backend.memory()
+    used = backend.devices_used() if hasattr(backend, "devices_used") else None
+    if used is not None and devices and len(used) != len(devices):
+        warnings.append(f"energy sums all {len(devices)} GPUs visible to the job but the model occupies "
+                        f"{len(used)} (cuda {used}); set CUDA_VISIBLE_DEVICES to exactly those GPUs")
 
     # -- statistics and result ---------------------------------------------------------------
     stats_seed = config.seed
@@ -187,24 +219,23 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
              for c in cycles], samples=ns, seed=stats_seed),
     }
     energy = _energy_summary(meter, cycles, baseline, load_reading)
-    if energy.measured:
-        cv = stats["energy_per_output_token_j"].cv
-        if cv is not None and cv > config.measurement.cv_warn_threshold:
-            warnings.append(f"high CV: energy per token varies {cv:.1%} across cycles "
-                            f"(threshold {config.measurement.cv_warn_threshold:.0%})")
-    if meter.estimated:
-        warnings.append(f"estimated meter: {meter.name} does not read a hardware energy counter; energy is an estimate")
-    from llem.warnings_check import environment_warnings
+    from llem.warnings_check import environment_warnings, foreign_process_warnings, measurement_warnings
 
+    warnings.extend(measurement_warnings(
+        meter=meter, bounds=bounds, target=target, durations_s=[c.duration_s for c in cycles],
+        cv=stats["energy_per_output_token_j"].cv if energy.measured else None,
+        cv_threshold=config.measurement.cv_warn_threshold))
     warnings.extend(environment_warnings(environment, sampler, config))
+    warnings.extend(foreign_process_warnings(environment, devices))
 
     total_in = sum(c.input_tokens for c in cycles)
     total_out = sum(c.output_tokens for c in cycles)
     total_s = sum(c.duration_s for c in cycles)
-    methodology["steady_state"] = (
-        f"windows start after {warm.runs} warm-up passes ({warm.reason}); "
-        "no warm-up, loading or latency/phase pass falls inside a measured window"
-    )
+    from llem.warmup import steady_state_claim
+
+    steady, steady_text = steady_state_claim(warm, calibration_pass)
+    methodology["steady_state"] = steady_text
+    methodology["steady_state_claimed"] = steady
     timeseries_path = None
     if job_dir is not None and sampler.has_data():
         timeseries_path = str(sampler.write_parquet(job_dir / "timeseries.parquet").name)
@@ -234,7 +265,7 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
         phases=phases,
         flops=flops,
         memory=memory,
-        steady_state_window=[steady_start, steady_end],
+        steady_state_window=[steady_start, steady_end] if steady else None,
         measurement_methodology=methodology,
         environment=environment,
         warnings=warnings,
@@ -281,9 +312,16 @@ def _energy_summary(meter: Meter, cycles: list[CycleResult], baseline, load_read
             cur.energy_j = (cur.energy_j or 0.0) + (d.energy_j or 0.0)
     cpu = [c.cpu_energy_j for c in cycles]
     dram = [c.dram_energy_j for c in cycles]
+    adj_reason = None
+    if adj is None:
+        adj_reason = ("no idle baseline: " + (
+            "energy.baseline.enabled=false" if meter.measures_gpu and baseline is None else
+            f"meter {meter.name} reads no GPU energy counter" if not meter.measures_gpu else
+            "the baseline window returned no energy"))
     return EnergySummary(
         measured=True, meter=meter.name, source=meter.source, estimated=meter.estimated,
-        energy_j=e, energy_adjusted_j=adj,
+        scope=getattr(meter, "scope", None) or ("gpu" if cycles[0].per_device else "host"),
+        energy_j=e, energy_adjusted_j=adj, energy_adjusted_reason=adj_reason,
         baseline_power_w=baseline.total_power_w if baseline else None,
         energy_per_output_token_j=e / out if out else None,
         energy_adjusted_per_output_token_j=(adj / out) if adj is not None and out else None,

@@ -73,8 +73,11 @@ class EnergySummary(_Model):
     meter: str
     source: Optional[str] = None
     estimated: bool = False
+    #: "gpu" (the GPUs the job uses) or "host" (CPU + RAM, a CPU-only job's estimate)
+    scope: Optional[str] = None
     energy_j: Optional[float] = None
     energy_adjusted_j: Optional[float] = None
+    energy_adjusted_reason: Optional[str] = None  # why energy_adjusted_j is None, when it is
     baseline_power_w: Optional[float] = None
     energy_per_output_token_j: Optional[float] = None
     energy_adjusted_per_output_token_j: Optional[float] = None
@@ -99,6 +102,11 @@ class Phases(_Model):
     decode: PhaseResult = PhaseResult()
     prefill_energy_per_prompt_j: Optional[float] = None
     decode_energy_per_output_token_j: Optional[float] = None
+    # one standard error of the two above (window-to-window noise; the method's bias is in `error`)
+    prefill_energy_per_prompt_se_j: Optional[float] = None
+    decode_energy_per_output_token_se_j: Optional[float] = None
+    energy_not_measured_reason: Optional[str] = None
+    windows: dict[str, Any] = {}
 
 
 class Latency(_Model):

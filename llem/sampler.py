@@ -1,25 +1,125 @@
-"""Power/temperature/clock sampler that runs beside the measured windows (placeholder: no GPU)."""
+"""Power / temperature / clock sampler: a thread beside the measured windows.
+
+Every ``interval_s`` (default 0.1 s, the H100 counter's step) it reads, per GPU the job uses:
+power, temperature, SM clock, memory used, utilisation and throttle reasons. The rows go to
+``timeseries.parquet`` next to result.json, each tagged with the measured cycle it fell in
+(``cycle`` = -1 between windows). The thread only reads NVML; it never touches the workload.
+Its cost to the workload is measured by ``benchmarks/overhead.py``.
+"""
 from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+from llem.devices.nvml import nvml_module
+
+COLUMNS = ["t_s", "cycle", "gpu_index", "uuid", "power_w", "temperature_c", "sm_clock_mhz", "memory_used_mib",
+           "utilization_gpu_pct", "utilization_memory_pct", "throttle_reasons"]
+
+# nvmlClocksEventReason* bits that mean the clocks were held down by power or heat; the idle
+# (0x1), application-clock (0x2), sync-boost (0x10) and display (0x100) bits are not throttling.
+THROTTLE_BITS = {0x4: "sw_power_cap", 0x8: "hw_slowdown", 0x20: "sw_thermal", 0x40: "hw_thermal",
+                 0x80: "hw_power_brake"}
+
+
+def throttle_names(mask: int) -> list[str]:
+    return [n for b, n in THROTTLE_BITS.items() if mask & b]
 
 
 class Sampler:
-    def __init__(self, devices, interval_s, t0: float) -> None:
+    def __init__(self, devices, interval_s: Optional[float], t0: float) -> None:
         self.devices = devices
         self.interval_s = interval_s
         self.t0 = t0
         self.rows: list[dict] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self.nv = None
+        if devices and interval_s:
+            try:
+                self.nv = nvml_module()
+            except Exception as err:
+                self.errors.append(f"{type(err).__name__}: {err}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.nv is not None
+
+    def _safe(self, fn, *args):
+        try:
+            return fn(*args)
+        except Exception:
+            return None
+
+    def sample(self) -> None:
+        nv = self.nv
+        reasons = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
+            getattr(nv, "nvmlDeviceGetCurrentClocksThrottleReasons")
+        t = time.perf_counter() - self.t0
+        for d in self.devices:
+            h = d.handle
+            p = self._safe(nv.nvmlDeviceGetPowerUsage, h)
+            mem = self._safe(nv.nvmlDeviceGetMemoryInfo, h)
+            util = self._safe(nv.nvmlDeviceGetUtilizationRates, h)
+            self.rows.append({
+                "t_s": t, "cycle": -1, "gpu_index": d.index, "uuid": d.uuid,
+                "power_w": p / 1e3 if p is not None else None,
+                "temperature_c": self._safe(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
+                "sm_clock_mhz": self._safe(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
+                "memory_used_mib": mem.used / 2**20 if mem is not None else None,
+                "utilization_gpu_pct": util.gpu if util is not None else None,
+                "utilization_memory_pct": util.memory if util is not None else None,
+                "throttle_reasons": self._safe(reasons, h),
+            })
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.sample()
+            except Exception as err:  # a sampler failure must never abort the measurement
+                self.errors.append(f"{type(err).__name__}: {err}")
+                return
 
     def start(self) -> None:
-        pass
+        if not self.enabled or self._thread is not None:
+            return
+        self.sample()
+        self._thread = threading.Thread(target=self._loop, name="llem-sampler", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
-        pass
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        self.sample()
 
     def has_data(self) -> bool:
         return bool(self.rows)
 
+    def tag_windows(self, windows: list[tuple[int, float, float]]) -> None:
+        """Mark rows inside each (cycle index, start_s, end_s) window, times from t0."""
+        for r in self.rows:
+            for idx, a, b in windows:
+                if a <= r["t_s"] <= b:
+                    r["cycle"] = idx
+                    break
+
+    def in_windows(self) -> list[dict]:
+        return [r for r in self.rows if r["cycle"] >= 0]
+
+    def describe(self) -> dict:
+        return {"interval_s": self.interval_s, "enabled": self.enabled, "rows": len(self.rows),
+                "errors": self.errors[:5], "columns": COLUMNS}
+
     def write_parquet(self, path):
         import pandas as pd
 
-        pd.DataFrame(self.rows).to_parquet(path)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(self.rows, columns=COLUMNS).to_parquet(path)
         return path

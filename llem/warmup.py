@@ -46,3 +46,21 @@ def warm_up(work, mcfg, sync) -> WarmupReport:
     else:
         rep.reason = f"fixed count of {rep.runs} full-length passes"
     return rep
+
+
+def steady_state_claim(rep: WarmupReport, calibration_pass: bool) -> tuple[bool, str]:
+    """Whether the measured windows may be called steady state, and the sentence that says so.
+
+    Never claimed when no full-length pass ran before the first window (its first pass pays
+    for caches, allocator growth, kernel selection), nor when convergence was asked for and not
+    reached."""
+    if rep.runs == 0 and not calibration_pass:
+        return False, ("not steady state: no warm-up pass ran, so the first measured window includes the "
+                       "first (cold) generate calls")
+    if rep.converged is False:
+        return False, f"not steady state: {rep.reason}; the windows may include warm-up effects"
+    if rep.runs == 0:
+        return False, ("not claimed: warmup_runs=0; only one calibration pass (to size the window) ran before "
+                       "the first measured window")
+    return True, (f"windows start after {rep.runs} full-length warm-up passes ({rep.reason}); no warm-up, "
+                  "loading or latency/phase pass falls inside a measured window")
