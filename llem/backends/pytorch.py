@@ -1,39 +1,136 @@
-"""PyTorch / transformers backend: ``model.generate`` with a fixed output length."""
+"""PyTorch / transformers backend: ``model.generate`` with a fixed output length.
+
+Everything the ``pytorch:`` section types reaches one of three calls: ``from_pretrained`` (or
+``from_config`` for a plain single-device random-weight model), ``torch.compile``, or
+``model.generate``. ``extra_load_kwargs``/``extra_generate_kwargs`` carry anything untyped to
+the same calls. Keys llem controls itself (output length, dtype) are refused in the passthrough,
+so a result never claims one setting while running another.
+
+Tensor parallelism (``tp_plan: auto``): this process becomes rank 0 and starts ``tp_size - 1``
+follower processes (``python -m llem.backends.pytorch --tp-follower``), the same rendezvous
+``torchrun`` would set up. Rank 0 runs the harness and meters; followers mirror every
+``prepare``/``generate`` it broadcasts, so each collective has all its ranks.
+"""
 from __future__ import annotations
 
+import json
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 from llem.backends.base import Backend, GenerationOutput, PreparedBatch
+from llem.errors import ConfigError
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
+# typed field -> the call it reaches (used by the coverage tests and the docs)
+TYPED_LOAD = ("attn_implementation", "device_map", "max_memory", "low_cpu_mem_usage", "trust_remote_code")
+TYPED_GENERATE = ("cache_implementation", "use_cache", "do_sample", "temperature", "top_k", "top_p", "min_p",
+                  "typical_p", "epsilon_cutoff", "eta_cutoff", "repetition_penalty", "no_repeat_ngram_size",
+                  "num_beams", "length_penalty", "early_stopping", "prompt_lookup_num_tokens")
+SAMPLING_ONLY = ("top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff")
+# keys llem sets from its own fields: refused in the passthrough dicts
+LOAD_CONTROLLED = {"dtype": "precision", "torch_dtype": "precision", "quantization_config": "precision (int8/int4)",
+                   "gguf_file": "model.gguf_file", "revision": "model.revision",
+                   "pretrained_model_name_or_path": "model.path", "tp_plan": "pytorch.tp_plan",
+                   "tp_size": "pytorch.tp_size", "distributed_config": "pytorch.tp_plan/tp_size"}
+GENERATE_CONTROLLED = {"max_new_tokens": "output_len", "min_new_tokens": "output_len",
+                       "max_length": "output_len (fixed new tokens)", "min_length": "output_len (fixed new tokens)",
+                       "streamer": "llem's timing hook"}
+
+
+def check_passthrough(pt) -> None:
+    """Refuse passthrough keys that duplicate a typed field or one llem controls (ValueError,
+    which config validation turns into a one-line ConfigError)."""
+    for section, typed, controlled in (("extra_load_kwargs", TYPED_LOAD, LOAD_CONTROLLED),
+                                       ("extra_generate_kwargs", TYPED_GENERATE, GENERATE_CONTROLLED)):
+        for key in getattr(pt, section):
+            if key in typed:
+                raise ValueError(f"pytorch.{section}.{key} duplicates a typed field; set pytorch.{key} instead")
+            if key in controlled:
+                raise ValueError(f"pytorch.{section}.{key} is set by llem from {controlled[key]}; "
+                                 f"allowed: any other {section.split('_')[1]} keyword")
+            if key in ("torch_compile", "torch_compile_mode", "tp_plan", "tp_size", "quantization"):
+                raise ValueError(f"pytorch.{section}.{key}: set pytorch.{key} instead")
+
+
+def cross_check(cfg) -> None:
+    """Combinations that cannot run, whatever the machine (ValueError -> ConfigError)."""
+    pt = cfg.pytorch
+    if cfg.precision in ("int8", "int4") and cfg.device == "cpu":
+        raise ValueError(f"precision={cfg.precision} with device=cpu is not supported (int8/int4 need a CUDA GPU "
+                         "with bitsandbytes or torchao); allowed on cpu: fp32, fp16, bf16")
+    if not pt.do_sample:
+        for k in SAMPLING_ONLY:
+            if getattr(pt, k) is not None:
+                raise ValueError(f"pytorch.{k}={getattr(pt, k)!r} has no effect with pytorch.do_sample=false; "
+                                 "allowed: set pytorch.do_sample=true or leave it null")
+        if pt.temperature != 1.0:
+            raise ValueError(f"pytorch.temperature={pt.temperature} has no effect with pytorch.do_sample=false; "
+                             "allowed: 1.0, or set pytorch.do_sample=true")
+    elif pt.temperature == 0:
+        raise ValueError("pytorch.temperature=0 with do_sample=true; allowed: > 0 (or do_sample=false for greedy)")
+    if pt.torch_compile_mode and not pt.torch_compile:
+        raise ValueError(f"pytorch.torch_compile_mode={pt.torch_compile_mode!r} needs pytorch.torch_compile=true")
+    if pt.tp_plan and cfg.model.source == "gguf":
+        raise ValueError("pytorch.tp_plan=auto with model.source=gguf is not supported; allowed: local, hub, builtin, no_weights")
+    if pt.tp_plan and cfg.precision in ("int8", "int4"):
+        raise ValueError(f"pytorch.tp_plan=auto with precision={cfg.precision} is not supported; allowed: fp32, fp16, bf16")
+
 
 class _TimingStreamer:
-    """Records a perf_counter() timestamp each time generate hands over new tokens.
+    """Records a perf_counter() timestamp each time generate hands over a step's new tokens.
 
-    transformers calls ``put`` with ``next_tokens.cpu()``, i.e. after the device produced the
-    step, so the timestamp marks when the token existed on the host. The first ``put`` carries
-    the prompt and is skipped.
+    transformers calls ``put(next_tokens.cpu())``: the copy waits for the device, so the
+    timestamp marks when the step's tokens existed on the host. The first ``put`` carries
+    the prompt and is skipped. With static batching every row of a batch gets its token in
+    the same step, so one list of times serves all rows.
     """
+
+    __slots__ = ("times", "_seen_prompt")
 
     def __init__(self) -> None:
         self.times: list[float] = []
         self._seen_prompt = False
 
     def put(self, value) -> None:
-        if not self._seen_prompt:
+        if self._seen_prompt:
+            self.times.append(time.perf_counter())
+        else:
             self._seen_prompt = True
-            return
-        self.times.append(time.perf_counter())
 
     def end(self) -> None:
         pass
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("LLEM_CACHE_DIR", Path.home() / ".cache" / "llem"))
+
+
 class PyTorchBackend(Backend):
     name = "pytorch"
+
+    def __init__(self, config, devices) -> None:
+        super().__init__(config, devices)
+        self.model = None
+        self.tokenizer = None
+        self.load_notes: list[str] = []
+        self._rank = 0
+        self._world = 1
+        self._followers: list = []
+        self._batches: list[PreparedBatch] = []
+        self._peak_after_load: dict = {}
+        self.preflight()
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
@@ -49,16 +146,74 @@ class PyTorchBackend(Backend):
 
         return transformers.__version__
 
+    # --- checks that depend on this machine, before anything loads ----------------------------
+    def preflight(self) -> None:
+        import importlib.util
+
+        import torch
+
+        cfg, pt = self.config, self.config.pytorch
+        cuda = torch.cuda.is_available()
+        if cfg.device.startswith("cuda") and not cuda:
+            raise ConfigError(f"device={cfg.device} but torch {torch.__version__} sees no CUDA GPU; allowed here: auto, cpu")
+        if cfg.precision in ("int8", "int4"):
+            self._quant_library()  # raises with the reason
+        if cfg.precision == "bf16" and cuda and self._device().startswith("cuda") and not torch.cuda.is_bf16_supported():
+            raise ConfigError("precision=bf16 is not supported by this GPU; allowed: fp32, fp16")
+        if pt.attn_implementation in ("flash_attention_2", "flash_attention_3"):
+            mod = "flash_attn" if pt.attn_implementation == "flash_attention_2" else "flash_attn_interface"
+            if importlib.util.find_spec(mod) is None or not cuda:
+                raise ConfigError(f"pytorch.attn_implementation={pt.attn_implementation} needs a CUDA GPU and the "
+                                  f"`{mod}` package; allowed here: sdpa, eager")
+        if pt.tp_plan:
+            n = self.tp_world_size()
+            if self._device().startswith("cuda") and n > torch.cuda.device_count():
+                raise ConfigError(f"pytorch.tp_size={n} but only {torch.cuda.device_count()} GPUs are visible "
+                                  "(CUDA_VISIBLE_DEVICES); allowed: 2..visible GPUs")
+            if n < 2:
+                raise ConfigError(f"pytorch.tp_size={n}: tensor parallelism needs at least 2 processes; allowed: >= 2")
+
+    def _quant_library(self) -> str:
+        import importlib.util
+
+        import torch
+
+        prec, want = self.config.precision, self.config.pytorch.quantization
+        have = {lib: importlib.util.find_spec(lib) is not None for lib in ("bitsandbytes", "torchao")}
+        if not torch.cuda.is_available():
+            raise ConfigError(f"precision={prec} needs a CUDA GPU (bitsandbytes/torchao quantisation); "
+                              "allowed here: fp32, fp16, bf16")
+        order = ["bitsandbytes", "torchao"] if want == "auto" else [want]
+        for lib in order:
+            if have[lib]:
+                return lib
+        raise ConfigError(f"precision={prec} needs {' or '.join(order)} (`pip install {order[0]}`); "
+                          "allowed without it: fp32, fp16, bf16")
+
     # --- loading --------------------------------------------------------------------------
     def _device(self) -> str:
         import torch
 
         dev = self.config.device
+        if self._world > 1 and torch.cuda.is_available() and dev != "cpu":
+            return f"cuda:{self._rank}"
         if dev == "auto":
             return "cuda:0" if torch.cuda.is_available() else "cpu"
         if dev == "cuda":
             return "cuda:0"
         return dev
+
+    def tp_world_size(self) -> int:
+        import torch
+
+        pt = self.config.pytorch
+        if not pt.tp_plan:
+            return 1
+        if pt.tp_size:
+            return pt.tp_size
+        if self.config.device != "cpu" and torch.cuda.is_available():
+            return torch.cuda.device_count()
+        return 2
 
     def _torch_dtype(self):
         import torch
@@ -66,7 +221,7 @@ class PyTorchBackend(Backend):
         prec = self.config.precision
         if prec in DTYPES:
             return getattr(torch, DTYPES[prec])
-        return torch.float16  # int8/int4 weights compute in fp16
+        return torch.bfloat16  # int8/int4: the layers left unquantized compute in bf16
 
     def quantization_config(self):
         prec = self.config.precision
@@ -74,24 +229,26 @@ class PyTorchBackend(Backend):
             return None
         import torch
 
-        if not torch.cuda.is_available():
-            from llem.errors import ConfigError
+        lib = self._quant_library()
+        if lib == "bitsandbytes":
+            from transformers import BitsAndBytesConfig
 
-            raise ConfigError(f"precision={prec} needs a CUDA GPU with bitsandbytes; allowed here: fp32, fp16, bf16")
-        try:
-            import bitsandbytes  # noqa: F401
+            if prec == "int8":
+                return BitsAndBytesConfig(load_in_8bit=True)
+            return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                      bnb_4bit_compute_dtype=torch.bfloat16)
+        from transformers import TorchAoConfig
+
+        try:  # torchao >= 0.10: config objects
+            from torchao.quantization import Int4WeightOnlyConfig, Int8WeightOnlyConfig
+
+            q = Int8WeightOnlyConfig() if prec == "int8" else Int4WeightOnlyConfig(group_size=128)
+            return TorchAoConfig(quant_type=q)
         except ImportError:
-            from llem.errors import ConfigError
-
-            raise ConfigError(f"precision={prec} needs bitsandbytes (`pip install bitsandbytes`); allowed here: fp32, fp16, bf16") from None
-        from transformers import BitsAndBytesConfig
-
-        if prec == "int8":
-            return BitsAndBytesConfig(load_in_8bit=True)
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)
+            return TorchAoConfig("int8_weight_only" if prec == "int8" else "int4_weight_only", group_size=128)
 
     def load_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``from_pretrained``/``from_config`` from the typed section."""
+        """Keyword arguments for ``from_pretrained`` from the typed section and the passthrough."""
         pt = self.config.pytorch
         kw: dict[str, Any] = {"dtype": self._torch_dtype()}
         if pt.attn_implementation is not None:
@@ -100,11 +257,16 @@ class PyTorchBackend(Backend):
             kw["device_map"] = pt.device_map
         if pt.max_memory is not None:
             kw["max_memory"] = pt.max_memory
+        # transformers >= 5 accepts and ignores it (loading is always low-memory); kept for 4.x
         kw["low_cpu_mem_usage"] = pt.low_cpu_mem_usage
         kw["trust_remote_code"] = pt.trust_remote_code
         q = self.quantization_config()
         if q is not None:
             kw["quantization_config"] = q
+        if pt.tp_plan:
+            from transformers.distributed.configuration_utils import DistributedConfig
+
+            kw["distributed_config"] = DistributedConfig(tp_size=self.tp_world_size())
         kw.update(pt.extra_load_kwargs)
         return kw
 
@@ -116,15 +278,47 @@ class PyTorchBackend(Backend):
             "min_new_tokens": n,  # fixed output length: random weights emit EOS early
             "do_sample": pt.do_sample,
             "num_beams": pt.num_beams,
+            "use_cache": pt.use_cache,
         }
         if pt.do_sample:
             kw["temperature"] = pt.temperature
-        for k in ("top_k", "top_p", "min_p", "repetition_penalty", "cache_implementation"):
+        for k in TYPED_GENERATE:
             v = getattr(pt, k)
-            if v is not None:
+            if k not in kw and k != "temperature" and v is not None:
                 kw[k] = v
+        if getattr(self, "pad_id", None) is not None:
+            kw["pad_token_id"] = self.pad_id
         kw.update(pt.extra_generate_kwargs)
         return kw
+
+    def _needs_checkpoint(self) -> bool:
+        """A random-weight model goes through ``from_pretrained`` (via a cached checkpoint) when
+        a loading feature exists only there: sharding, quantisation, tensor parallelism."""
+        pt = self.config.pytorch
+        return bool(pt.device_map is not None or pt.tp_plan or self.config.precision in ("int8", "int4")
+                    or pt.max_memory is not None or pt.extra_load_kwargs)
+
+    def random_weights_checkpoint(self) -> Path:
+        """Seeded random weights of a shipped architecture, saved once under ~/.cache/llem."""
+        import torch
+        from filelock import FileLock
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        from llem.models.sources import architecture_config
+
+        mc = self.config.model
+        dtype = self._torch_dtype()
+        d = _cache_dir() / "no_weights" / f"{mc.architecture}-{str(dtype).removeprefix('torch.')}-seed{self.config.seed}"
+        d.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(d) + ".lock"):
+            if not (d / "config.json").is_file():
+                torch.manual_seed(self.config.seed)
+                model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**architecture_config(mc)), dtype=dtype)
+                tmp = d.with_name(d.name + ".tmp")
+                model.save_pretrained(tmp)
+                del model
+                tmp.rename(d)
+        return d
 
     def load(self) -> None:
         import torch
@@ -132,45 +326,126 @@ class PyTorchBackend(Backend):
 
         from llem.models.sources import architecture_config, load_tokenizer
 
-        mc = self.config.model
+        mc, pt = self.config.model, self.config.pytorch
+        if pt.tp_plan and self._world == 1 and self._rank == 0:
+            self._start_tensor_parallel()
         self.device = self._device()
         torch.manual_seed(self.config.seed)
         self.tokenizer = load_tokenizer(mc)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         kw = self.load_kwargs()
-        if mc.source in ("builtin", "no_weights"):
+        if mc.source in ("builtin", "no_weights") and not self._needs_checkpoint():
             hf_cfg = AutoConfig.for_model(**architecture_config(mc))
-            if kw.get("attn_implementation"):
-                hf_cfg._attn_implementation = kw["attn_implementation"]
             # Random init directly on the target device: an 8B model never touches host RAM.
-            with torch.device(self.device if kw.get("device_map") is None else "cpu"):
-                model = AutoModelForCausalLM.from_config(hf_cfg, dtype=kw["dtype"],
-                                                         trust_remote_code=kw.get("trust_remote_code", False))
+            with torch.device(self.device):
+                model = AutoModelForCausalLM.from_config(
+                    hf_cfg, dtype=kw["dtype"], trust_remote_code=kw["trust_remote_code"],
+                    **({"attn_implementation": kw["attn_implementation"]} if "attn_implementation" in kw else {}))
         else:
-            src: Any = mc.path
+            if mc.source in ("builtin", "no_weights"):
+                src: Any = str(self.random_weights_checkpoint())
+                self.load_notes.append(f"random weights saved once to {src} so from_pretrained can shard/quantise them")
+            else:
+                src = mc.path
             if mc.source == "gguf":
-                p = Path(mc.path)
+                p = Path(mc.path).expanduser()
                 if mc.gguf_file:
-                    kw["gguf_file"] = mc.gguf_file
+                    src, kw["gguf_file"] = str(p), mc.gguf_file
                 else:
                     src, kw["gguf_file"] = str(p.parent), p.name
             if mc.source == "hub":
                 from llem.models.offline import ensure_online
 
                 ensure_online(f"model {mc.path!r}")
-                kw["revision"] = mc.revision
+                if mc.revision:
+                    kw["revision"] = mc.revision
             model = AutoModelForCausalLM.from_pretrained(src, **kw)
-        if self.config.pytorch.device_map is None and self.config.precision not in ("int8", "int4"):
+        placed = pt.device_map is not None or pt.tp_plan or self.config.precision in ("int8", "int4")
+        if not placed:
             model = model.to(self.device)
         model.eval()
-        if self.config.pytorch.torch_compile:
-            mode = self.config.pytorch.torch_compile_mode
-            model.forward = torch.compile(model.forward, mode=mode) if mode else torch.compile(model.forward)
+        if pt.torch_compile:
+            ckw = {k: v for k, v in (("mode", pt.torch_compile_mode), ("backend", pt.torch_compile_backend)) if v}
+            model.forward = torch.compile(model.forward, **ckw)
         self.model = model
         self.vocab_size = int(model.config.vocab_size)
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        if self._world > 1 and self._rank == 0:
+            self._check_followers()
+        self._reset_peak_memory()
+
+    # --- tensor parallelism -------------------------------------------------------------------
+    def _start_tensor_parallel(self) -> None:
+        import subprocess
+        from datetime import timedelta
+
+        import torch
+        import torch.distributed as dist
+
+        n = self.tp_world_size()
+        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE=str(n),
+                   LOCAL_WORLD_SIZE=str(n), LLEM_TP_CONFIG=json.dumps(self.config.model_dump(mode="json")))
+        if self.config.device == "cpu" or not torch.cuda.is_available():
+            # two CPU ranks on the same cores: one thread each keeps them from fighting
+            env.setdefault("OMP_NUM_THREADS", "1")
+        for r in range(1, n):
+            self._followers.append(subprocess.Popen(
+                [sys.executable, "-m", "llem.backends.pytorch", "--tp-follower"],
+                env=dict(env, RANK=str(r), LOCAL_RANK=str(r))))
+        for k in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "LOCAL_WORLD_SIZE"):
+            os.environ[k] = env[k]
+        os.environ.update(RANK="0", LOCAL_RANK="0")
+        use_cuda = self.config.device != "cpu" and torch.cuda.is_available()
+        if use_cuda:
+            torch.cuda.set_device(0)
+        dist.init_process_group("nccl" if use_cuda else "gloo", rank=0, world_size=n, timeout=timedelta(minutes=10))
+        self._world = n
+        self.load_notes.append(f"tensor parallel over {n} ranks (rank 0 here, {n - 1} follower processes)")
+
+    def _check_followers(self) -> None:
+        dead = [p.returncode for p in self._followers if p.poll() is not None]
+        if dead:
+            raise RuntimeError(f"a tensor-parallel follower exited with code {dead[0]} during loading")
+
+    def _broadcast(self, msg) -> Any:
+        import torch.distributed as dist
+
+        box = [msg]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def serve(self) -> None:
+        """Follower loop (rank > 0): mirror rank 0's prepare/generate calls until told to stop."""
+        while True:
+            kind, arg = self._broadcast(None)
+            if kind == "stop":
+                return
+            if kind == "prepare":
+                self._batches.append(self._prepare_local(arg))
+            elif kind == "generate":
+                idx, phase = arg
+                kw = self.generate_kwargs() if phase == "full" else self._prefill_kwargs()
+                self._generate(self._batches[idx], kw, False)
+
+    def devices_used(self) -> list[int]:
+        """CUDA indices (as this job sees them) that hold part of the model."""
+        if not str(getattr(self, "device", "cpu")).startswith("cuda") and self._world == 1:
+            return []
+        if self._world > 1:
+            return list(range(self._world))
+        dm = getattr(self.model, "hf_device_map", None)
+        if dm:
+            idx = set()
+            for v in dm.values():
+                s = str(v)
+                if s.isdigit():
+                    idx.add(int(s))
+                elif s.startswith("cuda"):
+                    idx.add(int(s.split(":")[1]) if ":" in s else 0)
+            return sorted(idx)
+        return [int(str(self.device).split(":")[1]) if ":" in str(self.device) else 0]
 
     # --- generation -----------------------------------------------------------------------
-    def prepare(self, prompts: list[list[int]]) -> PreparedBatch:
+    def _prepare_local(self, prompts: list[list[int]]) -> PreparedBatch:
         import torch
 
         width = max(len(p) for p in prompts)
@@ -183,18 +458,31 @@ class PyTorchBackend(Backend):
         payload = {"input_ids": ids.to(dev), "attention_mask": mask.to(dev)}
         return PreparedBatch(prompts=prompts, payload=payload, input_tokens=sum(len(p) for p in prompts))
 
+    def prepare(self, prompts: list[list[int]]) -> PreparedBatch:
+        if self._world > 1:
+            self._broadcast(("prepare", prompts))
+            b = self._prepare_local(prompts)
+            b.extra["tp_index"] = len(self._batches)
+            self._batches.append(b)
+            return b
+        return self._prepare_local(prompts)
+
     def _generate(self, batch: PreparedBatch, kwargs: dict[str, Any], timing: bool) -> GenerationOutput:
         import torch
 
+        if self._world > 1 and self._rank == 0:
+            self._broadcast(("generate", (batch.extra["tp_index"],
+                                          "prefill" if kwargs["max_new_tokens"] == 1 else "full")))
         streamer = _TimingStreamer() if timing else None
+        if streamer is not None:
+            kwargs = dict(kwargs, streamer=streamer)
         start = time.perf_counter()
         with torch.inference_mode():
-            out = self.model.generate(**batch.payload, **kwargs, pad_token_id=self.pad_id,
-                                      **({"streamer": streamer} if streamer else {}))
+            out = self.model.generate(**batch.payload, **kwargs)
         end = time.perf_counter()
         n_in = batch.payload["input_ids"].shape[1]
-        new = int(out.shape[1] - n_in)
         rows = int(out.shape[0])
+        new = int(out.shape[1] - n_in)
         return GenerationOutput(
             input_tokens=batch.input_tokens, output_tokens=new * rows, num_requests=rows,
             token_times=[list(streamer.times) for _ in range(rows)] if streamer else None,
@@ -202,27 +490,109 @@ class PyTorchBackend(Backend):
         )
 
     def generate(self, batch: PreparedBatch, *, timing: bool = False) -> GenerationOutput:
+        if timing and self.config.pytorch.num_beams > 1:
+            raise NotImplementedError("transformers streamers do not support beam search (num_beams > 1)")
         return self._generate(batch, self.generate_kwargs(), timing)
 
+    def _prefill_kwargs(self) -> dict[str, Any]:
+        return dict(self.generate_kwargs(), max_new_tokens=1, min_new_tokens=1)
+
     def prefill(self, batch: PreparedBatch) -> GenerationOutput:
-        kw = dict(self.generate_kwargs(), max_new_tokens=1, min_new_tokens=1)
-        return self._generate(batch, kw, False)
+        return self._generate(batch, self._prefill_kwargs(), False)
 
     def decode_text(self, ids) -> list[str]:
         return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+    def sample_text(self, prompt: str, max_new_tokens: int = 24) -> str:
+        """Greedy continuation of one prompt (for humans checking a real model writes sense)."""
+        import torch
+
+        enc = self.tokenizer(prompt, return_tensors="pt").to(self.model.device)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.pad_id)
+        return self.tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
     def synchronize(self) -> None:
         import torch
 
         if torch.cuda.is_available() and str(self.device).startswith("cuda"):
-            torch.cuda.synchronize()
+            for i in self.devices_used() if self._world == 1 else [self._rank]:
+                torch.cuda.synchronize(i)
 
     def device_label(self) -> str:
+        if self._world > 1:
+            return f"{self.device} (tensor parallel x{self._world})"
+        used = self.devices_used()
+        if len(used) > 1:
+            return "cuda:" + ",".join(map(str, used)) + " (device_map)"
         return str(self.device)
+
+    # --- memory and FLOPs -----------------------------------------------------------------
+    def _reset_peak_memory(self) -> None:
+        import torch
+
+        if torch.cuda.is_available():
+            for i in self.devices_used() if self._world == 1 else [self._rank]:
+                self._peak_after_load[i] = (torch.cuda.max_memory_allocated(i), torch.cuda.max_memory_reserved(i))
+                torch.cuda.reset_peak_memory_stats(i)
+
+    def memory(self) -> Optional[dict[str, Any]]:
+        import torch
+
+        if self.model is None:
+            return None
+        out: dict[str, Any] = {
+            "weights_bytes": int(self.model.get_memory_footprint()),
+            "weights_method": "transformers get_memory_footprint(): parameters + buffers as stored",
+        }
+        devs = self.devices_used() if self._world == 1 else [self._rank]
+        if torch.cuda.is_available() and devs:
+            per = []
+            for i in devs:
+                per.append({"cuda_index": i, "peak_allocated_bytes": int(torch.cuda.max_memory_allocated(i)),
+                            "peak_reserved_bytes": int(torch.cuda.max_memory_reserved(i)),
+                            "load_peak_allocated_bytes": self._peak_after_load.get(i, (None, None))[0]})
+            out["per_device"] = per
+            out["peak_allocated_bytes"] = sum(d["peak_allocated_bytes"] for d in per)
+            out["peak_reserved_bytes"] = sum(d["peak_reserved_bytes"] for d in per)
+            out["peak_method"] = ("torch.cuda.max_memory_allocated/reserved since the end of loading (peak stats "
+                                  "reset after load), summed over the GPUs holding the model")
+            if self._world > 1:
+                out["peak_method"] += f"; rank 0's GPU only (other {self._world - 1} ranks not read)"
+        else:
+            out["peak_allocated_bytes"] = None
+            out["peak_reserved_bytes"] = None
+            out["peak_not_measured_reason"] = "torch.cuda memory statistics exist only on CUDA devices (CPU run)"
+            try:
+                import resource
+
+                # ru_maxrss is KiB on Linux; it covers the whole process (Python, libraries, model)
+                out["process_peak_rss_bytes"] = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+            except (ImportError, OSError):
+                pass
+        return out
+
+    def flops(self, input_len: int, output_len: int, batch: int) -> Optional[dict[str, Any]]:
+        from llem.flops import model_flops
+
+        if self.model is None:
+            return None
+        out = model_flops(self.model, input_len, output_len, batch * self.config.pytorch.num_beams)
+        out["scope"] = f"one batch of {batch} prompts"
+        return out
 
     def close(self) -> None:
         import gc
 
+        if self._world > 1 and self._rank == 0:
+            import torch.distributed as dist
+
+            try:
+                self._broadcast(("stop", None))
+                for p in self._followers:
+                    p.wait(timeout=60)
+            finally:
+                dist.destroy_process_group()
         self.model = None
         gc.collect()
         try:
@@ -232,3 +602,31 @@ class PyTorchBackend(Backend):
                 torch.cuda.empty_cache()
         except Exception:
             pass
+
+
+def _follower_main() -> int:
+    """Entry of a tensor-parallel follower: rebuild the config rank 0 sent, load, serve."""
+    from datetime import timedelta
+
+    import torch
+    import torch.distributed as dist
+
+    from llem.config.schema import ExperimentConfig
+    from llem.devices import DeviceSet
+
+    cfg = ExperimentConfig.model_validate(json.loads(os.environ["LLEM_TP_CONFIG"]))
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    use_cuda = cfg.device != "cpu" and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    dist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=world, timeout=timedelta(minutes=10))
+    be = PyTorchBackend(cfg, DeviceSet(unavailable_reason="tensor-parallel follower: rank 0 meters"))
+    be._rank, be._world = rank, world
+    be.load()
+    be.serve()
+    dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__" and "--tp-follower" in sys.argv:
+    sys.exit(_follower_main())

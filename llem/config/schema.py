@@ -6,7 +6,7 @@ loudly instead of being silently ignored.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
@@ -28,6 +28,10 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
+    """Where the model comes from. ``builtin``/``no_weights``: a shipped architecture with seeded
+    random weights (no download); ``local``: a model directory; ``gguf``: a GGUF file that
+    transformers dequantizes; ``hub``: a Hugging Face hub id (needs the network)."""
+
     source: Literal["builtin", "no_weights", "local", "gguf", "hub"]
     name: str
     architecture: Optional[str] = None
@@ -57,13 +61,26 @@ class ModelConfig(_Strict):
             target = p / self.gguf_file if self.gguf_file else p
             if not target.is_file():
                 raise ValueError(f"model.path={str(target)!r} is not an existing GGUF file")
+        if self.source == "hub":
+            from llem.models.offline import is_offline, offline_reason
+
+            # checked here, before anything loads, so an offline run never reaches the network
+            if is_offline() and not Path(self.path).expanduser().is_dir():
+                raise ValueError(
+                    f"model.path={self.path!r} is a Hugging Face hub id but offline mode is on "
+                    f"({offline_reason()}); allowed offline: model=local, model=gguf, model=tiny or a no_weights model"
+                )
         return self
 
 
 class DatasetConfig(_Strict):
+    """Prompts. Every prompt is exactly ``input_len`` tokens: longer texts are truncated,
+    shorter ones repeated until they reach it (fixed input length keeps runs comparable)."""
+
     kind: Literal["synthetic", "builtin", "jsonl", "hf"]
     name: str
     path: Optional[str] = None
+    subset: Optional[str] = None  # HF dataset configuration name (``load_dataset(path, subset)``)
     split: Optional[str] = None
     text_field: str = "text"
     num_prompts: PositiveInt = 8
@@ -73,12 +90,22 @@ class DatasetConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_path(self) -> "DatasetConfig":
-        from pathlib import Path
-
         if self.kind in ("jsonl", "hf") and not self.path:
             raise ValueError(f"dataset.path is required for dataset.kind={self.kind}")
-        if self.kind == "jsonl" and not Path(self.path).expanduser().is_file():
-            raise ValueError(f"dataset.path={self.path!r} does not exist")
+        if self.kind == "jsonl":
+            from llem.datasets import check_jsonl
+
+            check_jsonl(self.path, self.text_field)
+        if self.kind == "hf":
+            from pathlib import Path
+
+            from llem.models.offline import is_offline, offline_reason
+
+            if is_offline() and not Path(self.path).expanduser().exists():
+                raise ValueError(
+                    f"dataset.path={self.path!r} is a Hugging Face dataset name but offline mode is on "
+                    f"({offline_reason()}); allowed offline: dataset=synthetic, dataset=builtin, dataset=jsonl"
+                )
         return self
 
 
@@ -108,26 +135,67 @@ class MeasurementConfig(_Strict):
     bootstrap_samples: PositiveInt = 2000
     cv_warn_threshold: float = Field(0.05, gt=0)
     temperature_drift_warn_c: float = Field(5.0, gt=0)
+    # prefill/decode split: prefill-only windows (see llem/phases.py); each costs one window
+    phase_split: bool = True
+    phase_cycles: PositiveInt = 2
 
 
 class PyTorchConfig(_Strict):
+    """The ``pytorch:`` section. Loading fields reach ``from_pretrained``/``from_config``,
+    decoding fields reach ``model.generate``; ``extra_*_kwargs`` pass anything untyped through.
+    Output length is not here: ``output_len`` fixes it for every backend."""
+
+    # --- loading ------------------------------------------------------------------------------
     attn_implementation: Optional[str] = None
-    device_map: Optional[Any] = None
-    torch_compile: bool = False
-    torch_compile_mode: Optional[str] = None
-    cache_implementation: Optional[str] = None
+    device_map: Optional[Union[str, dict[str, Any]]] = None
+    max_memory: Optional[dict[Union[int, str], Any]] = None
     low_cpu_mem_usage: bool = True
-    max_memory: Optional[dict[str, Any]] = None
     trust_remote_code: bool = False
+    # int8/int4 library: auto picks bitsandbytes, then torchao
+    quantization: Literal["auto", "bitsandbytes", "torchao"] = "auto"
+    # tensor parallelism: tp_plan=auto shards over tp_size processes (one per GPU)
+    tp_plan: Optional[Literal["auto"]] = None
+    tp_size: Optional[PositiveInt] = None
+    torch_compile: bool = False
+    torch_compile_mode: Optional[Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]] = None
+    torch_compile_backend: Optional[str] = None
+    # --- KV cache -----------------------------------------------------------------------------
+    cache_implementation: Optional[str] = None  # null: dynamic; static, offloaded, offloaded_static, quantized, ...
+    use_cache: bool = True
+    # --- decoding -----------------------------------------------------------------------------
     do_sample: bool = False
     temperature: float = Field(1.0, ge=0)
     top_k: Optional[int] = Field(None, ge=0)
     top_p: Optional[float] = Field(None, gt=0, le=1)
     min_p: Optional[float] = Field(None, ge=0, le=1)
+    typical_p: Optional[float] = Field(None, gt=0, le=1)
+    epsilon_cutoff: Optional[float] = Field(None, ge=0, lt=1)
+    eta_cutoff: Optional[float] = Field(None, ge=0, lt=1)
     repetition_penalty: Optional[float] = Field(None, gt=0)
+    no_repeat_ngram_size: Optional[int] = Field(None, ge=0)
     num_beams: PositiveInt = 1
+    length_penalty: Optional[float] = None
+    early_stopping: Optional[Union[bool, Literal["never"]]] = None
+    prompt_lookup_num_tokens: Optional[PositiveInt] = None
+    # --- passthrough --------------------------------------------------------------------------
     extra_load_kwargs: dict[str, Any] = {}
     extra_generate_kwargs: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _check(self) -> "PyTorchConfig":
+        maps = ("auto", "balanced", "balanced_low_0", "sequential")
+        if isinstance(self.device_map, str) and self.device_map not in maps and not self.device_map.startswith(("cuda", "cpu")):
+            raise ValueError(f"pytorch.device_map={self.device_map!r} is not allowed; allowed: {', '.join(maps)}, "
+                             "a device (cuda:0, cpu) or a dict of module -> device")
+        if self.tp_plan and self.device_map is not None:
+            raise ValueError(f"pytorch.tp_plan={self.tp_plan!r} and pytorch.device_map={self.device_map!r} exclude each "
+                             "other; allowed: one of them")
+        if self.tp_size and not self.tp_plan:
+            raise ValueError(f"pytorch.tp_size={self.tp_size} needs pytorch.tp_plan=auto")
+        from llem.backends.pytorch import check_passthrough
+
+        check_passthrough(self)
+        return self
 
 
 class VLLMConfig(_Strict):
@@ -238,6 +306,10 @@ class ExperimentConfig(_Strict):
             # A library user may omit the section: the defaults apply.
             default = {"pytorch": PyTorchConfig, "vllm": VLLMConfig, "tensorrt": TensorRTConfig}[self.backend]()
             object.__setattr__(self, self.backend, default)
+        if self.backend == "pytorch":
+            from llem.backends.pytorch import cross_check  # pure checks, no torch import
+
+            cross_check(self)
         if self.backend == "vllm":
             from llem.backends.vllm import check_config  # pure checks, no vLLM import
 

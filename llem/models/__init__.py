@@ -1,1 +1,5 @@
-"""Model sources: built-in tiny model, no_weights architectures, local, GGUF, hub."""
+"""Model sources: built-in tiny model, no_weights architectures, local directory, GGUF, hub id.
+
+``sources`` knows where config, weights and tokenizer come from; ``architectures`` ships the
+public architecture configs; ``offline`` decides whether the network may be touched.
+"""
