@@ -94,7 +94,9 @@ JobAcctGatherType=jobacct_gather/linux
 JobCompType=jobcomp/none
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
+# Cores only: with memory consumable, a job that names no --mem takes the whole node's memory
+# and tests could never run two jobs side by side.
+SelectTypeParameters=CR_Core
 MpiDefault=none
 MailProg=/bin/true
 ReturnToService=2
