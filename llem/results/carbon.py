@@ -195,24 +195,27 @@ def add_carbon_columns(df: pd.DataFrame, country: Optional[str] = None, *, pue: 
 
     pue = validate_pue(pue)
     out = df.copy()
-    countries = []
     if country == "auto":
-        col = "energy.country_iso_code"
-        if col in out.columns:
-            countries = [None if pd.isna(v) else str(v) for v in out[col]]
-        else:
+        # the grid each job's config named (energy.country_iso_code); rows without one get no figure
+        if "country_iso_code" not in out.columns:
             raise ConfigError("--carbon auto: these results do not record energy.country_iso_code; "
                               "name a country (e.g. --carbon USA)", field="carbon", value="auto",
                               allowed="ISO 3166 country code")
+        countries = [None if pd.isna(v) else str(v) for v in out["country_iso_code"]]
     else:
         countries = [country] * len(out)
     cache: dict = {}
     cols = {c: [] for c in CARBON_COLUMNS}
     for i, c in enumerate(countries):
-        key = c
-        if key not in cache:
-            cache[key] = grid_intensity(c, intensity_g_per_kwh=intensity_g_per_kwh, use_codecarbon=use_codecarbon)
-        g = cache[key]
+        if c is None and intensity_g_per_kwh is None:
+            for k in CARBON_COLUMNS:
+                cols[k].append(None)
+            cols["carbon_not_computed_reason"][-1] = "no grid country recorded for this job"
+            cols["carbon_pue"][-1] = pue
+            continue
+        if c not in cache:
+            cache[c] = grid_intensity(c, intensity_g_per_kwh=intensity_g_per_kwh, use_codecarbon=use_codecarbon)
+        g = cache[c]
         e = out["energy_j"].iloc[i] if "energy_j" in out.columns else None
         ept = out["energy_per_output_token_j"].iloc[i] if "energy_per_output_token_j" in out.columns else None
         e = None if e is None or pd.isna(e) else float(e)

@@ -145,15 +145,15 @@ def _entry(row: pd.Series, rank: Optional[int], carbon: bool) -> dict:
         "status": _opt(row, "status"),
         "label": _label(row),
         "config": {k: _opt(row, k) for k in CONFIG_KEYS},
-        "energy_measured": bool(_opt(row, "energy_measured")) if _opt(row, "energy_measured") is not None else False,
+        "energy_measured": _opt(row, "energy_measured"),
         "energy_not_measured_reason": _opt(row, "energy_not_measured_reason"),
-        "energy_estimated": bool(_opt(row, "energy_estimated") or False),
+        "energy_estimated": _opt(row, "energy_estimated"),
         "energy_meter": _opt(row, "energy_meter"),
         "metrics": metrics,
         "warnings": warnings.split("; ") if warnings else [],
         "error": ({"type": _opt(row, "error_type"), "message": _opt(row, "error_message")}
                   if _opt(row, "error_type") or _opt(row, "error_message") else None),
-        "synthetic": bool(_opt(row, "synthetic") or False),
+        "synthetic": _opt(row, "synthetic"),
     }
     if carbon:
         entry["carbon"] = {v: _opt(row, k) for k, v in CARBON_KEYS.items()}

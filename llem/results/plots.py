@@ -93,8 +93,11 @@ def _excluded_note(df: pd.DataFrame, mask: pd.Series) -> Optional[str]:
 
 
 def _footnote(fig, text: Optional[str]) -> None:
+    # anchored to the axes (not the figure) so constrained layout makes room below the x label
     if text:
-        fig.text(0.01, 0.005, text, fontsize=7, color="0.35", ha="left", va="bottom")
+        ax = fig.axes[-1]
+        ax.annotate(text, xy=(0, 0), xycoords="axes fraction", xytext=(0, -34), textcoords="offset points",
+                    fontsize=7, color="0.35", ha="left", va="top")
 
 
 def fig_energy_vs_batch(df: pd.DataFrame, metric: str = "energy_per_output_token_j") -> Plot:
@@ -169,7 +172,8 @@ def fig_pareto(df: pd.DataFrame, x_metric: str = "energy_per_output_token_j",
     x = data[x_metric].astype(float).to_numpy()
     y = data[y_metric].astype(float).to_numpy()
     front = pareto_frontier(x, y)
-    ax.plot(x[front], y[front], "k-", lw=1.2, alpha=0.7, label="Pareto frontier", zorder=0)
+    ax.plot(x[front], y[front], "-", color="k", lw=1.2, alpha=0.7, marker="o", ms=13, mfc="none",
+            label="Pareto frontier", zorder=0)
     for i in front:
         b = data.loc[i, "batch"]
         ax.annotate(f"{data.loc[i, 'backend']} b{b}", (x[i], y[i]), textcoords="offset points", xytext=(4, 4),

@@ -22,7 +22,7 @@ from llem.result import ExperimentResult
 ID_COLUMNS = ["study_name", "study_design_hash", "job_id", "index", "grid_index", "cycle", "status",
               "error_type", "error_message", "result_problem", "experiment_id", "config_hash"]
 CONFIG_COLUMNS = ["backend", "backend_version", "model", "precision", "batch", "device", "gpu_name",
-                  "output_len", "input_len", "num_prompts", "dataset", "overrides"]
+                  "output_len", "input_len", "num_prompts", "dataset", "country_iso_code", "overrides"]
 ENERGY_COLUMNS = ["energy_measured", "energy_not_measured_reason", "energy_meter", "energy_source",
                   "energy_estimated", "energy_j", "energy_adjusted_j", "baseline_power_w", "cpu_energy_j",
                   "dram_energy_j", "load_energy_j"]
@@ -150,6 +150,7 @@ def result_row(result: ExperimentResult) -> dict[str, Any]:
         "precision": r.precision, "batch": r.batch, "device": r.device, "gpu_name": gpu_name,
         "output_len": cfg.get("output_len"), "input_len": ds.get("input_len"),
         "num_prompts": ds.get("num_prompts"), "dataset": ds.get("name") or ds.get("kind"),
+        "country_iso_code": (cfg.get("energy") or {}).get("country_iso_code"),
         "energy_measured": e.measured,
         "energy_not_measured_reason": None if e.measured else (e.not_measured_reason or "not recorded"),
         "energy_meter": e.meter, "energy_source": e.source, "energy_estimated": e.estimated,
@@ -213,7 +214,7 @@ def flatten_config(cfg: dict, prefix: str = "") -> dict[str, Any]:
 
 # config keys that already have a base column under their vocabulary name
 _REPRESENTED = {"backend", "precision", "batch", "output_len", "device", "model.name", "dataset.input_len",
-                "dataset.num_prompts", "dataset.name"}
+                "dataset.num_prompts", "dataset.name", "energy.country_iso_code"}
 
 
 def _frame(rows: list[dict], configs: list[dict]) -> pd.DataFrame:
@@ -267,6 +268,7 @@ def loaded_to_dataframe(loaded) -> pd.DataFrame:
         else:
             row["job_id"] = e.job_id
         if e.result is None:
+            row["energy_measured"] = False
             row.setdefault("energy_not_measured_reason", "no result.json for this job"
                            + (f" (status {j.status})" if j is not None else ""))
         if study is not None:

@@ -1,0 +1,58 @@
+"""Side-by-side comparison: relative differences and CI overlap, honest about missing values."""
+import pandas as pd
+import pytest
+
+from llem.errors import ConfigError
+from llem.results.compare import ci_overlap, compare_frames
+from llem.results.load import load_path
+from llem.results.table import loaded_to_dataframe
+
+
+def frame(path):
+    return loaded_to_dataframe(load_path(path))
+
+
+def test_ci_overlap_rules():
+    assert ci_overlap(1.0, 2.0, 1.5, 3.0) is True
+    assert ci_overlap(1.0, 2.0, 2.0, 3.0) is True  # touching counts as overlapping
+    assert ci_overlap(1.0, 2.0, 2.1, 3.0) is False
+    assert ci_overlap(1.0, None, 2.1, 3.0) is None
+
+
+def test_two_single_results(measured_jobs):
+    a, b = (frame(p) for p in measured_jobs)
+    cmp = compare_frames(a, b)
+    row = cmp[cmp["metric"] == "energy_per_output_token_j"].iloc[0]
+    va, vb = a.loc[0, "energy_per_output_token_j"], b.loc[0, "energy_per_output_token_j"]
+    assert row["a"] == pytest.approx(va) and row["b"] == pytest.approx(vb)
+    assert row["rel_diff_pct"] == pytest.approx((vb - va) / va * 100)
+    # 0.5 vs 0.8 J/token with 3% spread: the CIs are far apart
+    assert bool(row["ci_overlap"]) is False
+    lat = cmp[cmp["metric"] == "ttft_ms_p50"].iloc[0]
+    assert pd.isna(lat["ci_overlap"]) and "no CI" in lat["note"]
+
+
+def test_unmeasured_side_is_explained_not_zero(measured_jobs, real_job):
+    cmp = compare_frames(frame(measured_jobs[0]), frame(real_job))
+    row = cmp[cmp["metric"] == "energy_per_output_token_j"].iloc[0]
+    assert pd.isna(row["b"]) and pd.isna(row["rel_diff_pct"]) and pd.isna(row["diff"])
+    assert "B: energy not measured" in row["note"]
+    tps = cmp[cmp["metric"] == "output_tokens_per_s"].iloc[0]
+    assert tps["b"] > 0 and pd.notna(tps["rel_diff_pct"])
+
+
+def test_two_studies_match_jobs_by_config(study_dir, study_dir_b):
+    a, b = frame(study_dir), frame(study_dir_b)
+    cmp = compare_frames(a, b, ["energy_per_output_token_j"])
+    matched = cmp[cmp["match"].isin(["config_hash", "config"])]
+    assert len(matched) == 8
+    # study B was built 20% hungrier per token: every matched pair shows about +20%
+    assert matched["rel_diff_pct"].astype(float).between(5, 40).all()
+    assert (matched["backend"].astype(str) + matched["batch"].astype(str)).nunique() == 8
+    only_a = cmp[cmp["match"] == "only in A"]
+    assert set(only_a["job_id_a"]) == {"0008", "0009", "0010"}
+
+
+def test_unknown_metric_is_rejected(study_dir, study_dir_b):
+    with pytest.raises(ConfigError, match="--metric: 'joules' is not a metric column"):
+        compare_frames(frame(study_dir), frame(study_dir_b), ["joules"])
