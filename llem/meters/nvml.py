@@ -3,7 +3,8 @@
 The counter is published in steps (every ~100 ms on an H100), so a window read at arbitrary
 moments can miss up to one step of energy at each edge. This meter detects the step period at
 run time and opens each window right after a step (busy-polling the counter, outside the
-workload), so only the closing edge is uncertain: bound = period / window (docs/measurement.md).
+workload), so only the closing edge is uncertain and the error is one-sided:
+bound = period / window at steady power (docs/measurement.md derives it).
 """
 from __future__ import annotations
 
@@ -86,12 +87,11 @@ class NvmlCounterMeter(Meter):
         return self._period
 
     def edge_uncertainty_s(self) -> Optional[float]:
-        p = self.update_period_s()
-        if p is None:
-            return None
-        # aligned: only the closing edge misses energy (< one step); other GPUs' steps are
-        # not aligned with the first one's, so with several GPUs both edges count
-        return p if (self.align_edges and len(self.devices) == 1) else 2 * p
+        # A window read between steps errs by (energy after the last step before the close) -
+        # (energy after the last step before the open): within one step either way. Opened
+        # just after a step, the second term is ~0, so the error is one-sided (-1 step, 0].
+        # Either way the magnitude is at most one period of power (docs/measurement.md).
+        return self.update_period_s()
 
     def resolution_j(self) -> Optional[float]:
         return 1e-3

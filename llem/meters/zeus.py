@@ -48,14 +48,14 @@ class ZeusMeter(Meter):
         try:
             self.monitor = ZeusMonitor(gpu_indices=list(range(len(devices))))
         except Exception as err:
-            raise MeterUnavailable(f"ZeusMonitor failed: {type(err).__name__}: {err}") from None
+            raise MeterUnavailable(f"Zeus sees no usable GPU: ZeusMonitor raised {type(err).__name__}: {err}") from None
         finally:
             if old is None:
                 os.environ.pop("CUDA_VISIBLE_DEVICES", None)
             else:
                 os.environ["CUDA_VISIBLE_DEVICES"] = old
         if len(self.monitor.gpus) == 0:
-            raise MeterUnavailable("Zeus sees no GPU (its windows would return gpu_energy={}: no data)")
+            raise MeterUnavailable("Zeus sees no usable GPU (its windows would return gpu_energy={}: no data)")
         self._check_uuids()
         self.zeus_indices = list(range(len(devices)))
         self._keys = itertools.count()
