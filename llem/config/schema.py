@@ -236,8 +236,6 @@ class VLLMConfig(_Strict):
     presence_penalty: Optional[float] = None
     frequency_penalty: Optional[float] = None
     n: Optional[PositiveInt] = None
-    # Docker's default 64 MB /dev/shm crashes vLLM workers; the container runner reads this.
-    container_shm_size: str = "16g"
     extra_engine_args: dict[str, Any] = {}
     extra_sampling_params: dict[str, Any] = {}
 

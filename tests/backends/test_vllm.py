@@ -275,3 +275,16 @@ def test_parameter_coverage_at_least_90_percent(probe):
         assert c["total"] > 20 and c["fraction"] >= 0.9, (kind, c)
     assert probe["coverage_lost"] == []
     assert probe["typed_engine_keys_unknown"] == [] and probe["typed_sampling_keys_unknown"] == []
+
+
+def test_vllm_container_gets_a_large_dev_shm(tmp_path):
+    """Docker's default 64 MB /dev/shm crashes vLLM's workers: the vLLM container asks for >= 8 GiB."""
+    from llem.runners.container import ContainerRunner
+
+    c = cfg(device="cpu")
+    cmd = ContainerRunner("vllm", image="llenergymeasure/vllm:test").docker_command(
+        c, tmp_path / "job", tmp_path / "c.json", tmp_path / "o.json", "llem-test")
+    size = cmd[cmd.index("--shm-size") + 1].lower()
+    units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+    n = float(size[:-1]) * units[size[-1]] if size[-1] in units else float(size)
+    assert n >= 8 * 2**30, size
