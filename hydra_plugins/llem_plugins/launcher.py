@@ -1,8 +1,232 @@
-from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+"""llem's local launcher (``hydra/launcher=local``): each job in its own process.
 
-from hydra_plugins.llem_plugins import config  # noqa: F401
+Hydra's submitit_local starts every job at once and gives each ``CUDA_VISIBLE_DEVICES=0``, so
+two measured jobs would share one GPU and disturb each other's energy. This launcher runs one
+job at a time by default; with ``parallel_gpus=true`` it runs jobs side by side, each alone on
+one of the visible GPUs.
+
+Each job is ``python -m hydra_plugins.llem_plugins._child`` in a new session (so a Ctrl-C at
+the terminal reaches the study, which then stops the job cleanly), with stdout and stderr in
+``<job dir>/job.log``. A job past ``timeout_s`` is stopped (SIGTERM, then SIGKILL). A job that
+dies from a signal (SIGKILL, the OOM killer) comes back as a failed ``JobReturn`` whose
+exception says so; the sweeper records it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, open_dict
+
+from hydra_plugins.llem_plugins import config  # noqa: F401  (registers the configs)
+
+log = logging.getLogger(__name__)
+
+JOB_LOG = "job.log"
+_PAYLOAD = ".llem_payload.pkl"
+_RETURN = ".llem_return.pkl"
 
 
-class LlemLocalLauncher(BasicLauncher):
-    def __init__(self) -> None:
-        super().__init__()
+class JobKilled(RuntimeError):
+    """The job's process died from a signal before it returned."""
+
+
+class JobTimeout(RuntimeError):
+    """The job ran past ``hydra.launcher.timeout_s`` and was stopped."""
+
+
+class JobCrashed(RuntimeError):
+    """The job's process exited without returning (an error outside the task function)."""
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs jobs may be spread over: CUDA_VISIBLE_DEVICES entries, else NVML's GPUs."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [t.strip() for t in env.split(",") if t.strip()]
+    from llem.devices import resolve_devices
+
+    return [d.uuid for d in resolve_devices(use_env=False)]
+
+
+def _signal_name(rc: int) -> str:
+    try:
+        return signal.Signals(-rc).name
+    except ValueError:
+        return f"signal {-rc}"
+
+
+class _Running:
+    def __init__(self, idx, overrides, job_dir: Path, proc: subprocess.Popen, gpu: Optional[str], log_file) -> None:
+        self.idx, self.overrides, self.job_dir, self.proc, self.gpu = idx, overrides, job_dir, proc, gpu
+        self.log_file = log_file
+        self.started = time.monotonic()
+        self.timed_out = False
+
+
+class LlemLocalLauncher(Launcher):
+    def __init__(self, parallel_gpus: bool = False, timeout_s: Optional[float] = None,
+                 kill_grace_s: float = 10.0, python: Optional[str] = None) -> None:
+        self.parallel_gpus = bool(parallel_gpus)
+        self.timeout_s = float(timeout_s) if timeout_s else None
+        self.kill_grace_s = float(kill_grace_s)
+        self.python = python or sys.executable
+        self.config: Optional[DictConfig] = None
+        self.task_function: Optional[TaskFunction] = None
+        self.hydra_context: Optional[HydraContext] = None
+        # set by llem's sweeper: called as on_job_start(idx, job_dir, gpu) when a job's process starts
+        self.on_job_start: Optional[Callable[[int, Path, Optional[str]], None]] = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+
+    def slots(self) -> int:
+        """How many jobs this launcher runs at once."""
+        if not self.parallel_gpus:
+            return 1
+        return max(1, len(visible_gpus()))
+
+    # -- one job --------------------------------------------------------------------------
+    def _start(self, idx: int, overrides: Sequence[str], gpu: Optional[str]) -> _Running:
+        assert self.hydra_context is not None and self.config is not None
+        sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.id = f"{os.getpid()}_{idx}"
+            sweep_config.hydra.job.num = idx
+        job_dir = Path(str(sweep_config.hydra.sweep.dir)) / str(sweep_config.hydra.sweep.subdir)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        ret_path = job_dir / _RETURN
+        ret_path.unlink(missing_ok=True)
+        import cloudpickle
+
+        payload = {"singleton_state": Singleton.get_state(), "hydra_context": self.hydra_context,
+                   "task_function": self.task_function, "sweep_config": sweep_config,
+                   "return_path": str(ret_path)}
+        with open(job_dir / _PAYLOAD, "wb") as f:
+            cloudpickle.dump(payload, f)
+        env = os.environ.copy()
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu
+        log_file = open(job_dir / JOB_LOG, "ab")
+        header = f"== llem job {idx}: {' '.join(filter_overrides(overrides))}"
+        if gpu is not None:
+            header += f" | CUDA_VISIBLE_DEVICES={gpu}"
+        log_file.write((header + "\n").encode())
+        log_file.flush()
+        proc = subprocess.Popen([self.python, "-m", "hydra_plugins.llem_plugins._child", str(job_dir / _PAYLOAD)],
+                                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True)
+        log.debug(f"#{idx} : {' '.join(filter_overrides(overrides))}" + (f" (GPU {gpu})" if gpu else ""))
+        r = _Running(idx, list(overrides), job_dir, proc, gpu, log_file)
+        if self.on_job_start is not None:
+            self.on_job_start(idx, job_dir, gpu)
+        return r
+
+    def _stop(self, r: _Running) -> None:
+        """SIGTERM the job's whole process group (vLLM and friends start workers), then SIGKILL."""
+        for sig, wait in ((signal.SIGTERM, self.kill_grace_s), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(r.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                r.proc.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        # any straggler in the group (the leader may already be gone)
+        try:
+            os.killpg(r.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _finish(self, r: _Running) -> JobReturn:
+        rc = r.proc.wait()
+        r.log_file.close()
+        (r.job_dir / _PAYLOAD).unlink(missing_ok=True)
+        ret = JobReturn(overrides=r.overrides, working_dir=str(r.job_dir), task_name="llem")
+        ret_path = r.job_dir / _RETURN
+        back = None
+        if ret_path.is_file():
+            try:
+                with open(ret_path, "rb") as f:
+                    back = pickle.load(f)
+            except Exception:
+                back = None
+            ret_path.unlink(missing_ok=True)
+        if r.timed_out:
+            ret.status = JobStatus.FAILED
+            ret._return_value = JobTimeout(f"stopped after the per-job timeout of {self.timeout_s:g} s "
+                                           "(hydra.launcher.timeout_s)")
+        elif back is not None and back["status"] == "COMPLETED":
+            ret.status = JobStatus.COMPLETED
+            ret._return_value = back["return_value"]
+        elif back is not None:
+            ret.status = JobStatus.FAILED
+            ret._return_value = RuntimeError(f"{back['error_type']}: {back['error_message']}")
+        elif rc < 0:
+            ret.status = JobStatus.FAILED
+            ret._return_value = JobKilled(f"the job's process was killed by {_signal_name(rc)}"
+                                          + (" (out of memory? see dmesg)" if rc == -signal.SIGKILL else ""))
+        else:
+            ret.status = JobStatus.FAILED
+            ret._return_value = JobCrashed(f"the job's process exited with code {rc} before returning; "
+                                           f"see {r.job_dir / JOB_LOG}")
+        return ret
+
+    # -- the batch --------------------------------------------------------------------------
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        setup_globals()
+        assert self.config is not None
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        gpus: list[Optional[str]] = [None]
+        if self.parallel_gpus:
+            found = visible_gpus()
+            if found:
+                gpus = list(found)
+            else:
+                log.warning("hydra.launcher.parallel_gpus=true but no GPU is visible: running jobs one at a time")
+        queue = list(enumerate(job_overrides))
+        results: dict[int, JobReturn] = {}
+        running: list[_Running] = []
+        free = list(gpus)
+        try:
+            while queue or running:
+                while queue and free:
+                    k, ovr = queue.pop(0)
+                    gpu = free.pop(0)
+                    r = self._start(initial_job_idx + k, ovr, gpu)
+                    r.k = k
+                    running.append(r)
+                time.sleep(0.05)
+                for r in list(running):
+                    if r.proc.poll() is None:
+                        if self.timeout_s and time.monotonic() - r.started > self.timeout_s:
+                            r.timed_out = True
+                            self._stop(r)
+                        else:
+                            continue
+                    running.remove(r)
+                    results[r.k] = self._finish(r)
+                    free.append(r.gpu)
+        except BaseException:
+            # Ctrl-C or SIGTERM of the study: no job may keep running (and holding a GPU)
+            for r in running:
+                self._stop(r)
+                r.log_file.close()
+                (r.job_dir / _PAYLOAD).unlink(missing_ok=True)
+            raise
+        return [results[k] for k in range(len(job_overrides))]

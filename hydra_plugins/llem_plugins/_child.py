@@ -1,0 +1,47 @@
+"""``python -m hydra_plugins.llem_plugins._child <payload>``: one job of llem's local launcher.
+
+Restores the parent's Hydra state from the payload (as submitit does for its workers), runs
+the job with Hydra's ``run_job`` (so the job gets its ``.hydra/`` files, logging and output
+directory exactly as under any Hydra launcher) and pickles the ``JobReturn`` back.
+"""
+from __future__ import annotations
+
+import sys
+
+
+def main(payload_path: str) -> int:
+    import pickle
+
+    import cloudpickle
+    from hydra.core.singleton import Singleton
+    from hydra.core.utils import JobStatus, run_job, setup_globals
+
+    with open(payload_path, "rb") as f:
+        p = pickle.load(f)
+    Singleton.set_state(p["singleton_state"])
+    setup_globals()
+    ret = run_job(hydra_context=p["hydra_context"], task_function=p["task_function"], config=p["sweep_config"],
+                  job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+    out = {"status": ret.status.name, "return_value": None, "error_type": None, "error_message": None,
+           "working_dir": ret.working_dir}
+    if ret.status == JobStatus.COMPLETED:
+        try:
+            cloudpickle.dumps(ret._return_value)
+            out["return_value"] = ret._return_value
+        except Exception:
+            out["return_value"] = repr(ret._return_value)
+    else:
+        err = ret._return_value
+        out["error_type"] = type(err).__name__
+        out["error_message"] = str(err)
+    tmp = p["return_path"] + ".tmp"
+    with open(tmp, "wb") as f:
+        cloudpickle.dump(out, f)
+    import os
+
+    os.replace(tmp, p["return_path"])
+    return 0 if ret.status == JobStatus.COMPLETED else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,58 @@
+"""``llem run -m ... --dry-run``: the grid, one row per job, with its estimated GPU memory.
+
+Runs nothing and writes nothing."""
+from __future__ import annotations
+
+import sys
+from typing import Optional, TextIO
+
+
+def dry_run_rows(plan) -> tuple[list[dict], Optional[str], list[int]]:
+    from llem.study.memory import GIB, estimate, fits, gpu_capacities
+
+    from llem.study.progress import shown, varying
+
+    caps, none_reason = gpu_capacities()
+    keys, _ = varying([j.overrides for j in plan.jobs])
+    rows, cache = [], {}
+    for j in plan.jobs:
+        c = j.config
+        key = j.config_hash
+        if key not in cache:
+            est = estimate(c)
+            cache[key] = (est, fits(c, est, caps, none_reason))
+        est, fit = cache[key]
+        rows.append({"job": j.job_id, "overrides": shown(j.overrides, keys or None), "backend": c.backend,
+                     "model": c.model.name, "precision": c.precision, "batch": c.batch,
+                     "est_gpu_mem_gib": None if est.per_gpu_bytes is None else round(est.per_gpu_bytes / GIB, 2),
+                     "fits": fit if est.per_gpu_bytes is not None else f"unknown ({est.reason})",
+                     "config_hash": j.config_hash})
+    return rows, none_reason, caps
+
+
+def print_dry_run(plan, stream: Optional[TextIO] = None) -> None:
+    from llem.study.memory import GIB
+
+    out = stream or sys.stdout
+    rows, none_reason, caps = dry_run_rows(plan)
+    ex = plan.execution
+    gpus = "no GPU found" if not caps else ", ".join(f"{c / GIB:.0f} GiB" for c in caps)
+    print(f"llem dry run: {len(plan.jobs)} jobs ({len(plan.points)} grid points x {ex.grid_cycles} grid cycles, "
+          f"order {ex.order}); GPUs: {gpus}; nothing was run or written", file=out)
+    from llem.study.progress import varying
+
+    _, common = varying([j.overrides for j in plan.jobs])
+    if common and len(plan.jobs) > 1:
+        print("all jobs: " + " ".join(common), file=out)
+    cols = [("job", "job"), ("overrides", "overrides"), ("backend", "backend"), ("model", "model"),
+            ("precision", "precision"), ("batch", "batch"), ("est_gpu_mem_gib", "est. GPU GiB"), ("fits", "fits")]
+    table = [[h for _, h in cols]] + [["" if r[k] is None else str(r[k]) for k, _ in cols] for r in rows]
+    widths = [min(60, max(len(row[i]) for row in table)) for i in range(len(cols))]
+    lines = []
+    for n, row in enumerate(table):
+        lines.append("  ".join(cell[:widths[i]].ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    out.write("\n".join(lines) + "\n")
+    out.write("estimate = weights + KV cache (input_len + output_len) + prefill activations + 0.75 GiB runtime; "
+              "vLLM counts against gpu_memory_utilization\n")

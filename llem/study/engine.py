@@ -1,0 +1,274 @@
+"""Run a planned study through a Hydra launcher, keeping manifest.json true after every job.
+
+Nothing a job does can stop the study: the task function never raises, a launcher exception
+(submitit raises for a killed job) is caught per batch, and a Ctrl-C stops the running job,
+records it, and leaves the rest pending for ``llem run --resume``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from llem._version import __version__
+from llem.study.manifest import (RESULT_NAME, JobEntry, StudyResult, _now, fill_from_result, lock_for,
+                                 refresh_entry, summarize)
+from llem.study.plan import PlannedJob, StudyPlan
+
+JOB_LOG = "job.log"
+ATTEMPTS_DIR = ".attempts"
+
+
+@dataclass
+class StudyRun:
+    """Everything the sweeper needs, planned and validated before Hydra starts."""
+
+    plan: StudyPlan
+    study_dir: Path
+    study_name: str
+    launcher_name: str
+    quiet: bool = False
+    resume: bool = False
+    command_args: list[str] = field(default_factory=list)
+    config_dir: Optional[str] = None
+    config_name: str = "config"
+    result: Optional[StudyResult] = None
+    exit_code: int = 0
+    interrupted: bool = False
+
+
+# The study planned by ``llem.study.cli`` for the sweeper of the Hydra run it starts next.
+CURRENT: Optional[StudyRun] = None
+# The manifest of the last study this process ran (what run_study returns).
+LAST: Optional[StudyResult] = None
+
+
+def new_manifest(run: StudyRun) -> StudyResult:
+    now = _now()
+    jobs = [JobEntry(job_id=j.job_id, index=j.index, grid_index=j.point.grid_index, cycle=j.cycle,
+                     overrides=list(j.overrides), config_hash=j.config_hash, backend=j.config.backend,
+                     model=j.config.model.name, precision=j.config.precision, batch=j.config.batch,
+                     status="pending", job_dir=j.job_id, log_path=f"{j.job_id}/{JOB_LOG}")
+            for j in run.plan.jobs]
+    m = StudyResult(study_name=run.study_name, study_design_hash=run.plan.study_design_hash,
+                    llem_version=__version__, created_at=now, updated_at=now, study_dir=str(run.study_dir),
+                    launcher=run.launcher_name, execution=run.plan.execution.as_dict(),
+                    sweep_overrides=list(run.plan.sweep_overrides), jobs=jobs, command_args=list(run.command_args),
+                    config_dir=run.config_dir, config_name=run.config_name)
+    m.summary = summarize(m.jobs)
+    return m
+
+
+def _owner() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "since": _now()}
+
+
+class _Store:
+    def __init__(self, study_dir: Path, m: StudyResult) -> None:
+        self.dir, self.m = study_dir, m
+
+    def save(self) -> None:
+        self.m.updated_at = _now()
+        self.m.summary = summarize(self.m.jobs)
+        with lock_for(self.dir):
+            self.m.save(self.dir)
+
+
+def _move_aside(study_dir: Path, job_dir: str) -> None:
+    """An earlier failed attempt's directory goes to .attempts/, so its stale result.json can
+    never be mistaken for the new attempt's and nothing is deleted."""
+    src = study_dir / job_dir
+    if not src.exists():
+        return
+    dest_root = study_dir / ATTEMPTS_DIR
+    dest_root.mkdir(exist_ok=True)
+    k = 1
+    while (dest_root / f"{job_dir}.{k}").exists():
+        k += 1
+    shutil.move(str(src), str(dest_root / f"{job_dir}.{k}"))
+
+
+def _record(study_dir: Path, e: JobEntry, job: PlannedJob, ret, launch_error: Optional[BaseException]) -> None:
+    """Set the entry from what the job left on disk, else from what the launcher said."""
+    from hydra.core.utils import JobStatus
+
+    rp = study_dir / e.job_dir / RESULT_NAME
+    e.ended_at = _now()
+    if rp.is_file():
+        refresh_entry(study_dir, e)
+        return
+    exc = None
+    if ret is not None and ret.status != JobStatus.COMPLETED:
+        exc = ret._return_value
+    elif ret is None:
+        exc = launch_error
+    if exc is None:
+        e.status, e.error_type = "failed", "NoResult"
+        e.error_message = "the job returned without writing result.json; see its log"
+        return
+    name = type(exc).__name__
+    if name == "JobTimeout":
+        # a known cause: written as a failed result, so the job directory says it too
+        from llem.jobs import failed_result
+
+        res = failed_result(job.config, exc, e.started_at or _now())
+        res.save(rp)
+        fill_from_result(e, res)
+        e.result_path = f"{e.job_dir}/{RESULT_NAME}"
+        return
+    # killed (SIGKILL, OOM killer, scancel) or a launcher error: no result was written
+    e.status, e.error_type, e.error_message = "lost", name, str(exc)[:500]
+
+
+def _batch_size(launcher, max_batch_size: Optional[int], n: int) -> int:
+    slots = getattr(launcher, "slots", None)
+    if callable(slots):  # llem's launcher schedules itself: one job, or one per GPU
+        return max(1, slots())
+    if max_batch_size is None or max_batch_size <= 0:
+        return max(1, n)
+    return max_batch_size
+
+
+def prepare_manifest(run: StudyRun) -> tuple[StudyResult, list[PlannedJob]]:
+    """The manifest to run against and the jobs still to run."""
+    study_dir = run.study_dir
+    if run.resume:
+        from llem.study.manifest import rebuild
+
+        m = rebuild(study_dir, save=False)
+        by_id = {e.job_id: e for e in m.jobs}
+        todo = [j for j in run.plan.jobs if by_id[j.job_id].status != "completed"]
+        for j in todo:
+            e = by_id[j.job_id]
+            _move_aside(study_dir, e.job_dir)
+            # a pending/failed job whose config changed runs with the new config
+            e.config_hash, e.overrides = j.config_hash, list(j.overrides)
+            e.backend, e.model, e.precision, e.batch = j.config.backend, j.config.model.name, j.config.precision, j.config.batch
+            for k in ("error_type", "error_message", "result_path", "started_at", "ended_at", "gpu", "duration_s",
+                      "energy_per_output_token_j", "energy_per_output_token_ci95", "energy_adjusted_per_output_token_j",
+                      "output_tokens_per_s", "tokens_per_joule", "energy_measured"):
+                setattr(e, k, None)
+            e.status = "pending"
+        m.study_design_hash = run.plan.study_design_hash
+        m.finished_at = None
+        m.llem_version = __version__
+    else:
+        m = new_manifest(run)
+        todo = list(run.plan.jobs)
+    m.owner = _owner()
+    return m, todo
+
+
+def execute(run: StudyRun, launcher, max_batch_size: Optional[int] = 1, hydra_config=None) -> StudyResult:
+    study_dir = run.study_dir
+    study_dir.mkdir(parents=True, exist_ok=True)
+    m, todo = prepare_manifest(run)
+    store = _Store(study_dir, m)
+    store.save()
+    if hydra_config is not None and not (study_dir / "multirun.yaml").exists():
+        from omegaconf import OmegaConf
+
+        OmegaConf.save(hydra_config, study_dir / "multirun.yaml")
+    entries = {e.job_id: e for e in m.jobs}
+    by_index = {j.index: j for j in todo}
+    ex = run.plan.execution
+    progress = _progress(run, m, ex.cooldown_s)
+    if hasattr(launcher, "on_job_start"):
+        def on_start(idx: int, job_dir: Path, gpu: Optional[str]) -> None:
+            j = by_index.get(idx)
+            if j is not None and gpu is not None:
+                entries[j.job_id].gpu = gpu
+        launcher.on_job_start = on_start
+
+    size = _batch_size(launcher, max_batch_size, len(todo))
+    batches = [todo[i:i + size] for i in range(0, len(todo), size)]
+    old_term = _sigterm_as_interrupt()
+    current: list[PlannedJob] = []
+    t_start: dict[str, float] = {}
+    try:
+        for b, batch in enumerate(batches):
+            if b > 0 and ex.cooldown_s > 0:
+                progress.say(f"cooling down {ex.cooldown_s:g} s")
+                time.sleep(ex.cooldown_s)
+            current = batch
+            for j in batch:
+                e = entries[j.job_id]
+                e.status, e.started_at = "running", _now()
+                t_start[j.job_id] = time.monotonic()
+                progress.start(e)
+            store.save()
+            rets, err = None, None
+            try:
+                rets = launcher.launch([j.launch_overrides() for j in batch], initial_job_idx=batch[0].index)
+            except Exception as exc:  # submitit raises for a killed/failed job; the others may be fine
+                err = exc
+            for k, j in enumerate(batch):
+                e = entries[j.job_id]
+                ret = rets[k] if rets is not None and k < len(rets) else None
+                _record(study_dir, e, j, ret, err)
+                e.duration_s = round(time.monotonic() - t_start[j.job_id], 3)
+                progress.end(e)
+            current = []
+            store.save()
+    except KeyboardInterrupt:
+        run.interrupted = True
+        for j in current:
+            e = entries[j.job_id]
+            if (study_dir / e.job_dir / RESULT_NAME).is_file():
+                refresh_entry(study_dir, e)
+            else:
+                e.status, e.error_type = "failed", "Interrupted"
+                e.error_message = "stopped by Ctrl-C/SIGTERM of the study; run it again with llem run --resume"
+                e.ended_at = _now()
+    finally:
+        _restore_sigterm(old_term)
+    if not run.interrupted:
+        m.finished_at = _now()
+    m.owner = {}
+    store.save()
+    run.result = m
+    global LAST
+    LAST = m
+    s = m.summary
+    run.exit_code = 130 if run.interrupted else (1 if s["failed"] or s["lost"] or s["pending"] else 0)
+    if not run.quiet:
+        from llem.study.progress import summary_table
+
+        print(summary_table(m), flush=True)
+        if run.interrupted:
+            print(f"interrupted: resume with  llem run --resume {study_dir}", file=sys.stderr, flush=True)
+    return m
+
+
+def _progress(run: StudyRun, m: StudyResult, cooldown_s: float):
+    from llem.study.progress import Progress
+
+    from llem.study.progress import varying
+
+    done = sum(1 for e in m.jobs if e.status == "completed")
+    keys, _ = varying([e.overrides for e in m.jobs])
+    return Progress(len(m.jobs), already_done=done, cooldown_s=cooldown_s, quiet=run.quiet, keys=keys)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM (kill, scancel, a container stop) stops the study like Ctrl-C does: the running
+    job is stopped and recorded instead of being orphaned."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _restore_sigterm(old) -> None:
+    if old is not None:
+        signal.signal(signal.SIGTERM, old)

@@ -1,0 +1,139 @@
+"""Estimated GPU memory of one job, for the dry run: weights + KV cache + activations.
+
+From the architecture's public shape (layers, hidden size, heads, vocabulary) and the bytes per
+value of the precision. An estimate to catch jobs that cannot fit before they run, not a
+measurement: it ignores allocator fragmentation and kernel workspaces beyond a fixed runtime
+allowance, and vLLM/TensorRT-LLM reserve a fixed fraction of the GPU regardless.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+GIB = 1024 ** 3
+# bytes per weight. int4 carries ~1 scale per 32-128 weights (group-wise quantisation): ~+6%.
+WEIGHT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.53}
+# activations and KV cache stay in the compute dtype; weight-only quantisation computes in 16 bit
+COMPUTE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 2, "int8": 2, "int4": 2}
+# CUDA context, cuBLAS workspaces and the framework's own buffers
+RUNTIME_OVERHEAD_BYTES = int(0.75 * GIB)
+
+
+@dataclass
+class MemoryEstimate:
+    weights_bytes: Optional[int]
+    kv_cache_bytes: Optional[int]
+    activations_bytes: Optional[int]
+    overhead_bytes: int = RUNTIME_OVERHEAD_BYTES
+    per_gpu_bytes: Optional[int] = None
+    gpus_needed: int = 1
+    reason: Optional[str] = None   # why there is no estimate
+
+    @property
+    def total_bytes(self) -> Optional[int]:
+        if self.weights_bytes is None:
+            return None
+        return self.weights_bytes + (self.kv_cache_bytes or 0) + (self.activations_bytes or 0) + self.overhead_bytes
+
+    def gib(self) -> Optional[float]:
+        return None if self.per_gpu_bytes is None else self.per_gpu_bytes / GIB
+
+
+def parameter_count(arch: dict) -> int:
+    h = arch["hidden_size"]
+    layers = arch["num_hidden_layers"]
+    heads = arch["num_attention_heads"]
+    kv = arch.get("num_key_value_heads", heads)
+    hd = arch.get("head_dim") or h // heads
+    inter = arch["intermediate_size"]
+    vocab = arch["vocab_size"]
+    attn = h * heads * hd + 2 * h * kv * hd + heads * hd * h
+    if arch.get("model_type") == "qwen2":  # q/k/v projections carry biases
+        attn += heads * hd + 2 * kv * hd
+    mlp = 3 * h * inter  # gated (SiLU) MLP: gate, up, down
+    per_layer = attn + mlp + 2 * h
+    embed = vocab * h
+    head = 0 if arch.get("tie_word_embeddings") else vocab * h
+    return layers * per_layer + embed + head + h
+
+
+def _architecture(config) -> tuple[Optional[dict], Optional[str]]:
+    m = config.model
+    if m.architecture:
+        from llem.models.architectures import load_architecture
+
+        return load_architecture(m.architecture), None
+    if m.path:
+        p = Path(m.path).expanduser()
+        cfg = p / "config.json" if p.is_dir() else None
+        if cfg and cfg.is_file():
+            return json.loads(cfg.read_text()), None
+    return None, f"no architecture known for model.source={m.source} (no config.json to read)"
+
+
+def estimate(config) -> MemoryEstimate:
+    arch, why = _architecture(config)
+    if arch is None:
+        return MemoryEstimate(None, None, None, reason=why)
+    try:
+        n_params = parameter_count(arch)
+    except KeyError as err:
+        return MemoryEstimate(None, None, None, reason=f"architecture lacks {err}")
+    wb = WEIGHT_BYTES[config.precision]
+    cb = COMPUTE_BYTES[config.precision]
+    weights = int(n_params * wb)
+    h, layers = arch["hidden_size"], arch["num_hidden_layers"]
+    heads = arch["num_attention_heads"]
+    kv_heads = arch.get("num_key_value_heads", heads)
+    hd = arch.get("head_dim") or h // heads
+    seq = config.dataset.input_len + config.output_len
+    b = config.batch
+    kv_bytes = cb
+    section = config.backend_section
+    if getattr(section, "kv_cache_dtype", "auto") in ("fp8", "fp8_e4m3", "fp8_e5m2"):
+        kv_bytes = 1
+    kv = 2 * layers * kv_heads * hd * seq * b * kv_bytes
+    # Prefill peak: a few hidden-sized tensors and the MLP's two intermediate tensors for the
+    # whole prompt, plus fp32 logits over the vocabulary for the last position.
+    acts = b * config.dataset.input_len * (4 * h + 2 * arch["intermediate_size"]) * cb + b * arch["vocab_size"] * 4
+    tp = getattr(section, "tensor_parallel_size", 1) or 1
+    est = MemoryEstimate(weights, kv, acts, gpus_needed=tp)
+    est.per_gpu_bytes = int((weights + kv) / tp + acts + RUNTIME_OVERHEAD_BYTES)
+    return est
+
+
+def gpu_capacities() -> tuple[list[int], Optional[str]]:
+    """Total memory (bytes) of each GPU visible here, or ([], why none)."""
+    from llem.devices import resolve_devices
+    from llem.devices.nvml import nvml_module
+
+    devices = resolve_devices()
+    if not devices:
+        return [], "no GPU"
+    nv = nvml_module()
+    out = []
+    for d in devices:
+        try:
+            out.append(int(nv.nvmlDeviceGetMemoryInfo(d.handle).total))
+        except Exception:
+            out.append(0)
+    return out, None
+
+
+def fits(config, est: MemoryEstimate, capacities: list[int], none_reason: Optional[str]) -> str:
+    if not capacities:
+        return none_reason or "no GPU"
+    if est.per_gpu_bytes is None:
+        return "unknown"
+    if est.gpus_needed > len(capacities):
+        return f"no (needs {est.gpus_needed} GPUs, {len(capacities)} found)"
+    usable = sorted(capacities, reverse=True)[: est.gpus_needed]
+    # vLLM and TensorRT-LLM only use their configured fraction of each GPU
+    frac = getattr(config.backend_section, "gpu_memory_utilization", None) or \
+        getattr(config.backend_section, "kv_cache_free_gpu_memory_fraction", None) or 1.0
+    if config.backend == "tensorrt":
+        frac = 1.0  # its fraction applies to the memory left after weights, not to the total
+    cap = min(usable) * frac
+    return "yes" if est.per_gpu_bytes <= cap else f"no ({est.per_gpu_bytes / GIB:.1f} > {cap / GIB:.1f} GiB)"
