@@ -60,7 +60,7 @@ def steady_state_claim(rep: WarmupReport, calibration_pass: bool) -> tuple[bool,
     if rep.converged is False:
         return False, f"not steady state: {rep.reason}; the windows may include warm-up effects"
     if rep.runs == 0:
-        return False, ("not claimed: warmup_runs=0; only one calibration pass (to size the window) ran before "
+        return False, ("not claimed: warmup_runs=0; only the calibration passes that size the window ran before "
                        "the first measured window")
     return True, (f"windows start after {rep.runs} full-length warm-up passes ({rep.reason}); no warm-up, "
                   "loading or latency/phase pass falls inside a measured window")

@@ -1,0 +1,53 @@
+import json
+import time
+
+import pytest
+
+from llem.baseline import cache_path, measure_baseline
+from llem.config.schema import BaselineConfig
+from llem.devices import resolve_devices
+from llem.meters.nvml import NvmlCounterMeter
+from tests.devices.sim import UUIDS, gpu, use_sim
+
+
+@pytest.fixture
+def two_gpus(monkeypatch, tmp_path):
+    use_sim(monkeypatch, tmp_path, [gpu(0, power_w=72.0), gpu(1, power_w=90.0)])
+    devs = resolve_devices()
+    return devs, NvmlCounterMeter(devs)
+
+
+def test_measures_idle_power_per_gpu(two_gpus, tmp_path):
+    devs, meter = two_gpus
+    b = measure_baseline(meter, devs, BaselineConfig(duration_s=0.15, cache_dir=str(tmp_path / "c")))
+    assert b.power_w[UUIDS[0]] == pytest.approx(72.0, rel=0.03)
+    assert b.power_w[UUIDS[1]] == pytest.approx(90.0, rel=0.03)
+    assert b.total_power_w == pytest.approx(162.0, rel=0.03)
+    assert not b.cached
+
+
+def test_cache_hit_within_ttl_and_expiry(two_gpus, tmp_path):
+    devs, meter = two_gpus
+    cfg = BaselineConfig(duration_s=0.15, cache_ttl_s=100, cache_dir=str(tmp_path / "c"))
+    first = measure_baseline(meter, devs, cfg, now=1000.0)
+    entries = json.loads(cache_path(cfg.cache_dir).read_text())
+    assert set(entries) == {f"nvml:{u}" for u in UUIDS[:2]}
+    t = time.perf_counter()
+    hit = measure_baseline(meter, devs, cfg, now=1050.0)
+    assert hit.cached and hit.power_w == first.power_w
+    assert time.perf_counter() - t < 0.1  # no idle window was measured
+    miss = measure_baseline(meter, devs, cfg, now=1101.0)
+    assert not miss.cached
+
+
+def test_ttl_zero_never_caches(two_gpus, tmp_path):
+    devs, meter = two_gpus
+    cfg = BaselineConfig(duration_s=0.1, cache_ttl_s=0, cache_dir=str(tmp_path / "c"))
+    measure_baseline(meter, devs, cfg)
+    assert not cache_path(cfg.cache_dir).exists()
+    assert not measure_baseline(meter, devs, cfg).cached
+
+
+def test_default_cache_dir_is_under_the_user_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache_path(None) == tmp_path / "llem" / "baseline.json"

@@ -1,0 +1,41 @@
+import time
+
+import pandas as pd
+
+from llem.devices import DeviceSet, resolve_devices
+from llem.sampler import COLUMNS, Sampler, throttle_names
+from tests.devices.sim import gpu, use_sim
+
+
+def test_samples_every_interval_and_writes_parquet(monkeypatch, tmp_path):
+    use_sim(monkeypatch, tmp_path, [gpu(0, power_w=210.0, temperature_c=40, sm_clock_mhz=1755,
+                                        utilization_pct=97, throttle_reasons=0x4, memory_used_mib=2048),
+                                    gpu(1)])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    t0 = time.perf_counter()
+    s = Sampler(resolve_devices(), 0.02, t0=t0)
+    s.start()
+    time.sleep(0.25)
+    s.stop()
+    assert 6 <= len(s.rows) <= 16  # one GPU only, ~every 20 ms
+    r = s.rows[0]
+    assert (r["power_w"], r["temperature_c"], r["sm_clock_mhz"], r["utilization_gpu_pct"],
+            r["throttle_reasons"], r["memory_used_mib"]) == (210.0, 40, 1755, 97, 4, 2048)
+    times = [x["t_s"] for x in s.rows]
+    assert times == sorted(times)
+    s.tag_windows([(0, times[2], times[4])])
+    assert [x["cycle"] for x in s.rows[:6]] == [-1, -1, 0, 0, 0, -1]
+    df = pd.read_parquet(s.write_parquet(tmp_path / "ts" / "timeseries.parquet"))
+    assert list(df.columns) == COLUMNS and len(df) == len(s.rows)
+
+
+def test_no_gpu_no_thread_no_data():
+    s = Sampler(DeviceSet(unavailable_reason="device=cpu"), 0.1, t0=0.0)
+    s.start()
+    s.stop()
+    assert not s.enabled and not s.has_data()
+
+
+def test_throttle_names_ignore_idle_and_app_clock_bits():
+    assert throttle_names(0x1 | 0x2) == []
+    assert throttle_names(0x4 | 0x40) == ["sw_power_cap", "hw_thermal"]
