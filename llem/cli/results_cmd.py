@@ -87,7 +87,61 @@ def results_command(argv: list[str]) -> int:
         raise ConfigError(f"results: unknown action {argv[0]!r}; allowed: show, compare, export, plot",
                           field="action", value=argv[0], allowed=["show", "compare", "export", "plot"])
     args = _parser().parse_args(argv)
+    _precheck(args)
     return {"show": _show, "compare": _compare, "export": _export, "plot": _plot}[args.action](args)
+
+
+def _precheck(args) -> None:
+    """Reject bad options before reading any result, so the error is the only thing printed."""
+    from llem.results.carbon import CARBON_COLUMNS
+    from llem.results.table import base_columns, column_dtype
+
+    for attr in ("path", "a", "b"):
+        p = getattr(args, attr, None)
+        if p is not None and not Path(p).expanduser().exists():
+            raise ConfigError(f"DIR: {p!r} does not exist; expected a study directory (manifest.json), "
+                              f"a job directory or a result.json", field="DIR", value=p,
+                              allowed="study dir | job dir | result.json")
+    out = getattr(args, "out", None)
+    if out is not None:
+        wants_dir = args.action == "plot" or getattr(args, "format", None) == "leaderboard"
+        o = Path(out)
+        if wants_dir and o.is_file():
+            raise ConfigError(f"--out: {out!r} is a file; allowed: a directory (this writes several files)",
+                              field="out", value=out, allowed="a directory")
+        if not wants_dir and o.is_dir():
+            raise ConfigError(f"--out: {out!r} is a directory; allowed: a file path for --format {args.format}",
+                              field="out", value=out, allowed="a file path")
+    known = base_columns() + CARBON_COLUMNS
+    if getattr(args, "columns", None):
+        for c in (c.strip() for c in args.columns.split(",")):
+            if c and c not in known and "." not in c:
+                raise ConfigError(f"--columns: {c!r} is not a column; allowed: {', '.join(known)}",
+                                  field="columns", value=c, allowed=known)
+
+    if getattr(args, "format", None) is not None:
+        from llem.results.export import check_format
+
+        check_format(args.format)
+    if getattr(args, "carbon", None) is not None or getattr(args, "carbon_intensity", None) is not None:
+        from llem.results.carbon import grid_intensity, validate_pue
+
+        validate_pue(args.pue)
+        if args.carbon != "auto":
+            grid_intensity(args.carbon, intensity_g_per_kwh=args.carbon_intensity)
+    sort = getattr(args, "sort", None)
+    if sort is not None:
+        numeric = [c for c in base_columns() if column_dtype(c) in ("Float64", "Int64")]
+        numeric += ["carbon_gco2e", "carbon_gco2e_per_output_token", "carbon_intensity_g_per_kwh"]
+        # a swept config key (dotted) is only known once the results are read
+        if sort not in numeric and "." not in sort:
+            raise ConfigError(f"--sort: {sort!r} is not a metric column; allowed: {', '.join(numeric)}",
+                              field="sort", value=sort, allowed=numeric)
+    for m in getattr(args, "metric", None) or []:
+        numeric = [c for c in base_columns() if column_dtype(c) in ("Float64", "Int64")]
+        if m not in numeric and "." not in m:
+            raise ConfigError(f"--metric: {m!r} is not a metric column; allowed: {', '.join(numeric)}",
+                              field="metric", value=m, allowed=numeric)
 
 
 # --- helpers ------------------------------------------------------------------------------------

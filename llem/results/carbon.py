@@ -149,8 +149,8 @@ def grid_intensity(country: Optional[str] = None, *, intensity_g_per_kwh: Option
                               field="carbon-intensity", value=intensity_g_per_kwh, allowed=">= 0")
         return GridIntensity(country or "user", float(intensity_g_per_kwh), "user-provided")
     if not country:
-        raise ConfigError("--carbon: a country code is needed (ISO alpha-3 such as USA, GBR, FRA, or alpha-2), "
-                          "or give --carbon-intensity G", field="carbon", value=country,
+        raise ConfigError("--carbon: a country code is needed; allowed: ISO alpha-3 (USA, GBR, FRA ...) or "
+                          "alpha-2, or give --carbon-intensity G", field="carbon", value=country,
                           allowed="ISO 3166 country code")
     code = _normalise_country(country)
     if use_codecarbon:
@@ -164,8 +164,9 @@ def grid_intensity(country: Optional[str] = None, *, intensity_g_per_kwh: Option
                                  int(year) if year else None)
     if code in SHIPPED_INTENSITY:
         return GridIntensity(code, float(SHIPPED_INTENSITY[code][2]), SHIPPED_SOURCE, SHIPPED_YEAR)
-    raise ConfigError(f"--carbon: no grid intensity for {country!r}; known: {', '.join(sorted(SHIPPED_INTENSITY))} "
-                      f"(or give --carbon-intensity G)", field="carbon", value=country,
+    raise ConfigError(f"--carbon: no grid intensity for {country!r}; allowed: ISO 3166 codes in the shipped table "
+                      f"({', '.join(sorted(SHIPPED_INTENSITY))}) or CodeCarbon's, or give --carbon-intensity G",
+                      field="carbon", value=country,
                       allowed=sorted(SHIPPED_INTENSITY))
 
 

@@ -1,11 +1,6 @@
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from fixtures import make_study, write_measured_job, write_real_job  # noqa: E402
+from tests.results.results_fixtures import make_study, write_measured_job, write_real_job
 
 
 @pytest.fixture(scope="session")

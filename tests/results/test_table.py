@@ -91,7 +91,7 @@ def test_results_to_dataframe_matches_single_loader(real_job):
 
 
 def test_swept_config_keys_become_columns(tmp_path):
-    from fixtures import real_result
+    from tests.results.results_fixtures import real_result
 
     a = real_result()
     cfg = json.loads(json.dumps(a.config))
