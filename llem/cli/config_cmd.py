@@ -1,15 +1,17 @@
-"""``llem config``: what this machine can measure (placeholder; extended by the meters work)."""
+"""``llem config [--json]``: what this machine can measure, and what ``energy=auto`` picks."""
 from __future__ import annotations
 
 import json
 
+from llem.errors import ConfigError
+
 
 def config_command(args: list[str]) -> int:
-    from llem.capabilities import machine_report, format_report
+    from llem.capabilities import format_report, machine_report
 
+    unknown = [a for a in args if a != "--json"]
+    if unknown:
+        raise ConfigError(f"llem config: unknown argument {unknown[0]!r}; allowed: --json")
     rep = machine_report()
-    if "--json" in args:
-        print(json.dumps(rep, indent=2))
-    else:
-        print(format_report(rep))
+    print(json.dumps(rep, indent=2) if "--json" in args else format_report(rep))
     return 0
