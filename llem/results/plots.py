@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -188,7 +189,9 @@ def fig_pareto(df: pd.DataFrame, x_metric: str = "energy_per_output_token_j",
 
 
 TIME_COLUMNS = ("t_s", "time_s", "elapsed_s", "relative_s", "timestamp_s")
-DEVICE_COLUMNS = ("device_index", "gpu_index", "device", "gpu", "index")
+# llem.sampler.COLUMNS names them t_s / gpu_index / power_w / temperature_c / cycle; the
+# alternatives keep older or hand-made files readable
+DEVICE_COLUMNS = ("gpu_index", "device_index", "device", "gpu", "index")
 POWER_COLUMNS = ("power_w", "gpu_power_w")
 TEMP_COLUMNS = ("temperature_c", "gpu_temperature_c", "temp_c")
 
@@ -216,15 +219,30 @@ def fig_timeseries(ts: pd.DataFrame, job_id: str, window: Optional[list[float]] 
             vals = pd.to_numeric(g[col], errors="coerce")
             # gaps stay gaps: a missing sample is NaN and breaks the line
             ax.plot(g[tcol].astype(float), vals.astype(float), lw=1, label=f"GPU {dev}")
+    spans = _cycle_spans(ts, tcol)
+    if not spans and window and len(window) == 2 and all(w is not None for w in window):
+        spans = [(float(window[0]), float(window[1]))]
     for ax, col in zip(axes, panels):
         ax.set_ylabel(f"{col} ({'W' if col == pcol else '°C'})")
         ax.grid(True, alpha=0.3)
-        if window and len(window) == 2 and all(w is not None for w in window):
-            ax.axvspan(window[0], window[1], color="C2", alpha=0.12, label="measured window")
+        for i, (a, b) in enumerate(spans):
+            ax.axvspan(a, b, color="C2", alpha=0.12, label="measured cycles" if i == 0 else None)
         ax.legend(fontsize=7, loc="upper left")
     axes[-1].set_xlabel(f"{tcol} (s since experiment start)")
     axes[0].set_title(f"Job {job_id}: per-GPU power and temperature")
     return Plot(name, fig)
+
+
+def _cycle_spans(ts: pd.DataFrame, tcol: str) -> list[tuple[float, float]]:
+    """Time spans of the measured cycles, from the sampler's ``cycle`` tag (-1 = between windows)."""
+    if "cycle" not in ts.columns:
+        return []
+    c = pd.to_numeric(ts["cycle"], errors="coerce")
+    spans = []
+    for cyc, g in ts[c >= 0].groupby(c[c >= 0]):
+        t = g[tcol].astype(float)
+        spans.append((float(t.min()), float(t.max())))
+    return sorted(spans)
 
 
 def fig_phases(df: pd.DataFrame) -> Plot:
@@ -246,13 +264,16 @@ def fig_phases(df: pd.DataFrame) -> Plot:
     ax.bar(x, pre, label="prefill", color="C1")
     ax.bar(x, dec, bottom=pre, label="decode", color="C0")
     ax.set_xticks(x, labels, fontsize=7)
-    ax.set_ylabel("energy_j (J)")
-    methods = sorted(set(data["phase_method"].dropna().astype(str))) if "phase_method" in data.columns else []
-    ax.set_title("Prefill vs decode energy per job" + (f" (method: {'; '.join(methods)})" if methods else ""),
-                 fontsize=9)
+    pers = sorted(set(data["phase_per"].dropna().astype(str))) if "phase_per" in data.columns else []
+    ax.set_ylabel("energy_j (J)" + (f", per {pers[0]}" if len(pers) == 1 else ""))
+    est = bool(data["energy_estimated"].fillna(False).any()) if "energy_estimated" in data.columns else False
+    ax.set_title("Prefill vs decode energy per job" + (ESTIMATED_TAG if est else ""))
     ax.legend()
     ax.grid(True, axis="y", alpha=0.3)
-    _footnote(fig, _excluded_note(df, mask))
+    methods = sorted(set(data["phase_method"].dropna().astype(str))) if "phase_method" in data.columns else []
+    notes = [textwrap.fill("split: " + m, 90) for m in methods]
+    excluded = _excluded_note(df, mask)
+    _footnote(fig, "\n".join(notes + ([excluded] if excluded else [])) or None)
     return Plot(name, fig)
 
 

@@ -36,7 +36,8 @@ LATENCY_STATS = ["mean", "p50", "p90", "p95", "p99"]
 PHASE_COLUMNS = ["phase_method", "phase_error", "prefill_duration_s", "prefill_energy_j",
                  "prefill_energy_adjusted_j", "prefill_tokens", "decode_duration_s", "decode_energy_j",
                  "decode_energy_adjusted_j", "decode_tokens", "prefill_energy_per_prompt_j",
-                 "decode_energy_per_output_token_j"]
+                 "decode_energy_per_output_token_j", "prefill_energy_per_prompt_se_j",
+                 "decode_energy_per_output_token_se_j", "phase_per", "phase_energy_not_measured_reason"]
 META_COLUMNS = ["n_warnings", "warnings", "synthetic", "llem_version", "schema_version", "started_at",
                 "ended_at", "job_dir"]
 
@@ -60,7 +61,7 @@ _BASE = frozenset(base_columns())
 _INT = {"index", "grid_index", "cycle", "batch", "output_len", "input_len", "num_prompts", "input_tokens",
         "output_tokens", "n_cycles", "prefill_tokens", "decode_tokens", "n_warnings"}
 _BOOL = {"energy_measured", "energy_estimated", "synthetic"}
-_FLOAT_SUFFIXES = ("_j", "_w", "_s", "_per_s", "_ci95_low", "_ci95_high", "_std", "_cv", "_mean", "_p50",
+_FLOAT_SUFFIXES = ("_se_j", "_j", "_w", "_s", "_per_s", "_ci95_low", "_ci95_high", "_std", "_cv", "_mean", "_p50",
                    "_p90", "_p95", "_p99", "_kwh", "_per_kwh", "_gco2e", "_per_output_token", "_pue", "_pct",
                    "_ratio", "tokens_per_joule")
 
@@ -184,9 +185,15 @@ def result_row(result: ExperimentResult) -> dict[str, Any]:
             row[f"{m}_{s}"] = getattr(pct, s, None) if pct is not None and pct.n else None
     ph = r.phases
     if ph is not None:
+        # getattr: fields added to Phases later are absent from older result files' models
+        windows = getattr(ph, "windows", None) or {}
         row.update({"phase_method": ph.method, "phase_error": ph.error,
                     "prefill_energy_per_prompt_j": ph.prefill_energy_per_prompt_j,
-                    "decode_energy_per_output_token_j": ph.decode_energy_per_output_token_j})
+                    "decode_energy_per_output_token_j": ph.decode_energy_per_output_token_j,
+                    "prefill_energy_per_prompt_se_j": getattr(ph, "prefill_energy_per_prompt_se_j", None),
+                    "decode_energy_per_output_token_se_j": getattr(ph, "decode_energy_per_output_token_se_j", None),
+                    "phase_per": windows.get("per") if isinstance(windows, dict) else None,
+                    "phase_energy_not_measured_reason": getattr(ph, "energy_not_measured_reason", None)})
         for name in ("prefill", "decode"):
             p = getattr(ph, name)
             row.update({f"{name}_duration_s": p.duration_s, f"{name}_energy_j": p.energy_j,

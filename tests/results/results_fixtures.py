@@ -97,13 +97,15 @@ def synthetic_result(base: ExperimentResult, *, backend: str, batch: int, j_per_
 
 
 def write_timeseries(path: Path, duration_s: float = 8.0, n_devices: int = 2) -> Path:
-    """A synthetic per-GPU power/temperature trace (SYNTHETIC TEST DATA)."""
-    t = np.arange(0, duration_s, 0.1)
+    """A synthetic per-GPU trace in llem.sampler's columns (SYNTHETIC TEST DATA): idle until 6 s,
+    then two measured cycles (6-7 s and 7-8 s) at high power."""
+    t = np.round(np.arange(0, duration_s, 0.1), 3)
+    cycle = np.where(t < 6, -1, np.where(t < 7, 0, 1))
     frames = []
     for d in range(n_devices):
         frames.append(pd.DataFrame({
-            "t_s": t, "device_index": d,
-            "power_w": 60 + 200 * (t > 6) + 5 * np.sin(t + d),
+            "t_s": t, "cycle": cycle, "gpu_index": d, "uuid": f"GPU-synthetic-{d}",
+            "power_w": 60 + 200 * (t >= 6) + 5 * np.sin(t + d),
             "temperature_c": 40 + 2 * t + d,
             "sm_clock_mhz": 1400 + 0 * t,
         }))

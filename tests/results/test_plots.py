@@ -85,7 +85,10 @@ def test_timeseries_figure_from_parquet(loaded):
         assert labels == ["GPU 0", "GPU 1"]
         assert col in ax.get_ylabel()
         y0 = ax.get_lines()[0].get_ydata()
-        assert list(y0) == pytest.approx(list(ts[ts["device_index"] == 0].sort_values("t_s")[col]))
+        assert list(y0) == pytest.approx(list(ts[ts["gpu_index"] == 0].sort_values("t_s")[col]))
+        # one shaded span per measured cycle, from the sampler's cycle tag
+        xs = sorted(round(p.get_x(), 3) for p in ax.patches)
+        assert xs == [6.0, 7.0]
 
 
 def test_timeseries_without_power_columns_is_skipped():
