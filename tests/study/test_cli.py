@@ -1,0 +1,67 @@
+"""``llem run -m`` before any job runs: bad input exits 2 and writes nothing; the dry run."""
+import json
+import time
+
+import pytest
+
+from tests.study.conftest import TINY, run_llem
+
+
+def _nothing_written(d):
+    return [p for p in d.rglob("*")] == []
+
+
+def test_one_bad_grid_point_exits_2_and_writes_nothing(workdir):
+    r = run_llem("-m", "batch=1,2,0", *TINY, cwd=workdir)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr
+    assert "job 2 (batch=0" in lines[0] and "batch=0" in lines[0] and "greater than 0" in lines[0]
+    assert _nothing_written(workdir)
+
+
+def test_bad_execution_option_exits_2(workdir):
+    r = run_llem("-m", "batch=1,2", "hydra.sweeper.order=random", cwd=workdir)
+    assert r.returncode == 2 and "hydra.sweeper.order='random'" in r.stderr and "shuffled" in r.stderr
+    assert _nothing_written(workdir)
+
+
+def test_backend_that_cannot_run_fails_before_any_job(workdir, tmp_path):
+    r = run_llem("-m", "batch=1,2", "backend=pytorch,vllm", "precision=fp16", f"runner.vllm=venv:{tmp_path}/none",
+                 cwd=workdir)
+    assert r.returncode == 2 and "runner.vllm=venv:" in r.stderr and "does not exist" in r.stderr
+    assert not (workdir / "multirun").exists()
+
+
+def test_dry_run_prints_every_job_and_writes_nothing(workdir):
+    t0 = time.perf_counter()
+    r = run_llem("-m", "batch=1,8", "model=tiny,llama-3.1-8b", "precision=bf16", "hydra.sweeper.grid_cycles=2",
+                 "--dry-run", cwd=workdir)
+    elapsed = time.perf_counter() - t0
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "8 jobs (4 grid points x 2 grid cycles" in out
+    rows = [l for l in out.splitlines() if l[:4].isdigit()]
+    assert len(rows) == 8
+    assert rows[0].startswith("0000_c0") and "tiny-llama" in rows[0]
+    big = [l for l in rows if "llama-3.1-8b" in l and "batch=8" in l][0]
+    assert "pytorch" in big and "bf16" in big and " 8 " in big
+    gib = float(big.split("bf16")[1].split()[1])
+    assert 15 < gib < 17  # 8B x 2 bytes + small KV cache + runtime
+    assert "no GPU" in big
+    assert _nothing_written(workdir)
+    assert elapsed < 60  # sanity only; the speed target is in benchmarks/dryrun_speed.py
+
+
+def test_existing_study_dir_is_not_overwritten(workdir):
+    d = workdir / "s"
+    d.mkdir()
+    (d / "manifest.json").write_text("{}")
+    r = run_llem("-m", "batch=1,2", f"hydra.sweep.dir={d}", cwd=workdir)
+    assert r.returncode == 2 and "already holds a study" in r.stderr and "--resume" in r.stderr
+    assert (d / "manifest.json").read_text() == "{}"
+
+
+def test_resume_of_a_directory_without_manifest(workdir):
+    r = run_llem("--resume", str(workdir), cwd=workdir)
+    assert r.returncode == 2 and "no manifest.json" in r.stderr
