@@ -279,10 +279,12 @@ def _print_notes(df) -> None:
 
 
 def _print_carbon(df) -> None:
-    first = df.iloc[0]
-    print(f"\ncarbon (derived, not measured; kept apart from energy): grid {first['carbon_country']}, "
-          f"{_fmt(first['carbon_intensity_g_per_kwh'])} gCO2e/kWh x PUE {_fmt(first['carbon_pue'])}")
-    print(f"  source: {first['carbon_source']}")
+    print("\ncarbon (derived, not measured; kept apart from energy):")
+    grids = df.dropna(subset=["carbon_country"]).drop_duplicates(
+        ["carbon_country", "carbon_intensity_g_per_kwh", "carbon_pue", "carbon_source"])
+    for g in grids.to_dict("records"):
+        print(f"  grid {g['carbon_country']}: {_fmt(g['carbon_intensity_g_per_kwh'])} gCO2e/kWh x PUE "
+              f"{_fmt(g['carbon_pue'])}; source: {g['carbon_source']}")
     rows = [[str(r["job_id"]), _fmt(r["carbon_gco2e"]), _fmt(r["carbon_gco2e_per_output_token"]),
              "" if _isna(r["carbon_not_computed_reason"]) else str(r["carbon_not_computed_reason"])]
             for r in df.to_dict("records")]

@@ -69,7 +69,7 @@ def test_show_carbon_is_a_separate_section(study, tmp_path):
     assert r.returncode == 0, r.stderr
     table, _, carbon = r.stdout.partition("\ncarbon (derived")
     assert "gCO2e" not in table and "carbon" not in _table_rows(r.stdout)[0]
-    assert "source:" in carbon and "PUE 1.1" in carbon
+    assert "source:" in carbon and "PUE 1.1" in carbon and "grid FRA" in carbon
 
 
 def test_compare_two_results(jobs, tmp_path):
