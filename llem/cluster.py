@@ -80,3 +80,52 @@ def slurm_facts(env: Optional[Mapping[str, str]] = None) -> dict:
     if facts["array_job_id"] is not None and facts["array_task_id"] is not None:
         facts["array_job"] = f"{facts['array_job_id']}_{facts['array_task_id']}"
     return facts
+
+
+# sacct fields -> result keys, for a job that ended before it could record itself.
+_SACCT_FIELDS = (("JobID", "array_job"), ("JobIDRaw", "job_id"), ("State", "state"), ("NodeList", "node_list"),
+                 ("Partition", "partition"), ("Account", "account"), ("QOS", "qos"), ("Cluster", "cluster_name"),
+                 ("Start", "start"), ("End", "end"), ("Elapsed", "elapsed"), ("ExitCode", "exit_code"),
+                 ("Timelimit", "time_limit"))
+
+
+def sacct_facts(job_id: str, timeout_s: float = 30.0) -> dict:
+    """What Slurm accounting says about a job (``"123"`` or an array task ``"123_4"``).
+
+    The same keys as :func:`slurm_facts` where they overlap, plus ``state``, ``start``, ``end``,
+    ``elapsed``, ``exit_code`` and ``time_limit``. ``{}`` when sacct is missing or does not
+    answer: these facts enrich a failure record and must never stop it from being written.
+    """
+    import subprocess
+
+    fmt = ",".join(f for f, _ in _SACCT_FIELDS)
+    try:
+        out = subprocess.run(["sacct", "-j", str(job_id), "-X", "-n", "-P", f"--format={fmt}"],
+                             capture_output=True, text=True, timeout=timeout_s, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    rows = [line.split("|") for line in out.splitlines() if line.strip()]
+    # -X gives one line per allocation; an array's id alone lists every task, so pick ours
+    row = next((r for r in rows if r[0] == str(job_id)), rows[0] if rows else None)
+    if row is None or len(row) != len(_SACCT_FIELDS):
+        return {}
+    raw = {key: (v or None) for (_, key), v in zip(_SACCT_FIELDS, row)}
+    facts: dict = {"scheduler": "slurm", **{k: None for k in _CORE_KEYS}, "source": "sacct"}
+    facts.update({k: v for k, v in raw.items() if v is not None})
+    try:
+        facts["job_id"] = int(raw["job_id"]) if raw["job_id"] else None
+    except ValueError:
+        pass
+    array = raw["array_job"] or ""
+    if "_" in array and not array.endswith("]"):
+        head, _, tail = array.partition("_")
+        if head.isdigit() and tail.isdigit():
+            facts["array_job_id"], facts["array_task_id"] = int(head), int(tail)
+    else:
+        facts.pop("array_job", None)
+    # A one-node allocation's node list is its node; sacct says "None assigned" for a job
+    # that never started.
+    nodes = raw["node_list"] or ""
+    if nodes and not any(c in nodes for c in ",[") and nodes != "None assigned":
+        facts["node_name"] = nodes
+    return facts

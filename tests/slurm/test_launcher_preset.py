@@ -18,7 +18,7 @@ def test_local_stays_the_default():
 
 def test_slurm_preset_defaults():
     launcher = _launcher()
-    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert launcher._target_ == "hydra_plugins.llem_plugins.slurm.LlemSlurmLauncher"
     assert launcher.gpus_per_node == 1
     assert launcher.additional_parameters.exclusive is True
     assert launcher.timeout_min == 120

@@ -1,0 +1,198 @@
+"""llem's Slurm launcher (``hydra/launcher=slurm``): hydra-submitit-launcher's, made failure-proof.
+
+submitit_slurm's own ``launch`` returns after asking each job for its result in turn and raises
+at the first job that Slurm ended without one (``scancel``, time limit, node failure, out of
+memory). The study then cannot tell the jobs of that batch apart, and the later jobs of an
+array are left running unwatched. This launcher submits the same way (same keys, same sbatch
+script, same job function, so jobs run exactly as under submitit_slurm), then waits for every
+job and turns each one that ended without a result into:
+
+- a failed ``result.json`` in the job's directory (error type from the Slurm state, what
+  ``sacct`` says about the job under ``environment.slurm``), so the study directory alone tells
+  what happened, as for a job that failed on its own;
+- a failed ``JobReturn``, so the sweeper goes on with the other jobs.
+
+A Ctrl-C or SIGTERM of the study cancels the jobs it submitted that have not ended.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, List, Optional, Sequence
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+
+log = logging.getLogger(__name__)
+
+RESULT_NAME = "result.json"
+# submitit_slurm's keys that size a job the same way on any cluster (the others are passed to
+# submitit with a "slurm_" prefix); from its BaseQueueConf.
+_GENERIC_KEYS = {"timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "name",
+                 "stderr_to_stdout"}
+# read when the executor is built, not per job
+_EXECUTOR_KEYS = {"submitit_folder", "max_num_timeout"}
+
+
+class SlurmJobEnded(RuntimeError):
+    """Slurm ended the job before it wrote its result."""
+
+
+class SlurmTimeLimit(SlurmJobEnded):
+    """The job reached its time limit (hydra.launcher.timeout_min)."""
+
+
+class SlurmCancelled(SlurmJobEnded):
+    """The job was cancelled (scancel, or an administrator)."""
+
+
+class SlurmOutOfMemory(SlurmJobEnded):
+    """The job went past its memory allocation."""
+
+
+class SlurmNodeFailure(SlurmJobEnded):
+    """The job's node failed or was taken back (node failure, preemption, boot failure)."""
+
+
+def _error_class(state: str) -> type:
+    s = state.upper()
+    if s.startswith(("TIMEOUT", "DEADLINE")):
+        return SlurmTimeLimit
+    if s.startswith("CANCELLED"):
+        return SlurmCancelled
+    if s.startswith("OUT_OF_ME"):
+        return SlurmOutOfMemory
+    if s.startswith(("NODE_FAIL", "PREEMPTED", "BOOT_FAIL")):
+        return SlurmNodeFailure
+    return SlurmJobEnded
+
+
+def _utc(sacct_time: Optional[str]) -> Optional[str]:
+    """sacct prints the cluster's local time without a zone; results use UTC."""
+    from datetime import datetime, timezone
+
+    if not sacct_time or not sacct_time[:1].isdigit():
+        return None
+    try:
+        return datetime.fromisoformat(sacct_time).astimezone(timezone.utc).isoformat(timespec="seconds")
+    except ValueError:
+        return None
+
+
+class LlemSlurmLauncher(SlurmLauncher):
+    # How often Slurm is asked about unfinished jobs: often at first, as jobs that fail at
+    # once (bad request, missing environment) are common, then rarely, as sacct costs the
+    # accounting database and a measured job runs for minutes to hours.
+    poll_min_s = 2.0
+    poll_max_s = 30.0
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        assert self.config is not None and self.hydra_context is not None
+        jobs = self._submit(job_overrides, initial_job_idx)
+        try:
+            self._wait(jobs)
+        except BaseException:
+            self._cancel(jobs)
+            raise
+        return [self._collect(job, list(ovr), initial_job_idx + k)
+                for k, (job, ovr) in enumerate(zip(jobs, job_overrides))]
+
+    # -- submit ----------------------------------------------------------------------------
+    def _submit(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
+        import submitit
+
+        params = dict(self.params)
+        executor = submitit.AutoExecutor(folder=params["submitit_folder"], cluster="slurm",
+                                         slurm_max_num_timeout=params.get("max_num_timeout", 0))
+        executor.update_parameters(**{(k if k in _GENERIC_KEYS else f"slurm_{k}"): v
+                                      for k, v in params.items() if k not in _EXECUTOR_KEYS})
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        indices = [initial_job_idx + k for k in range(len(job_overrides))]
+        state = Singleton.get_state()
+        # the arguments of BaseSubmititLauncher.__call__, which runs each job on its node
+        jobs = executor.map_array(self, [list(o) for o in job_overrides], ["hydra.sweep.dir"] * len(indices),
+                                  indices, [f"job_id_for_{i}" for i in indices], [state] * len(indices))
+        for idx, job, ovr in zip(indices, jobs, job_overrides):
+            log.info(f"#{idx} : Slurm job {job.job_id} : {' '.join(filter_overrides(list(ovr)))}")
+        return jobs
+
+    # -- wait --------------------------------------------------------------------------------
+    def _wait(self, jobs: list) -> None:
+        t0 = time.monotonic()
+        last_poll = t0
+        pending = list(jobs)
+        while pending:
+            elapsed = time.monotonic() - t0
+            force = time.monotonic() - last_poll >= min(self.poll_max_s, max(self.poll_min_s, elapsed / 10))
+            if force:
+                last_poll = time.monotonic()
+            # one forced sacct call refreshes every job of this executor's watcher
+            pending = [j for k, j in enumerate(pending) if not j.done(force_check=force and k == 0)]
+            if pending:
+                time.sleep(1.0)
+
+    @staticmethod
+    def _cancel(jobs: list) -> None:
+        unfinished = [j for j in jobs if not j.done()]
+        for j in unfinished:
+            try:
+                j.cancel(check=False)
+            except Exception as err:  # a cancel that fails must not hide the interrupt
+                log.warning(f"could not cancel Slurm job {j.job_id}: {err}")
+        if unfinished:
+            log.warning(f"cancelled Slurm jobs {' '.join(j.job_id for j in unfinished)}")
+
+    # -- collect -----------------------------------------------------------------------------
+    def _collect(self, job: Any, overrides: List[str], idx: int) -> JobReturn:
+        try:
+            return job.results()[0]
+        except Exception as exc:  # the job ended without returning; record why, go on
+            return self._failed(job, overrides, idx, exc)
+
+    def _failed(self, job: Any, overrides: List[str], idx: int, exc: BaseException) -> JobReturn:
+        from llem.cluster import sacct_facts
+
+        facts = sacct_facts(job.job_id)
+        state = str(facts.get("state") or getattr(job, "state", "") or "UNKNOWN")
+        where = f" on {facts['node_name']}" if facts.get("node_name") else ""
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        err = _error_class(state)(f"Slurm job {job.job_id} ended {state}{where} without a result "
+                                  f"({type(exc).__name__}: {detail}); its log: {job.paths.stderr}")
+        ret = JobReturn(overrides=overrides, task_name="llem")
+        ret.status = JobStatus.FAILED
+        ret._return_value = err
+        job_dir = self._job_dir(overrides)
+        if job_dir is not None:
+            ret.working_dir = str(job_dir)
+            if not (job_dir / RESULT_NAME).is_file():
+                self._write_failed_result(job_dir, overrides, err, facts)
+        log.warning(f"#{idx} : {err}")
+        return ret
+
+    def _job_dir(self, overrides: List[str]) -> Optional[Path]:
+        try:
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+        except Exception as err:
+            log.warning(f"cannot tell the job directory of {' '.join(overrides)}: {err}")
+            return None
+
+    def _write_failed_result(self, job_dir: Path, overrides: List[str], err: BaseException, facts: dict) -> None:
+        """The same failed result a job writes for its own errors, so readers of the study
+        directory need no Slurm-specific case."""
+        from llem.config.compose import to_plain, validate
+        from llem.harness import _now
+        from llem.jobs import failed_result
+
+        try:
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            config = validate(to_plain(cfg))
+            res = failed_result(config, err, _utc(facts.get("start")) or _now())
+            res.ended_at = _utc(facts.get("end")) or res.ended_at
+            res.environment = {"slurm": facts}
+            res.extra.pop("traceback", None)  # raised here, in the study process: says nothing
+            res.save(job_dir / RESULT_NAME)
+        except Exception as write_err:
+            log.warning(f"could not write the failed result of {job_dir}: {write_err}")
