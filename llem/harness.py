@@ -20,7 +20,7 @@ from typing import Callable, Optional, Sequence
 from llem._version import __version__
 from llem.backends import backend_class
 from llem.config.schema import ExperimentConfig
-from llem.devices import DeviceSet, resolve_devices
+from llem.devices import DeviceSet, resolve_devices, select_for_job
 from llem.meters.base import Meter, NoMeter, WindowReading
 from llem.meters.select import select_meter
 from llem.result import (CycleResult, DeviceEnergy, EnergySummary, ExperimentResult)
@@ -65,7 +65,8 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
     methodology: dict = {}
     job_dir = Path(job_dir) if job_dir else None
 
-    devices = resolve_devices() if _wants_gpu(config) else DeviceSet(unavailable_reason="device=cpu")
+    devices = select_for_job(resolve_devices(), config) if _wants_gpu(config) \
+        else DeviceSet(unavailable_reason="device=cpu")
     meter, why = select_meter(config.energy, devices)
     methodology["meter"] = meter.name
     methodology["meter_choice"] = why

@@ -107,3 +107,34 @@ def resolve_devices(visible: Optional[str] = None, *, use_env: bool = True) -> D
         return DeviceSet(unavailable_reason="no GPU visible to this job" if all_devs else "NVML found no GPU",
                          mapping=mapping)
     return DeviceSet(gpus=out, mapping=mapping)
+
+
+def gpus_used_by(config) -> Optional[int]:
+    """How many visible GPUs (from CUDA index 0) the job's backend uses; None = all visible."""
+    section = getattr(config, config.backend, None)
+    tp = getattr(section, "tensor_parallel_size", None)
+    if tp:
+        return int(tp)
+    if getattr(section, "device_map", None) is not None:
+        return None  # accelerate may spread the model over every visible GPU
+    return 1
+
+
+def select_for_job(devices: DeviceSet, config) -> DeviceSet:
+    """Only the GPUs the job runs on: a single-GPU job on an 8-GPU node counts one GPU, so the
+    seven idle ones never enter its energy (with CUDA_VISIBLE_DEVICES unset, all are visible)."""
+    if not devices:
+        return devices
+    dev = config.device
+    if dev.startswith("cuda:"):
+        k = int(dev.split(":", 1)[1])
+        chosen = [d for d in devices if d.cuda_index == k]
+        if not chosen:
+            return DeviceSet(unavailable_reason=f"device={dev} but only {len(devices)} GPU(s) are visible",
+                             mapping=devices.mapping)
+    else:
+        n = gpus_used_by(config)
+        chosen = devices.gpus if n is None else devices.gpus[:n]
+    mapping = dict(devices.mapping, job_uses=f"{len(chosen)} of {len(devices)} visible GPU(s)")
+    mapping["ignored_gpus"] = list(mapping.get("ignored_gpus", [])) + [d.uuid for d in devices if d not in chosen]
+    return DeviceSet(gpus=list(chosen), mapping=mapping)

@@ -46,3 +46,16 @@ def test_no_nvml(monkeypatch, tmp_path):
     use_sim(monkeypatch, tmp_path, [], fail_init=True)
     ds = resolve_devices()
     assert not ds and "NVML" in ds.unavailable_reason
+
+
+def test_a_single_gpu_job_counts_only_its_gpu(three, monkeypatch):
+    from llem.config.compose import load_config
+    from llem.devices import select_for_job
+
+    ds = select_for_job(resolve_devices(), load_config(["device=auto"]))
+    assert [d.uuid for d in ds] == [UUIDS[0]] and set(ds.mapping["ignored_gpus"]) == {UUIDS[1], UUIDS[2]}
+    ds = select_for_job(resolve_devices(), load_config(["device=cuda:2"]))
+    assert [d.uuid for d in ds] == [UUIDS[2]]
+    assert not select_for_job(resolve_devices(), load_config(["device=cuda:5"]))
+    spread = select_for_job(resolve_devices(), load_config(["+pytorch.device_map=auto"]))
+    assert len(spread) == 3

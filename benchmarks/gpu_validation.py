@@ -1,0 +1,382 @@
+"""GPU validation of llem's energy measurement (issue 3, item 10).
+
+For each batch size of the reference workload (``no_weights`` Llama-3.2-1B, bf16, 128 input and
+128 output tokens, one generate call per pass):
+
+1. agreement: llem's NVML-counter energy vs Zeus ``ZeusMonitor`` vs the raw NVML counter, read on
+   the *same* windows (observers opened/closed immediately inside llem's window edges);
+2. overhead: llem's measured windows vs a bare ``model.generate`` loop written here without
+   llem (same architecture, dtype, inputs, window length, number of calls): wall time per
+   call and energy per output token. The bare loop runs first, so llem meets a GPU at least as
+   warm: any drift counts against llem, not for it.
+
+Writes ``validation.json`` and ``validation.md`` to ``--out`` and prints the command that
+reproduces them. Split the work with ``--batches 1,8`` / ``--batches 32,128`` to fit a per-command
+time limit. ``--cpu`` runs a tiny CPU version (tiny model, no meters: wall time only) that the
+test suite exercises.
+
+    python benchmarks/gpu_validation.py --out docs/validation/h100 --batches 1,8
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+AGREEMENT_LIMIT = 0.01
+OVERHEAD_LIMIT = 0.01
+
+# FACTS.md: bare HF generate on the H100, same workload, 5 generations per window, raw counter
+# energy. Used to show that the numbers are in line, and to explain any difference.
+FACTS_REFERENCE = {1: {"output_tokens_per_s": 51, "energy_per_output_token_j": 2.78, "mean_power_w": 143},
+                   8: {"output_tokens_per_s": 500, "energy_per_output_token_j": 0.300, "mean_power_w": 150},
+                   32: {"output_tokens_per_s": 1604, "energy_per_output_token_j": 0.098, "mean_power_w": 157},
+                   128: {"output_tokens_per_s": 6781, "energy_per_output_token_j": 0.031, "mean_power_w": 210}}
+
+
+# --------------------------------------------------------------------------------------------
+# meters read independently of llem (observers on llem's windows, and the bare loop's windows)
+# --------------------------------------------------------------------------------------------
+class RawNvml:
+    """The raw counter of CUDA device 0 through pynvml, found by the UUID torch reports."""
+
+    name = "raw_nvml"
+
+    def __init__(self) -> None:
+        import pynvml
+        import torch
+
+        pynvml.nvmlInit()
+        uuid = str(torch.cuda.get_device_properties(0).uuid)
+        uuid = uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
+        self.nv = pynvml
+        self.h = pynvml.nvmlDeviceGetHandleByUUID(uuid)
+        self.uuid = uuid
+        self.energies_j: list[float] = []
+
+    def read_mj(self) -> int:
+        return self.nv.nvmlDeviceGetTotalEnergyConsumption(self.h)
+
+    def aligned_read_mj(self, timeout_s: float = 0.5) -> int:
+        """Wait for the next counter step (outside any work) and return the new value."""
+        v0 = self.read_mj()
+        end = time.perf_counter() + timeout_s
+        while time.perf_counter() < end:
+            v = self.read_mj()
+            if v != v0:
+                return v
+            time.sleep(0.0005)
+        return self.read_mj()
+
+    def begin(self) -> None:
+        self._v0 = self.read_mj()
+
+    def end(self) -> None:
+        self.energies_j.append((self.read_mj() - self._v0) / 1e3)
+
+
+class ZeusObserver:
+    name = "zeus"
+
+    def __init__(self) -> None:
+        from zeus.monitor import ZeusMonitor  # ~0.9 s import, here, before any window
+
+        self.monitor = ZeusMonitor(gpu_indices=[0])
+        self.energies_j: list[Optional[float]] = []
+        self._k = 0
+
+    def begin(self) -> None:
+        self._k += 1
+        self.monitor.begin_window(f"v{self._k}", sync_execution=False)
+
+    def end(self) -> None:
+        m = self.monitor.end_window(f"v{self._k}", sync_execution=False)
+        self.energies_j.append(m.gpu_energy.get(0))  # {} without a GPU: no data, never 0
+
+
+# --------------------------------------------------------------------------------------------
+# the bare loop: plain transformers, no llem harness
+# --------------------------------------------------------------------------------------------
+def bare_model(model: str, precision: str, device: str, seed: int):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from llem.config.compose import load_config
+    from llem.models.sources import architecture_config
+
+    # only the architecture dict comes from llem (the same published config numbers)
+    arch = architecture_config(load_config([f"model={model}"]).model)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+    torch.manual_seed(seed)
+    with torch.device(device):
+        m = AutoModelForCausalLM.from_config(AutoConfig.for_model(**arch), dtype=dtype)
+    return m.eval()
+
+
+def run_bare(args, batch: int, repeats: Optional[int], raw: Optional[RawNvml]) -> dict[str, Any]:
+    import torch
+
+    device = "cpu" if args.cpu else "cuda:0"
+    model = bare_model(args.model, args.precision, device, args.seed)
+    g = torch.Generator().manual_seed(args.seed)
+    ids = torch.randint(1, model.config.vocab_size, (batch, args.input_len), generator=g).to(device)
+    kw = dict(attention_mask=torch.ones_like(ids), max_new_tokens=args.output_len, min_new_tokens=args.output_len,
+              do_sample=False, num_beams=1, pad_token_id=0)
+
+    def sync():
+        if not args.cpu:
+            torch.cuda.synchronize()
+
+    def call() -> int:
+        with torch.inference_mode():
+            out = model.generate(ids, **kw)
+        return int(out.shape[0]) * int(out.shape[1] - ids.shape[1])
+
+    pass_s = []
+    for _ in range(max(2, args.warmup)):
+        sync()
+        t = time.perf_counter()
+        call()
+        sync()
+        pass_s.append(time.perf_counter() - t)
+    if repeats is None:
+        # the same sizing rule llem uses (period / target, 3% headroom, faster of two passes)
+        period = detect_period(raw) if raw else None
+        need = max(args.min_window_s, period / args.quantisation_target if period else 0.0)
+        repeats = max(1, math.ceil(need * 1.03 / min(pass_s[-2:]))) if need > 0 else 1
+    cycles = []
+    for _ in range(args.cycles):
+        sync()
+        v0 = raw.aligned_read_mj() if raw else None
+        t0 = time.perf_counter()
+        tokens = 0
+        for _ in range(repeats):
+            tokens += call()
+        sync()
+        v1 = raw.read_mj() if raw else None
+        dur = time.perf_counter() - t0
+        cycles.append({"duration_s": dur, "calls": repeats, "output_tokens": tokens,
+                       "energy_j": (v1 - v0) / 1e3 if raw else None})
+    del model
+    if not args.cpu:
+        torch.cuda.empty_cache()
+    return {"repeats": repeats, "cycles": cycles, **_per_token(cycles)}
+
+
+def detect_period(raw: RawNvml) -> Optional[float]:
+    raw.aligned_read_mj()
+    ts = []
+    for _ in range(4):
+        raw.aligned_read_mj()
+        ts.append(time.perf_counter())
+    return statistics.median(b - a for a, b in zip(ts, ts[1:])) if len(ts) > 1 else None
+
+
+def _per_token(cycles: list[dict]) -> dict[str, Any]:
+    tok = sum(c["output_tokens"] for c in cycles)
+    dur = sum(c["duration_s"] for c in cycles)
+    calls = sum(c["calls"] for c in cycles)
+    e = [c["energy_j"] for c in cycles]
+    energy = sum(e) if all(v is not None for v in e) else None
+    return {"output_tokens": tok, "duration_s": dur, "time_per_call_s": dur / calls,
+            "output_tokens_per_s": tok / dur, "energy_j": energy,
+            "energy_per_output_token_j": energy / tok if energy is not None else None,
+            "mean_power_w": energy / dur if energy is not None else None}
+
+
+# --------------------------------------------------------------------------------------------
+# llem on the same workload, with the observers on its windows
+# --------------------------------------------------------------------------------------------
+def llem_overrides(args, batch: int) -> list[str]:
+    ov = [f"model={args.model}", f"precision={args.precision}", f"batch={batch}", f"dataset.num_prompts={batch}",
+          f"dataset.input_len={args.input_len}", f"output_len={args.output_len}", f"seed={args.seed}",
+          f"measurement.cycles={args.cycles}", f"measurement.warmup_runs={args.warmup}",
+          f"measurement.quantisation_target={args.quantisation_target}",
+          f"measurement.min_window_s={args.min_window_s}",
+          # the prefill/decode split adds its own windows; it is not what this validates
+          "measurement.phase_split=false"]
+    ov += ["device=cpu", "energy=none"] if args.cpu else ["device=cuda", "energy=nvml"]
+    return ov
+
+
+def run_llem(args, batch: int, observers: list, job_dir: Path) -> dict[str, Any]:
+    from llem import harness
+    from llem.config.compose import load_config
+
+    cfg = load_config(llem_overrides(args, batch))
+    r = harness.run(cfg, job_dir, progress=lambda m: print(f"  llem: {m}", flush=True), observers=observers)
+    r.save(job_dir / "result.json")
+    cycles = [{"duration_s": c.duration_s, "calls": c.repeats * r.measurement_methodology["window"]["batches_per_pass"],
+               "output_tokens": c.output_tokens, "energy_j": c.energy_j} for c in r.cycles]
+    m = r.measurement_methodology
+    return {"cycles": cycles, **_per_token(cycles),
+            "energy_adjusted_per_output_token_j": r.energy.energy_adjusted_per_output_token_j,
+            "baseline_power_w": r.energy.baseline_power_w,
+            "counter_update_period_s": m["window"]["counter_update_period_s"],
+            "quantisation_bound_max": m.get("quantisation_bound_max"),
+            "repeats": m["window"]["repeats_per_cycle"], "warnings": r.warnings,
+            "energy_per_output_token_ci95": [r.stats["energy_per_output_token_j"].ci95_low,
+                                             r.stats["energy_per_output_token_j"].ci95_high]}
+
+
+def _rel(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return (a - b) / b if a is not None and b else None
+
+
+def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
+    print(f"batch {batch}: bare generate loop", flush=True)
+    raw = None if args.cpu else RawNvml()
+    bare = run_bare(args, batch, None, raw)
+    observers: list = []
+    zeus_reason = None
+    if not args.cpu:
+        observers.append(raw)
+        raw.energies_j = []
+        try:
+            observers.append(ZeusObserver())
+        except Exception as err:  # recorded, never silently passed
+            zeus_reason = f"{type(err).__name__}: {err}"
+    print(f"batch {batch}: llem", flush=True)
+    llem = run_llem(args, batch, observers, out / f"batch{batch}")
+    res: dict[str, Any] = {"batch": batch, "bare": bare, "llem": llem}
+    le = [c["energy_j"] for c in llem["cycles"]]
+    for o in observers:
+        diffs = [_rel(a, b) for a, b in zip(le, o.energies_j)]
+        res[o.name] = {"energies_j": o.energies_j, "rel_diff_llem_vs_this": diffs,
+                       "max_abs_rel_diff": max(abs(d) for d in diffs) if diffs and None not in diffs else None}
+    if zeus_reason:
+        res["zeus"] = {"unavailable": zeus_reason}
+    res["overhead"] = {
+        "time_per_call_rel": _rel(llem["time_per_call_s"], bare["time_per_call_s"]),
+        "energy_per_output_token_rel": _rel(llem["energy_per_output_token_j"], bare["energy_per_output_token_j"]),
+        "calls_per_window": {"llem": llem["cycles"][0]["calls"], "bare": bare["cycles"][0]["calls"]},
+        "order": "bare first, then llem",
+    }
+
+    def check(v, lim):
+        return None if v is None else abs(v) <= lim
+
+    ov = res["overhead"]
+    res["checks"] = {
+        "llem_vs_zeus_within_1pct": check(res.get("zeus", {}).get("max_abs_rel_diff"), AGREEMENT_LIMIT),
+        "llem_vs_raw_nvml_within_1pct": check(res.get("raw_nvml", {}).get("max_abs_rel_diff"), AGREEMENT_LIMIT),
+        # overhead: llem may not be slower or costlier by more than 1% (faster is noise, not a failure)
+        "time_overhead_at_most_1pct": None if ov["time_per_call_rel"] is None else ov["time_per_call_rel"] <= OVERHEAD_LIMIT,
+        "energy_overhead_at_most_1pct": None if ov["energy_per_output_token_rel"] is None
+        else ov["energy_per_output_token_rel"] <= OVERHEAD_LIMIT,
+    }
+    if not args.cpu and batch in FACTS_REFERENCE:
+        ref = FACTS_REFERENCE[batch]
+        res["facts_reference"] = {**ref, "ratio_llem_to_reference": {
+            k: (llem[k] / v if llem.get(k) is not None else None) for k, v in ref.items()}}
+    return res
+
+
+def markdown(report: dict[str, Any]) -> str:
+    def f(v, spec=".4g"):
+        return "n/a" if v is None else format(v, spec)
+
+    def pct(v):
+        return "n/a" if v is None else f"{v:+.2%}"
+
+    lines = [f"# llem GPU validation ({report['device']})", "",
+             f"Reproduce: `{report['command']}` (commit {report['commit']})", "",
+             "| batch | llem tok/s | llem J/token | adjusted J/token | mean W | llem vs Zeus (max) | llem vs raw NVML (max) "
+             "| time/call vs bare | J/token vs bare | quantisation bound | calls/window |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in report["batches"]:
+        L = r["llem"]
+        lines.append(
+            f"| {r['batch']} | {f(L['output_tokens_per_s'], '.1f')} | {f(L['energy_per_output_token_j'])} | "
+            f"{f(L['energy_adjusted_per_output_token_j'])} | {f(L['mean_power_w'], '.1f')} | "
+            f"{pct(r.get('zeus', {}).get('max_abs_rel_diff'))} | {pct(r.get('raw_nvml', {}).get('max_abs_rel_diff'))} | "
+            f"{pct(r['overhead']['time_per_call_rel'])} | {pct(r['overhead']['energy_per_output_token_rel'])} | "
+            f"{pct(L['quantisation_bound_max'])} | {r['overhead']['calls_per_window']} |")
+    lines += ["", "Checks (None = could not be evaluated, with the reason in validation.json):", ""]
+    for r in report["batches"]:
+        lines.append(f"- batch {r['batch']}: " + ", ".join(f"{k}={v}" for k, v in r["checks"].items()))
+    if any("facts_reference" in r for r in report["batches"]):
+        lines += ["", "Against FACTS.md's bare-generate reference (ratio llem / reference):", ""]
+        for r in report["batches"]:
+            if "facts_reference" in r:
+                lines.append(f"- batch {r['batch']}: " + ", ".join(
+                    f"{k} {f(v, '.3f')}" for k, v in r["facts_reference"]["ratio_llem_to_reference"].items()))
+    return "\n".join(lines) + "\n"
+
+
+def _commit() -> Optional[str]:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              timeout=5).stdout.strip() or None
+    except Exception:
+        return None
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", required=True, help="directory for validation.json / validation.md")
+    p.add_argument("--batches", default="1,8,32,128", help="comma-separated batch sizes")
+    p.add_argument("--cycles", type=int, default=3, help="measured windows per batch, for llem and for bare")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--model", default=None)
+    p.add_argument("--precision", default=None)
+    p.add_argument("--input-len", type=int, default=None)
+    p.add_argument("--output-len", type=int, default=None)
+    p.add_argument("--quantisation-target", type=float, default=0.005)
+    p.add_argument("--min-window-s", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cpu", action="store_true", help="tiny CPU mode: tiny model, no meters, wall time only")
+    a = p.parse_args(argv)
+    cpu_defaults = {"model": "tiny", "precision": "fp32", "input_len": 32, "output_len": 16, "min_window_s": 0.3}
+    gpu_defaults = {"model": "llama-3.2-1b", "precision": "bf16", "input_len": 128, "output_len": 128,
+                    "min_window_s": 0.0}
+    for k, v in (cpu_defaults if a.cpu else gpu_defaults).items():
+        if getattr(a, k) is None:
+            setattr(a, k, v)
+    a.batch_list = [int(b) for b in a.batches.split(",") if b.strip()]
+    return a
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python benchmarks/gpu_validation.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    device = "cpu: " + (platform.processor() or platform.machine())
+    if not args.cpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            print("no CUDA GPU: run with --cpu for the CPU mode", file=sys.stderr)
+            return 2
+        device = torch.cuda.get_device_name(0)
+    t0 = time.perf_counter()
+    report: dict[str, Any] = {"device": device, "command": command, "commit": _commit(), "args": {
+        k: v for k, v in vars(args).items() if k != "batch_list"}, "batches": []}
+    for b in args.batch_list:
+        report["batches"].append(validate_batch(args, b, out))
+        # written after every batch, so a command killed by its time limit keeps what it finished
+        (out / "validation.json").write_text(json.dumps(report, indent=2, default=str))
+        (out / "validation.md").write_text(markdown(report))
+    report["wall_s"] = time.perf_counter() - t0
+    (out / "validation.json").write_text(json.dumps(report, indent=2, default=str))
+    (out / "validation.md").write_text(markdown(report))
+    print(markdown(report))
+    print(f"reproduce: {command}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
