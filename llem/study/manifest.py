@@ -47,6 +47,8 @@ class JobEntry(BaseModel):
     energy_measured: Optional[bool] = None
     # added by the study runner (optional, so older manifests still load)
     gpu: Optional[str] = None        # CUDA_VISIBLE_DEVICES the launcher gave the job, if it chose one
+    energy_estimated: Optional[bool] = None  # a model-based meter (CodeCarbon), not a hardware counter
+    warnings: int = 0                # how many warnings result.json carries
     duration_s: Optional[float] = None
 
 
@@ -131,6 +133,8 @@ def fill_from_result(entry: JobEntry, result: ExperimentResult) -> JobEntry:
     entry.ended_at = result.ended_at
     e = result.energy
     entry.energy_measured = e.measured
+    entry.energy_estimated = e.estimated if e.measured else None
+    entry.warnings = len(result.warnings)
     entry.energy_per_output_token_j = e.energy_per_output_token_j
     entry.energy_adjusted_per_output_token_j = e.energy_adjusted_per_output_token_j
     entry.tokens_per_joule = e.tokens_per_joule

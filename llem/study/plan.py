@@ -220,7 +220,7 @@ class GridComposer:
         values = [o for o in parsed if not self._structural(o)]
         cfg, plain = self._base(structural)
         if plain is not None and all(self._plain_ok(o, plain) for o in values):
-            data = copy.deepcopy(plain)
+            data = dict(plain)
             for o in values:
                 _set_path(data, o.key_or_group, o.value())
             return validate(data)
@@ -279,9 +279,12 @@ def _has_interpolation(node: Any) -> bool:
 
 
 def _set_path(data: dict, dotted: str, value: Any) -> None:
+    """Set a dotted key, copying only the dicts on its path: the rest stays shared with the
+    cached base (validation never mutates its input), which keeps 1,000 jobs cheap."""
     node = data
     parts = dotted.split(".")
     for p in parts[:-1]:
+        node[p] = dict(node[p])
         node = node[p]
     node[parts[-1]] = value
 

@@ -101,9 +101,11 @@ def _jpt(j: JobEntry) -> str:
     if not j.energy_measured or j.energy_per_output_token_j is None:
         return "not measured"
     ci = j.energy_per_output_token_ci95
+    # an estimate (CodeCarbon's TDP model) must never read like a counter measurement
+    est = " (estimated)" if j.energy_estimated else ""
     if ci and ci[0] is not None and ci[1] is not None:
-        return f"{j.energy_per_output_token_j:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]"
-    return f"{j.energy_per_output_token_j:.4g}"
+        return f"{j.energy_per_output_token_j:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]{est}"
+    return f"{j.energy_per_output_token_j:.4g}{est}"
 
 
 def summary_table(m: StudyResult) -> str:
@@ -134,5 +136,8 @@ def summary_table(m: StudyResult) -> str:
         for j in sorted(bad, key=lambda j: j.index):
             where = f" (log: {j.log_path})" if j.log_path else ""
             out.append(f"  {j.job_id} {shown(j.overrides, keys)}: {j.status}: {j.error_type}: {j.error_message}{where}")
+    warned = [f"{j.job_id} ({j.warnings})" for j in sorted(m.jobs, key=lambda j: j.index) if j.warnings]
+    if warned:
+        out.append("measurement warnings (see each result.json): " + ", ".join(warned))
     out.append(f"manifest: {m.study_dir}/manifest.json")
     return "\n".join(out)

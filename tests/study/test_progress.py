@@ -37,14 +37,17 @@ def test_quiet_progress_prints_nothing():
 def test_summary_table_rows_ci_and_failures():
     jobs = [_entry(0, "completed", energy_measured=True, energy_per_output_token_j=0.25,
                    energy_per_output_token_ci95=[0.2, 0.3], output_tokens_per_s=120.0),
-            _entry(1, "completed", energy_measured=False, output_tokens_per_s=99.0),
+            _entry(1, "completed", energy_measured=False, output_tokens_per_s=99.0, warnings=2),
+            _entry(3, "completed", energy_measured=True, energy_estimated=True, energy_per_output_token_j=3.5),
             _entry(2, "lost", error_type="JobKilled", error_message="killed by SIGKILL", log_path="0002/job.log")]
     m = StudyResult(study_name="s", study_design_hash="x", llem_version="0", created_at="t", updated_at="t",
                     study_dir="/tmp/s", jobs=jobs)
     m.summary = summarize(jobs)
     text = summary_table(m)
     lines = text.splitlines()
-    assert "2 completed, 0 failed, 1 lost" in lines[0]
+    assert "3 completed, 0 failed, 1 lost" in lines[0]
+    assert "3.5 (estimated)" in next(l for l in lines if l.startswith("0003"))
+    assert "measurement warnings (see each result.json): 0001 (2)" in text
     assert "all jobs: output_len=4" in text
     row0 = next(l for l in lines if l.startswith("0000"))
     assert "0.25 [0.2, 0.3]" in row0 and "120.0" in row0 and "completed" in row0
