@@ -1,7 +1,8 @@
 # llem image for the PyTorch/transformers backend: the backend's official image with llem installed.
 # Build with scripts/build-images.sh, which tags it llenergymeasure/pytorch:<llem version>-cuda<major>
 # (build context: the repository root; pytorch.Dockerfile.dockerignore keeps the context small).
-# The container runs ONE job: `docker run ... IMAGE --config <job dir>/config.json --job-dir <job dir>`.
+# The container runs ONE job: `docker run ... IMAGE --config <config.json> --job-dir <job dir> --out <result.json>`
+# (llem's container runner writes that command; see docs/docker.md).
 ARG BASE_IMAGE=pytorch/pytorch:2.7.1-cuda12.8-cudnn9-runtime
 FROM ${BASE_IMAGE}
 

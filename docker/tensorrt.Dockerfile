@@ -1,7 +1,8 @@
 # llem image for the TensorRT-LLM backend: the backend's official image with llem installed.
 # Build with scripts/build-images.sh, which tags it llenergymeasure/tensorrt:<llem version>-cuda<major>
 # (build context: the repository root; tensorrt.Dockerfile.dockerignore keeps the context small).
-# The container runs ONE job: `docker run ... IMAGE --config <job dir>/config.json --job-dir <job dir>`.
+# The container runs ONE job: `docker run ... IMAGE --config <config.json> --job-dir <job dir> --out <result.json>`
+# (llem's container runner writes that command; see docs/docker.md).
 ARG BASE_IMAGE=nvcr.io/nvidia/tensorrt-llm/release:1.0.0
 FROM ${BASE_IMAGE}
 

@@ -1,7 +1,8 @@
 # llem image for the vLLM backend: the backend's official image with llem installed.
 # Build with scripts/build-images.sh, which tags it llenergymeasure/vllm:<llem version>-cuda<major>
 # (build context: the repository root; vllm.Dockerfile.dockerignore keeps the context small).
-# The container runs ONE job: `docker run ... IMAGE --config <job dir>/config.json --job-dir <job dir>`.
+# The container runs ONE job: `docker run ... IMAGE --config <config.json> --job-dir <job dir> --out <result.json>`
+# (llem's container runner writes that command; see docs/docker.md).
 ARG BASE_IMAGE=vllm/vllm-openai:v0.10.1.1
 FROM ${BASE_IMAGE}
 
