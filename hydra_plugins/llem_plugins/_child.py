@@ -18,6 +18,7 @@ def main(payload_path: str) -> int:
 
     with open(payload_path, "rb") as f:
         p = pickle.load(f)
+    _die_with_parent(p.get("parent_pid"))
     Singleton.set_state(p["singleton_state"])
     setup_globals()
     ret = run_job(hydra_context=p["hydra_context"], task_function=p["task_function"], config=p["sweep_config"],
@@ -41,6 +42,24 @@ def main(payload_path: str) -> int:
 
     os.replace(tmp, p["return_path"])
     return 0 if ret.status == JobStatus.COMPLETED else 1
+
+
+def _die_with_parent(parent_pid) -> None:
+    """If the study process dies (SIGKILL), its job must not run on unseen, holding the GPU
+    and writing into a directory a resume will reuse. Linux only; elsewhere a no-op."""
+    import os
+    import signal
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except Exception:
+        return
+    if parent_pid and os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 if __name__ == "__main__":

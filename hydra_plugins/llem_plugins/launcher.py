@@ -114,7 +114,7 @@ class LlemLocalLauncher(Launcher):
 
         payload = {"singleton_state": Singleton.get_state(), "hydra_context": self.hydra_context,
                    "task_function": self.task_function, "sweep_config": sweep_config,
-                   "return_path": str(ret_path)}
+                   "return_path": str(ret_path), "parent_pid": os.getpid()}
         with open(job_dir / _PAYLOAD, "wb") as f:
             cloudpickle.dump(payload, f)
         env = os.environ.copy()

@@ -100,6 +100,11 @@ def study_command(args: list[str], parsed: dict) -> int:
     if resume:
         study_dir = Path(resume).expanduser().resolve()
         prev = _load_previous(study_dir)
+        from llem.study.manifest import _owner_alive
+
+        if _owner_alive(prev.owner):
+            raise ConfigError(f"--resume {study_dir}: the study is still running (pid {prev.owner.get('pid')}); "
+                              "stop it first (Ctrl-C)")
         extra = parsed["overrides"]
         bad = [a for a in extra if not _key(a).startswith("hydra.launcher.")]
         if bad:

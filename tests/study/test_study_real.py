@@ -141,3 +141,17 @@ def test_timeout_is_a_failed_job_with_a_result(workdir):
     assert j.status == "failed" and j.error_type == "JobTimeout" and "0.5 s" in j.error_message
     assert json.loads((workdir / "t/0000/result.json").read_text())["error_type"] == "JobTimeout"
     assert not [p for p in psutil.Process().children(recursive=True) if "_child" in " ".join(p.cmdline())]
+
+
+def test_study_process_killed_its_job_dies_and_shows_lost(workdir):
+    study = workdir / "study"
+    proc = subprocess.Popen(llem_cmd("-m", "batch=1", *TINY, f"hydra.sweep.dir={study}"),
+                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    job = _wait_for_job_process(proc, study, "0000")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    # the job does not run on unseen (it would hold the GPU and write into a dir a resume reuses)
+    psutil.wait_procs([job], timeout=30)
+    assert not job.is_running()
+    m = rebuild(study, save=False)
+    assert m.jobs[0].status == "lost" and m.jobs[0].error_type == "Lost"
