@@ -53,7 +53,7 @@ def test_gguf_model_writes_coherent_english(smollm2_gguf):
 
 
 def test_llem_run_on_the_gguf_completes(smollm2_gguf, tmp_path):
-    r = run_llem(["model=gguf", f"model.path={smollm2_gguf}", "device=cpu", "precision=fp32", "dataset=builtin",
+    r = run_llem(["run", "model=gguf", f"model.path={smollm2_gguf}", "device=cpu", "precision=fp32", "dataset=builtin",
                   "energy=none", *FAST, f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path / "result.json").read_text())
