@@ -245,6 +245,8 @@ class TensorRTConfig(_Strict):
     max_batch_size: Optional[PositiveInt] = None
     max_num_tokens: Optional[PositiveInt] = None
     kv_cache_free_gpu_memory_fraction: float = Field(0.9, gt=0, le=1)
+    # off: every measured cycle repeats the same prompts, and reused KV blocks would skip their prefill
+    kv_cache_enable_block_reuse: bool = False
     quantization: Optional[str] = None
     extra_llm_args: dict[str, Any] = {}
     extra_sampling_params: dict[str, Any] = {}
@@ -312,6 +314,10 @@ class ExperimentConfig(_Strict):
             from llem.backends.vllm import check_config  # pure checks, no vLLM import
 
             check_config(self)
+        if self.backend == "tensorrt":
+            from llem.backends.tensorrt import check_config as trt_check  # pure checks, no TensorRT-LLM import
+
+            trt_check(self)
         return self
 
     @property

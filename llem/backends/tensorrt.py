@@ -1,0 +1,399 @@
+"""TensorRT-LLM backend over its ``LLM`` API (TensorRT-engine flow), with the same contract as
+the PyTorch and vLLM backends.
+
+UNTESTED ON REAL TensorRT-LLM. TensorRT-LLM cannot be installed on llem's development or CI
+machines (its PyPI package only fetches the real wheel from NVIDIA's index). What is tested is the
+mapping from llem's config to the keyword arguments of ``LLM``, ``BuildConfig``,
+``KvCacheConfig``, ``QuantConfig`` and ``SamplingParams``, against a hand-recorded description
+of that API (``tensorrt_api.json``), and the backend's load/generate/count path against a test
+double built from the same description. See docs/tensorrt.md.
+
+- The engine is built for the workload: ``max_batch_size`` = ``batch`` (unless set),
+  ``max_input_len`` = ``dataset.input_len``, ``max_seq_len`` = input + ``output_len``, beam width 1.
+- KV cache: ``free_gpu_memory_fraction`` from the config; block reuse OFF by default, because every
+  measured cycle repeats the same prompts and reused blocks would skip their prefill.
+- Precision: fp16/bf16 set ``dtype``; fp8/int8/int4 set ``QuantConfig.quant_algo`` (default FP8,
+  W8A16, W4A16: the weight-only int methods need no calibration data), or ``tensorrt.quantization``.
+- Fixed output length: ``max_tokens == min_tokens == output_len`` with ``ignore_eos``; prompts go
+  in as token ids (``skip_tokenizer_init``), so ``end_id``/``pad_id`` come from llem's tokenizer;
+  token counts come from the returned ``token_ids``.
+
+Nothing here imports TensorRT-LLM at module import: the config checks run in llem's main environment.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from llem.backends.base import Backend, GenerationOutput, PreparedBatch
+from llem.errors import ConfigError
+
+API_SURFACE = Path(__file__).with_name("tensorrt_api.json")
+
+DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
+# The QuantAlgo used when only a precision is given. The int methods are weight-only: no
+# calibration data set is needed (FP8 calibrates its scales; see docs/tensorrt.md).
+DEFAULT_QUANT_ALGO = {"fp8": "FP8", "int8": "W8A16", "int4": "W4A16"}
+# Which llem precision each QuantAlgo gives (the ones llem accepts in tensorrt.quantization).
+QUANT_PRECISIONS: dict[str, tuple[str, ...]] = {
+    "FP8": ("fp8",), "FP8_PER_CHANNEL_PER_TOKEN": ("fp8",), "FP8_BLOCK_SCALES": ("fp8",),
+    "W8A16": ("int8",), "W8A16_GPTQ": ("int8",), "W8A8_SQ_PER_CHANNEL": ("int8",), "INT8": ("int8",),
+    "W4A16": ("int4",), "W4A16_AWQ": ("int4",), "W4A16_GPTQ": ("int4",), "W4A8_AWQ": ("int4",),
+}
+# LLM keyword arguments llem sets from its own config: giving them in extra_llm_args is an error.
+LLM_MANAGED = {
+    "model": "model.path / model.architecture", "tokenizer": "model.tokenizer",
+    "skip_tokenizer_init": "llem tokenises prompts itself", "dtype": "precision",
+    "tensor_parallel_size": "tensorrt.tensor_parallel_size", "build_config": "tensorrt.max_batch_size / max_num_tokens",
+    "kv_cache_config": "tensorrt.kv_cache_*", "quant_config": "precision / tensorrt.quantization",
+    "max_batch_size": "tensorrt.max_batch_size", "max_num_tokens": "tensorrt.max_num_tokens",
+    "max_seq_len": "dataset.input_len + output_len", "max_input_len": "dataset.input_len",
+    "max_beam_width": "fixed at 1", "revision": "model.revision",
+}
+# SamplingParams fields llem fixes: they define the workload.
+SAMPLING_MANAGED = {
+    "max_tokens": "output_len", "min_tokens": "output_len", "ignore_eos": "fixed output length",
+    "detokenize": "token ids are counted, never decoded", "end_id": "the tokenizer's EOS id",
+    "pad_id": "the tokenizer's pad id", "seed": "seed", "n": "one output per prompt",
+    "use_beam_search": "beam width is fixed at 1", "best_of": "one output per prompt",
+}
+MIN_MAX_NUM_TOKENS = 8192  # TensorRT-LLM's own default engine token budget
+
+
+@functools.lru_cache(maxsize=1)
+def api_surface() -> dict[str, Any]:
+    """The recorded TensorRT-LLM API description (``tensorrt_api.json``)."""
+    return json.loads(API_SURFACE.read_text())
+
+
+# --- configuration checks and mapping (no TensorRT-LLM import) ----------------------------------
+def resolve_quant_algo(config) -> Optional[str]:
+    """The QuantAlgo name for this config, or None; raises ConfigError on a mismatch."""
+    q = config.tensorrt.quantization
+    prec = config.precision
+    if q is None:
+        return DEFAULT_QUANT_ALGO.get(prec)
+    if q not in QUANT_PRECISIONS:
+        raise ConfigError(f"tensorrt.quantization={q!r} is not supported; allowed: {', '.join(QUANT_PRECISIONS)}",
+                          field="tensorrt.quantization", value=q, allowed=list(QUANT_PRECISIONS))
+    if prec not in QUANT_PRECISIONS[q]:
+        ok = [a for a, p in QUANT_PRECISIONS.items() if prec in p] or ["null"]
+        raise ConfigError(f"tensorrt.quantization={q} gives {'/'.join(QUANT_PRECISIONS[q])}, not precision={prec}; "
+                          f"allowed with precision={prec}: {', '.join(ok)}", field="tensorrt.quantization",
+                          value=q, allowed=ok)
+    return q
+
+
+def effective_max_batch_size(config) -> int:
+    t = config.tensorrt
+    return t.max_batch_size if t.max_batch_size is not None else config.batch
+
+
+def check_config(config) -> None:
+    """Everything about a TensorRT-LLM config that can be checked without TensorRT-LLM.
+
+    Raises ``ConfigError`` naming the field, its value and what is allowed.
+    """
+    t = config.tensorrt
+    if config.device == "cpu":
+        raise ConfigError("device='cpu' is not supported by backend=tensorrt (TensorRT-LLM runs on NVIDIA GPUs "
+                          "only); allowed: auto, cuda, cuda:<index>", field="device", value="cpu",
+                          allowed=["auto", "cuda", "cuda:<index>"])
+    if config.model.source == "gguf":
+        raise ConfigError("model.source='gguf' is not supported by backend=tensorrt; allowed: builtin, no_weights, "
+                          "local, hub", field="model.source", value="gguf",
+                          allowed=["builtin", "no_weights", "local", "hub"])
+    if effective_max_batch_size(config) < config.batch:
+        raise ConfigError(f"tensorrt.max_batch_size={t.max_batch_size} is below batch={config.batch}: the engine "
+                          f"could not run the batch in one step; allowed: >= {config.batch} (or null, which means batch)",
+                          field="tensorrt.max_batch_size", value=t.max_batch_size, allowed=f">= {config.batch}")
+    need = config.batch * config.dataset.input_len
+    if t.max_num_tokens is not None and t.max_num_tokens < need:
+        raise ConfigError(f"tensorrt.max_num_tokens={t.max_num_tokens} is below batch x dataset.input_len = {need}: "
+                          f"the prefill of one batch would not fit one engine step; allowed: >= {need} (or null)",
+                          field="tensorrt.max_num_tokens", value=t.max_num_tokens, allowed=f">= {need}")
+    resolve_quant_algo(config)
+    for key, managed, what in ((k, LLM_MANAGED, "extra_llm_args") for k in t.extra_llm_args):
+        if key in managed:
+            raise ConfigError(f"tensorrt.{what}.{key}={t.extra_llm_args[key]!r} is set by llem from {managed[key]}; "
+                              f"allowed: any other LLM "
+                              f"argument (set {managed[key]} instead)", field=f"tensorrt.{what}.{key}",
+                              value=t.extra_llm_args[key], allowed=managed[key])
+    for key in t.extra_sampling_params:
+        if key in SAMPLING_MANAGED:
+            raise ConfigError(f"tensorrt.extra_sampling_params.{key}={t.extra_sampling_params[key]!r} is set by llem "
+                              f"from {SAMPLING_MANAGED[key]}; "
+                              "allowed: any other SamplingParams field", field=f"tensorrt.extra_sampling_params.{key}",
+                              value=t.extra_sampling_params[key], allowed=SAMPLING_MANAGED[key])
+
+
+def build_config_kwargs(config) -> dict[str, Any]:
+    """``BuildConfig`` keyword arguments: an engine sized for exactly this workload."""
+    t = config.tensorrt
+    input_len = config.dataset.input_len
+    need = effective_max_batch_size(config) * input_len
+    return {
+        "max_batch_size": effective_max_batch_size(config),
+        "max_input_len": input_len,
+        "max_seq_len": input_len + config.output_len,
+        "max_num_tokens": t.max_num_tokens if t.max_num_tokens is not None else max(MIN_MAX_NUM_TOKENS, need),
+        "max_beam_width": 1,
+    }
+
+
+def kv_cache_kwargs(config) -> dict[str, Any]:
+    t = config.tensorrt
+    return {"free_gpu_memory_fraction": t.kv_cache_free_gpu_memory_fraction,
+            "enable_block_reuse": t.kv_cache_enable_block_reuse}
+
+
+def quant_kwargs(config) -> Optional[dict[str, Any]]:
+    algo = resolve_quant_algo(config)
+    return {"quant_algo": algo} if algo else None
+
+
+def dtype_for(config) -> str:
+    if config.precision in DTYPES:
+        return DTYPES[config.precision]
+    # quantised weights compute in half precision; fp8 keeps bf16 activations
+    return "bfloat16" if config.precision == "fp8" else "float16"
+
+
+def llm_kwargs(config, model_dir: Optional[str] = None) -> dict[str, Any]:
+    """Keyword arguments for ``LLM``, with the nested configs as plain dicts (``load`` turns them
+    into ``BuildConfig``/``KvCacheConfig``/``QuantConfig`` objects)."""
+    mc = config.model
+    t = config.tensorrt
+    kw: dict[str, Any] = {
+        "model": model_dir if mc.source in ("builtin", "no_weights") else (
+            str(Path(mc.path).expanduser()) if mc.source == "local" else mc.path),
+        "skip_tokenizer_init": True,
+        "dtype": dtype_for(config),
+        "tensor_parallel_size": t.tensor_parallel_size,
+        "build_config": build_config_kwargs(config),
+        "kv_cache_config": kv_cache_kwargs(config),
+    }
+    q = quant_kwargs(config)
+    if q is not None:
+        kw["quant_config"] = q
+    if mc.source == "hub" and mc.revision is not None:
+        kw["revision"] = mc.revision
+    kw.update(t.extra_llm_args)
+    return kw
+
+
+def sampling_kwargs(config, *, end_id: int, pad_id: int, max_tokens: Optional[int] = None) -> dict[str, Any]:
+    """``SamplingParams`` keyword arguments: exactly ``output_len`` tokens per prompt, greedy unless
+    ``tensorrt.extra_sampling_params`` sets sampling, token ids only."""
+    n = max_tokens if max_tokens is not None else config.output_len
+    kw: dict[str, Any] = {"max_tokens": n, "min_tokens": n, "ignore_eos": True, "detokenize": False,
+                          "end_id": end_id, "pad_id": pad_id, "seed": config.seed}
+    kw.update(config.tensorrt.extra_sampling_params)
+    return kw
+
+
+# --- the backend -------------------------------------------------------------------------------
+def _import_api():
+    """The TensorRT-LLM classes, from the modules the recorded surface names."""
+    import importlib
+
+    out = {}
+    for name, modules in api_surface()["imports"].items():
+        for mod in modules:
+            try:
+                obj = getattr(importlib.import_module(mod), name, None)
+            except ImportError:
+                obj = None
+            if obj is not None:
+                out[name] = obj
+                break
+        else:
+            raise ImportError(f"TensorRT-LLM has no {name} in {', '.join(modules)} (API changed?)")
+    return out
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+
+    def __init__(self, config, devices) -> None:
+        super().__init__(config, devices)
+        self.llm = None
+        self._tmp: Optional[tempfile.TemporaryDirectory] = None
+        self.latency_path: Optional[str] = None
+
+    @classmethod
+    def is_available(cls) -> tuple[bool, str]:
+        try:
+            import tensorrt_llm  # noqa: F401
+        except ImportError as err:
+            return False, (f"tensorrt_llm is not importable ({err}). TensorRT-LLM installs only from NVIDIA's "
+                           "package index or NGC containers (its PyPI package is a placeholder): run it with "
+                           "runner.tensorrt=container and the llenergymeasure/tensorrt image "
+                           "(scripts/build-images.sh tensorrt), or runner.tensorrt=venv:<venv with tensorrt_llm>. "
+                           "llem's TensorRT-LLM backend is untested on real TensorRT-LLM (docs/tensorrt.md)")
+        except Exception as err:  # CUDA libraries missing and friends
+            return False, f"tensorrt_llm failed to import: {type(err).__name__}: {err}"
+        return True, ""
+
+    def version(self) -> Optional[str]:
+        import tensorrt_llm
+
+        return getattr(tensorrt_llm, "__version__", None)
+
+    def _write_random_checkpoint(self) -> str:
+        """A Hugging Face checkpoint with random weights for builtin/no_weights models: TensorRT-LLM
+        builds its engine from weights on disk (same shapes, same compute as the real model)."""
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        from llem.models.sources import architecture_config, load_builtin_tokenizer
+
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"llem-trt-{os.getuid()}-")
+        d = Path(self._tmp.name)
+        torch.manual_seed(self.config.seed)
+        dtype = getattr(torch, "bfloat16" if dtype_for(self.config) == "bfloat16" else "float16")
+        hf = AutoConfig.for_model(**architecture_config(self.config.model))
+        model = AutoModelForCausalLM.from_config(hf, dtype=dtype)
+        model.save_pretrained(d, safe_serialization=True)
+        load_builtin_tokenizer().save_pretrained(d)
+        del model
+        return str(d)
+
+    def _check_runtime(self, api) -> None:
+        """Extra arguments that the installed TensorRT-LLM does not know, before the engine builds."""
+        import difflib
+
+        t = self.config.tensorrt
+        llm_args = None
+        try:
+            from tensorrt_llm.llmapi import TrtLlmArgs as llm_args  # type: ignore
+        except ImportError:
+            pass
+        fields = set(getattr(llm_args, "model_fields", {}) or ())
+        for key in t.extra_llm_args:
+            if fields and key not in fields:
+                near = difflib.get_close_matches(key, sorted(fields), n=3)
+                raise ConfigError(f"tensorrt.extra_llm_args.{key} is not an LLM argument of TensorRT-LLM "
+                                  f"{self.version()}; allowed: TrtLlmArgs fields"
+                                  + (f" (did you mean {', '.join(near)}?)" if near else ""),
+                                  field=f"tensorrt.extra_llm_args.{key}", value=t.extra_llm_args[key])
+
+    def load(self) -> None:
+        from llem.models.sources import load_tokenizer
+
+        check_config(self.config)
+        api = _import_api()
+        self._check_runtime(api)
+        mc = self.config.model
+        if mc.source == "hub":
+            from llem.models.offline import ensure_online
+
+            ensure_online(f"model {mc.path!r}")
+        model_dir = self._write_random_checkpoint() if mc.source in ("builtin", "no_weights") else None
+        kw = llm_kwargs(self.config, model_dir)
+        self.llm_kwargs = kw
+        built = dict(kw)
+        built["build_config"] = api["BuildConfig"](**kw["build_config"])
+        built["kv_cache_config"] = api["KvCacheConfig"](**kw["kv_cache_config"])
+        if "quant_config" in kw:
+            q = dict(kw["quant_config"])
+            q["quant_algo"] = getattr(api["QuantAlgo"], q["quant_algo"])
+            built["quant_config"] = api["QuantConfig"](**q)
+        self.tokenizer = load_tokenizer(mc)
+        self.llm = api["LLM"](**built)
+        self.vocab_size = int(getattr(self.tokenizer, "vocab_size", 0) or len(self.tokenizer))
+        eos = self.tokenizer.eos_token_id
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
+        SP = api["SamplingParams"]
+        self._sampling = SP(**sampling_kwargs(self.config, end_id=eos, pad_id=pad))
+        self._prefill_sampling = SP(**sampling_kwargs(self.config, end_id=eos, pad_id=pad, max_tokens=1))
+
+    # --- generation ------------------------------------------------------------------------
+    def prepare(self, prompts: list[list[int]]) -> PreparedBatch:
+        payload = [list(p) for p in prompts]
+        return PreparedBatch(prompts=prompts, payload=payload, input_tokens=sum(len(p) for p in prompts))
+
+    @staticmethod
+    def _count(outputs, start: float, end: float) -> GenerationOutput:
+        in_tok = sum(len(o.prompt_token_ids or ()) for o in outputs)
+        out_tok = sum(len(c.token_ids) for o in outputs for c in o.outputs)
+        return GenerationOutput(input_tokens=in_tok, output_tokens=out_tok, num_requests=len(outputs),
+                                start_time=start, end_time=end)
+
+    def generate(self, batch: PreparedBatch, *, timing: bool = False) -> GenerationOutput:
+        if timing:
+            return self._generate_streaming(batch)
+        start = time.perf_counter()
+        outs = self.llm.generate(batch.payload, sampling_params=self._sampling, use_tqdm=False)
+        return self._count(outs, start, time.perf_counter())
+
+    def prefill(self, batch: PreparedBatch) -> GenerationOutput:
+        start = time.perf_counter()
+        outs = self.llm.generate(batch.payload, sampling_params=self._prefill_sampling, use_tqdm=False)
+        return self._count(outs, start, time.perf_counter())
+
+    def _generate_streaming(self, batch: PreparedBatch) -> GenerationOutput:
+        """Every prompt through ``generate_async(streaming=True)`` at once: a host timestamp for each
+        token when its step's output reaches Python."""
+        llm, sp = self.llm, self._sampling
+
+        async def one(prompt):
+            times: list[float] = []
+            seen = 0
+            async for out in llm.generate_async(prompt, sampling_params=sp, streaming=True):
+                now = time.perf_counter()
+                k = len(out.outputs[0].token_ids)
+                times.extend([now] * (k - seen))
+                seen = k
+            return times
+
+        async def all_():
+            return await asyncio.gather(*(one(p) for p in batch.payload))
+
+        start = time.perf_counter()
+        per_request = asyncio.run(all_())
+        end = time.perf_counter()
+        self.latency_path = "LLM.generate_async(streaming=True), all prompts at once (host timestamps)"
+        return GenerationOutput(input_tokens=batch.input_tokens, output_tokens=sum(len(t) for t in per_request),
+                                num_requests=len(per_request), token_times=per_request, start_time=start, end_time=end)
+
+    # --- facts -----------------------------------------------------------------------------
+    def synchronize(self) -> None:
+        # LLM.generate returns after the outputs reached Python; only sync a CUDA context that exists.
+        try:
+            import torch
+
+            if torch.cuda.is_available() and torch.cuda.is_initialized():
+                torch.cuda.synchronize()
+        except Exception:
+            pass
+
+    def device_label(self) -> str:
+        return "cuda"
+
+    def describe(self) -> dict[str, Any]:
+        return {"api": "tensorrt_llm LLM (TensorRT-engine flow)",
+                "recorded_api_version": api_surface()["tensorrt_llm_version"],
+                "tested_on_real_tensorrt_llm": False,
+                "latency_path": self.latency_path,
+                "llm_kwargs": getattr(self, "llm_kwargs", {})}
+
+    def close(self) -> None:
+        import gc
+
+        if self.llm is not None:
+            try:
+                self.llm.shutdown()
+            except Exception:
+                pass
+        self.llm = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        gc.collect()
