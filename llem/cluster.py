@@ -105,8 +105,10 @@ def sacct_facts(job_id: str, timeout_s: float = 30.0) -> dict:
     except (OSError, subprocess.SubprocessError):
         return {}
     rows = [line.split("|") for line in out.splitlines() if line.strip()]
-    # -X gives one line per allocation; an array's id alone lists every task, so pick ours
-    row = next((r for r in rows if r[0] == str(job_id)), rows[0] if rows else None)
+    # -X gives one line per allocation. An array's id lists every task, and one task's own
+    # id equals the array's id, so match the id as given first, then the task's own id.
+    row = next((r for r in rows if r[0] == str(job_id)), None) \
+        or next((r for r in rows if len(r) > 1 and r[1] == str(job_id)), None)
     if row is None or len(row) != len(_SACCT_FIELDS):
         return {}
     raw = {key: (v or None) for (_, key), v in zip(_SACCT_FIELDS, row)}

@@ -147,9 +147,29 @@ class LlemSlurmLauncher(SlurmLauncher):
     # -- collect -----------------------------------------------------------------------------
     def _collect(self, job: Any, overrides: List[str], idx: int) -> JobReturn:
         try:
-            return job.results()[0]
+            ret = job.results()[0]
         except Exception as exc:  # the job ended without returning; record why, go on
-            return self._failed(job, overrides, idx, exc)
+            ret = self._failed(job, overrides, idx, exc)
+        if ret.working_dir:
+            self._copy_log(job, Path(ret.working_dir))
+        return ret
+
+    @staticmethod
+    def _copy_log(job: Any, job_dir: Path) -> None:
+        """The study's manifest points at <job dir>/job.log for every launcher; submitit keeps
+        the job's output under .submitit/<Slurm id>/, so it is copied beside the result."""
+        parts = [f"== Slurm job {job.job_id}: {job.paths.stdout} and {job.paths.stderr}\n"]
+        for path in (job.paths.stdout, job.paths.stderr):
+            try:
+                parts.append(Path(path).read_text(errors="replace"))
+            except OSError:
+                continue
+        try:
+            job_dir.mkdir(parents=True, exist_ok=True)
+            with open(job_dir / "job.log", "a") as f:
+                f.write("".join(parts))
+        except OSError as err:
+            log.warning(f"could not copy the log of Slurm job {job.job_id}: {err}")
 
     def _failed(self, job: Any, overrides: List[str], idx: int, exc: BaseException) -> JobReturn:
         from llem.cluster import sacct_facts
@@ -187,7 +207,13 @@ class LlemSlurmLauncher(SlurmLauncher):
         from llem.jobs import failed_result
 
         try:
+            from omegaconf import open_dict
+
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            # the job's hydra node only resolves inside a running Hydra job; the experiment
+            # config does not need it
+            with open_dict(cfg):
+                del cfg["hydra"]
             config = validate(to_plain(cfg))
             res = failed_result(config, err, _utc(facts.get("start")) or _now())
             res.ended_at = _utc(facts.get("end")) or res.ended_at
