@@ -6,9 +6,9 @@ For each batch size of the reference workload (``no_weights`` Llama-3.2-1B, bf16
 1. agreement: llem's NVML-counter energy vs Zeus ``ZeusMonitor`` vs the raw NVML counter, read on
    the *same* windows (observers opened/closed immediately inside llem's window edges);
 2. overhead: llem's measured windows vs a bare ``model.generate`` loop written here without
-   llem (same architecture, dtype, inputs, window length, number of calls): wall time per
-   call and energy per output token. The bare loop runs first, so llem meets a GPU at least as
-   warm: any drift counts against llem, not for it.
+   llem (same architecture, dtype, inputs, window sizing rule, number of calls): wall time per
+   call and energy per output token. Half the bare windows run before llem's and half after,
+   so a steady drift (GPU temperature, a busy host) cancels instead of favouring either side.
 
 Writes ``validation.json`` and ``validation.md`` to ``--out`` and prints the command that
 reproduces them. Split the work with ``--batches 1,8`` / ``--batches 32,128`` to fit a per-command
@@ -125,54 +125,61 @@ def bare_model(model: str, precision: str, device: str, seed: int):
     return m.eval()
 
 
-def run_bare(args, batch: int, repeats: Optional[int], raw: Optional[RawNvml]) -> dict[str, Any]:
-    import torch
+class BareLoop:
+    """``model.generate`` in a loop, with the raw counter read around each window."""
 
-    device = "cpu" if args.cpu else "cuda:0"
-    model = bare_model(args.model, args.precision, device, args.seed)
-    g = torch.Generator().manual_seed(args.seed)
-    ids = torch.randint(1, model.config.vocab_size, (batch, args.input_len), generator=g).to(device)
-    kw = dict(attention_mask=torch.ones_like(ids), max_new_tokens=args.output_len, min_new_tokens=args.output_len,
-              do_sample=False, num_beams=1, pad_token_id=0)
+    def __init__(self, args, batch: int, raw: Optional[RawNvml]) -> None:
+        import torch
 
-    def sync():
-        if not args.cpu:
-            torch.cuda.synchronize()
-
-    def call() -> int:
-        with torch.inference_mode():
-            out = model.generate(ids, **kw)
-        return int(out.shape[0]) * int(out.shape[1] - ids.shape[1])
-
-    pass_s = []
-    for _ in range(max(2, args.warmup)):
-        sync()
-        t = time.perf_counter()
-        call()
-        sync()
-        pass_s.append(time.perf_counter() - t)
-    if repeats is None:
+        self.torch, self.args, self.raw = torch, args, raw
+        self.device = "cpu" if args.cpu else "cuda:0"
+        self.model = bare_model(args.model, args.precision, self.device, args.seed)
+        g = torch.Generator().manual_seed(args.seed)
+        self.ids = torch.randint(1, self.model.config.vocab_size, (batch, args.input_len), generator=g).to(self.device)
+        self.kw = dict(attention_mask=torch.ones_like(self.ids), max_new_tokens=args.output_len,
+                       min_new_tokens=args.output_len, do_sample=False, num_beams=1, pad_token_id=0)
+        pass_s = []
+        for _ in range(max(2, args.warmup)):
+            self.sync()
+            t = time.perf_counter()
+            self.call()
+            self.sync()
+            pass_s.append(time.perf_counter() - t)
         # the same sizing rule llem uses (period / target, 3% headroom, faster of two passes)
         period = detect_period(raw) if raw else None
         need = max(args.min_window_s, period / args.quantisation_target if period else 0.0)
-        repeats = max(1, math.ceil(need * 1.03 / min(pass_s[-2:]))) if need > 0 else 1
-    cycles = []
-    for _ in range(args.cycles):
-        sync()
-        v0 = raw.aligned_read_mj() if raw else None
-        t0 = time.perf_counter()
-        tokens = 0
-        for _ in range(repeats):
-            tokens += call()
-        sync()
-        v1 = raw.read_mj() if raw else None
-        dur = time.perf_counter() - t0
-        cycles.append({"duration_s": dur, "calls": repeats, "output_tokens": tokens,
-                       "energy_j": (v1 - v0) / 1e3 if raw else None})
-    del model
-    if not args.cpu:
-        torch.cuda.empty_cache()
-    return {"repeats": repeats, "cycles": cycles, **_per_token(cycles)}
+        self.repeats = max(1, math.ceil(need * 1.03 / min(pass_s[-2:]))) if need > 0 else 1
+        self.cycles: list[dict] = []
+
+    def sync(self) -> None:
+        if not self.args.cpu:
+            self.torch.cuda.synchronize()
+
+    def call(self) -> int:
+        with self.torch.inference_mode():
+            out = self.model.generate(self.ids, **self.kw)
+        return int(out.shape[0]) * int(out.shape[1] - self.ids.shape[1])
+
+    def windows(self, n: int) -> None:
+        raw = self.raw
+        for _ in range(n):
+            self.sync()
+            v0 = raw.aligned_read_mj() if raw else None
+            t0 = time.perf_counter()
+            tokens = 0
+            for _ in range(self.repeats):
+                tokens += self.call()
+            self.sync()
+            v1 = raw.read_mj() if raw else None
+            dur = time.perf_counter() - t0
+            self.cycles.append({"duration_s": dur, "calls": self.repeats, "output_tokens": tokens,
+                                "energy_j": (v1 - v0) / 1e3 if raw else None})
+
+    def close(self) -> dict[str, Any]:
+        del self.model
+        if not self.args.cpu:
+            self.torch.cuda.empty_cache()
+        return {"repeats": self.repeats, "cycles": self.cycles, **_per_token(self.cycles)}
 
 
 def detect_period(raw: RawNvml) -> Optional[float]:
@@ -236,9 +243,13 @@ def _rel(a: Optional[float], b: Optional[float]) -> Optional[float]:
 
 
 def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
-    print(f"batch {batch}: bare generate loop", flush=True)
     raw = None if args.cpu else RawNvml()
-    bare = run_bare(args, batch, None, raw)
+    # bare windows before and after llem's (the model stays loaded between them): a linear
+    # drift of the GPU (temperature, clocks) or of a noisy host then cancels in the comparison
+    before = (args.cycles + 1) // 2
+    print(f"batch {batch}: bare generate loop ({before} windows)", flush=True)
+    bare_loop = BareLoop(args, batch, raw)
+    bare_loop.windows(before)
     observers: list = []
     zeus_reason = None
     if not args.cpu:
@@ -250,6 +261,9 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
             zeus_reason = f"{type(err).__name__}: {err}"
     print(f"batch {batch}: llem", flush=True)
     llem = run_llem(args, batch, observers, out / f"batch{batch}")
+    print(f"batch {batch}: bare generate loop ({args.cycles - before} windows)", flush=True)
+    bare_loop.windows(args.cycles - before)
+    bare = bare_loop.close()
     res: dict[str, Any] = {"batch": batch, "bare": bare, "llem": llem}
     le = [c["energy_j"] for c in llem["cycles"]]
     for o in observers:
@@ -262,7 +276,7 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
         "time_per_call_rel": _rel(llem["time_per_call_s"], bare["time_per_call_s"]),
         "energy_per_output_token_rel": _rel(llem["energy_per_output_token_j"], bare["energy_per_output_token_j"]),
         "calls_per_window": {"llem": llem["cycles"][0]["calls"], "bare": bare["cycles"][0]["calls"]},
-        "order": "bare first, then llem",
+        "order": f"bare ({before} windows), llem ({args.cycles}), bare ({args.cycles - before}); one process",
     }
 
     def check(v, lim):
