@@ -74,7 +74,7 @@ def sampler_cost(args, gpu: bool) -> dict:
     calls = max(1, round(args.window_s / per))
     out = {"calls_per_window": calls, "devices": len(devices)}
     for interval in (0.1, 0.01):
-        off, on, rows = [], [], 0
+        off, on, rows, cpu_s, n = [], [], 0, 0.0, 0
         for _ in range(args.pairs):
             off.append(window(calls))
             s = Sampler(devices, interval, t0=time.perf_counter())
@@ -82,9 +82,14 @@ def sampler_cost(args, gpu: bool) -> dict:
             on.append(window(calls))
             s.stop()
             rows += len(s.rows)
+            cpu_s += s.cpu_s
+            n += s.loop_samples
         rel = [(b - a) / a for a, b in zip(off, on)]
         out[f"interval_{interval}s"] = {"median_rel_time_per_call": statistics.median(rel),
                                         "rel_per_pair": rel, "samples": rows,
+                                        # load-independent: the sampler thread's own CPU time
+                                        "thread_cpu_us_per_sample": cpu_s / n * 1e6 if n else None,
+                                        "thread_share_of_one_core": (cpu_s / n / interval) if n else None,
                                         "off_s_per_call": statistics.median(off), "on_s_per_call": statistics.median(on)}
     # the closing edge: what meter.end() costs inside llem's window (the opening edge's busy-poll
     # happens before the window opens and is not part of it)
@@ -137,7 +142,8 @@ def main(argv=None) -> int:
               + (f", J/token {o['energy_per_output_token_rel']:+.2%}" if o["energy_per_output_token_rel"] is not None else ""))
     for k in ("interval_0.1s", "interval_0.01s"):
         print(f"sampler {k}: median time/call {s[k]['median_rel_time_per_call']:+.2%} over {args.pairs} pairs "
-              f"({s[k]['samples']} samples)")
+              f"({s[k]['samples']} samples); thread CPU {s[k]['thread_cpu_us_per_sample']:.0f} us/sample "
+              f"= {s[k]['thread_share_of_one_core']:.3%} of one core")
     print(f"meter end() read: {s['meter_end_read_us']} us per call" if not isinstance(s["meter_end_read_us"], str)
           else f"meter: {s['meter_end_read_us']}")
     print(f"wrote {out / 'overhead.json'}")

@@ -240,6 +240,9 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
         cv_threshold=config.measurement.cv_warn_threshold))
     warnings.extend(environment_warnings(environment, sampler, config))
     warnings.extend(foreign_process_warnings(environment, devices))
+    if energy.measured and meter.measures_gpu and not edge_s:
+        warnings.append(f"quantisation bound unknown: the {meter.name} meter's counter period could not be "
+                        "detected (counter not advancing?), so windows were not sized for it")
 
     total_in = sum(c.input_tokens for c in cycles)
     total_out = sum(c.output_tokens for c in cycles)

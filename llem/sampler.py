@@ -35,6 +35,8 @@ class Sampler:
         self.t0 = t0
         self.rows: list[dict] = []
         self.errors: list[str] = []
+        self.cpu_s = 0.0
+        self.loop_samples = 0
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self.nv = None
@@ -77,11 +79,15 @@ class Sampler:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
+            c0 = time.thread_time()
             try:
                 self.sample()
             except Exception as err:  # a sampler failure must never abort the measurement
                 self.errors.append(f"{type(err).__name__}: {err}")
                 return
+            # the thread's own CPU time: its cost to the workload, independent of host load
+            self.cpu_s += time.thread_time() - c0
+            self.loop_samples += 1
 
     def start(self) -> None:
         if not self.enabled or self._thread is not None:
@@ -113,8 +119,11 @@ class Sampler:
         return [r for r in self.rows if r["cycle"] >= 0]
 
     def describe(self) -> dict:
+        per = self.cpu_s / self.loop_samples if self.loop_samples else None
         return {"interval_s": self.interval_s, "enabled": self.enabled, "rows": len(self.rows),
-                "errors": self.errors[:5], "columns": COLUMNS}
+                "errors": self.errors[:5], "columns": COLUMNS, "thread_cpu_s": self.cpu_s,
+                "cpu_s_per_sample": per,
+                "share_of_one_core": per / self.interval_s if per is not None and self.interval_s else None}
 
     def write_parquet(self, path):
         import pandas as pd
