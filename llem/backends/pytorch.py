@@ -113,6 +113,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In a follower, before exec: ask Linux to SIGTERM it when the job process dies."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def _cache_dir() -> Path:
     return Path(os.environ.get("LLEM_CACHE_DIR", Path.home() / ".cache" / "llem"))
 
@@ -390,7 +401,11 @@ class PyTorchBackend(Backend):
         for r in range(1, n):
             self._followers.append(subprocess.Popen(
                 [sys.executable, "-m", "llem.backends.pytorch", "--tp-follower"],
-                env=dict(env, RANK=str(r), LOCAL_RANK=str(r))))
+                env=dict(env, RANK=str(r), LOCAL_RANK=str(r)), preexec_fn=_die_with_parent))
+        import atexit
+
+        # a failed job must not leave followers blocked in a collective until its timeout
+        atexit.register(lambda: [p.kill() for p in self._followers if p.poll() is None])
         for k in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "LOCAL_WORLD_SIZE"):
             os.environ[k] = env[k]
         os.environ.update(RANK="0", LOCAL_RANK="0")

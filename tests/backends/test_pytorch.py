@@ -168,3 +168,30 @@ def test_device_map_on_cpu_loads_through_from_pretrained_checkpoint(tmp_path, mo
     assert [p.name for p in (tmp_path / "no_weights").iterdir() if p.is_dir()] == ["tiny-float32-seed0"]
     assert {p.device.type for p in be.model.parameters()} == {"cpu"}
     assert be.generate(be.prepare([[5, 6, 7]])).output_tokens == 4
+
+
+def test_random_weight_checkpoint_holds_the_same_weights_as_direct_init(tmp_path, monkeypatch, tiny):
+    monkeypatch.setenv("LLEM_CACHE_DIR", str(tmp_path))
+    be = PyTorchBackend(make(pytorch={"device_map": "auto"}), NO_GPU)
+    be.load()
+    b = [[5, 6, 7, 8]]
+    be.generate(be.prepare(b))
+    tiny.generate(tiny.prepare(b))
+    assert be.last_output_ids.tolist() == tiny.last_output_ids.tolist()
+
+
+@pytest.mark.slow
+def test_llem_run_reports_latency_phases_flops_memory(tmp_path):
+    import json
+
+    from tests.conftest import FAST, run_llem
+
+    r = run_llem(["run", *FAST, "device=cpu", "energy=none", f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "result.json").read_text())
+    assert res["latency"]["ttft_ms"]["n"] == 2 and res["latency"]["itl_ms"]["n"] == 2 * 3
+    ph = res["phases"]
+    assert ph["prefill"]["tokens"] == 2 * 32 and ph["decode"]["tokens"] == 2 * 3 and ph["decode"]["energy_j"] is None
+    assert ph["energy_not_measured_reason"]
+    assert res["flops"]["estimated"] is True and res["flops"]["total_flops"] > 0
+    assert res["memory"]["weights_bytes"] > 0 and res["memory"]["peak_allocated_bytes"] is None
