@@ -25,6 +25,8 @@ def test_samples_every_interval_and_writes_parquet(monkeypatch, tmp_path):
     assert times == sorted(times)
     s.tag_windows([(0, times[2], times[4])])
     assert [x["cycle"] for x in s.rows[:6]] == [-1, -1, 0, 0, 0, -1]
+    d = s.describe()
+    assert d["cpu_s_per_sample"] is not None and 0 < d["share_of_one_core"] < 1
     df = pd.read_parquet(s.write_parquet(tmp_path / "ts" / "timeseries.parquet"))
     assert list(df.columns) == COLUMNS and len(df) == len(s.rows)
 

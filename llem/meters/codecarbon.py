@@ -30,7 +30,7 @@ class CodeCarbonMeter(Meter):
         except ImportError as err:
             raise MeterUnavailable(f"codecarbon is not installed ({err}); pip install 'llenergymeasure[codecarbon]'") from None
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
-        kw: dict[str, Any] = dict(country_iso_code=country_iso_code, save_to_file=False, log_level="error",
+        kw: dict[str, Any] = dict(country_iso_code=country_iso_code, output_methods=[], log_level="error",
                                   allow_multiple_runs=True)
         if devices:
             kw["gpu_ids"] = [d.index for d in devices]
