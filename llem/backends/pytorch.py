@@ -28,7 +28,7 @@ DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 # typed field -> the call it reaches (used by the coverage tests and the docs)
 TYPED_LOAD = ("attn_implementation", "device_map", "max_memory", "low_cpu_mem_usage", "trust_remote_code")
 TYPED_GENERATE = ("cache_implementation", "use_cache", "do_sample", "temperature", "top_k", "top_p", "min_p",
-                  "typical_p", "epsilon_cutoff", "eta_cutoff", "repetition_penalty", "no_repeat_ngram_size",
+                  "typical_p", "epsilon_cutoff", "eta_cutoff", "repetition_penalty",
                   "num_beams", "length_penalty", "early_stopping", "prompt_lookup_num_tokens")
 SAMPLING_ONLY = ("top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff")
 # keys llem sets from its own fields: refused in the passthrough dicts
@@ -62,6 +62,13 @@ def cross_check(cfg) -> None:
     if cfg.precision in ("int8", "int4") and cfg.device == "cpu":
         raise ValueError(f"precision={cfg.precision} with device=cpu is not supported (int8/int4 need a CUDA GPU "
                          "with bitsandbytes or torchao); allowed on cpu: fp32, fp16, bf16")
+    if cfg.precision in ("int8", "int4") and cfg.runner.pytorch == "local":
+        import importlib.util
+
+        # the job runs in this Python: a missing library is known now, before any directory exists
+        if not any(importlib.util.find_spec(lib) for lib in ("bitsandbytes", "torchao")):
+            raise ValueError(f"precision={cfg.precision} needs bitsandbytes or torchao in this Python "
+                             "(pip install bitsandbytes) and a CUDA GPU; allowed without them: fp32, fp16, bf16")
     if not pt.do_sample:
         for k in SAMPLING_ONLY:
             if getattr(pt, k) is not None:

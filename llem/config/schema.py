@@ -172,7 +172,6 @@ class PyTorchConfig(_Strict):
     epsilon_cutoff: Optional[float] = Field(None, ge=0, lt=1)
     eta_cutoff: Optional[float] = Field(None, ge=0, lt=1)
     repetition_penalty: Optional[float] = Field(None, gt=0)
-    no_repeat_ngram_size: Optional[int] = Field(None, ge=0)
     num_beams: PositiveInt = 1
     length_penalty: Optional[float] = None
     early_stopping: Optional[Union[bool, Literal["never"]]] = None

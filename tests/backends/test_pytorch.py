@@ -90,7 +90,17 @@ def test_int8_on_cpu_fails_at_validation_naming_allowed_values():
         load_config(["precision=int8", "device=cpu"])
 
 
+def test_int4_without_a_quantisation_library_fails_at_validation():
+    with pytest.raises(ConfigError, match=r"precision=int4 needs bitsandbytes or torchao.*allowed without them"):
+        load_config(["precision=int4"])
+
+
 def test_int4_without_gpu_fails_before_loading(monkeypatch):
+    """Test double: pretend bitsandbytes is installed (it is not, here) so the GPU check is reached."""
+    import importlib.util
+
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "bitsandbytes" else real_find(n, *a))
     cfg = make(precision="int4", device="auto")
     called = []
     monkeypatch.setattr("transformers.AutoModelForCausalLM.from_pretrained", lambda *a, **k: called.append(1))

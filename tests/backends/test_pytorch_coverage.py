@@ -144,7 +144,7 @@ def test_compile_fields_reach_torch_compile(monkeypatch):
 # --- generate --------------------------------------------------------------------------------------
 GENERATE_GROUPS = [
     {"do_sample": True, "temperature": 0.7, "top_k": 20, "top_p": 0.9, "min_p": 0.05, "typical_p": 0.95,
-     "epsilon_cutoff": 0.0003, "eta_cutoff": 0.0004, "repetition_penalty": 1.1, "no_repeat_ngram_size": 3,
+     "epsilon_cutoff": 0.0003, "eta_cutoff": 0.0004, "repetition_penalty": 1.1,
      "cache_implementation": "static"},
     {"num_beams": 2, "length_penalty": 0.8, "early_stopping": True, "use_cache": False},
     {"prompt_lookup_num_tokens": 2},
