@@ -85,8 +85,12 @@ class LlemLocalLauncher(Launcher):
         self.config: Optional[DictConfig] = None
         self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None
-        # set by llem's sweeper: called as on_job_start(idx, job_dir, gpu) when a job's process starts
+        # set by llem's study engine: on_job_start(k, job_dir, gpu) when the k-th job of a
+        # launch() starts, on_job_end(k, JobReturn) when it ends; and the rest a GPU gets
+        # between two jobs when jobs run side by side
         self.on_job_start: Optional[Callable[[int, Path, Optional[str]], None]] = None
+        self.on_job_end: Optional[Callable[[int, JobReturn], None]] = None
+        self.cooldown_s: float = 0.0
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -130,10 +134,7 @@ class LlemLocalLauncher(Launcher):
                                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True)
         log.debug(f"#{idx} : {' '.join(filter_overrides(overrides))}" + (f" (GPU {gpu})" if gpu else ""))
-        r = _Running(idx, list(overrides), job_dir, proc, gpu, log_file)
-        if self.on_job_start is not None:
-            self.on_job_start(idx, job_dir, gpu)
-        return r
+        return _Running(idx, list(overrides), job_dir, proc, gpu, log_file)
 
     def _stop(self, r: _Running) -> None:
         """SIGTERM the job's whole process group (vLLM and friends start workers), then SIGKILL."""
@@ -202,15 +203,18 @@ class LlemLocalLauncher(Launcher):
         queue = list(enumerate(job_overrides))
         results: dict[int, JobReturn] = {}
         running: list[_Running] = []
-        free = list(gpus)
+        free = [(g, 0.0) for g in gpus]  # (gpu, monotonic time it may take the next job)
         try:
             while queue or running:
-                while queue and free:
+                now = time.monotonic()
+                while queue and free and free[0][1] <= now:
                     k, ovr = queue.pop(0)
-                    gpu = free.pop(0)
+                    gpu, _ = free.pop(0)
                     r = self._start(initial_job_idx + k, ovr, gpu)
                     r.k = k
                     running.append(r)
+                    if self.on_job_start is not None:
+                        self.on_job_start(k, r.job_dir, gpu)
                 time.sleep(0.05)
                 for r in list(running):
                     if r.proc.poll() is None:
@@ -221,7 +225,10 @@ class LlemLocalLauncher(Launcher):
                             continue
                     running.remove(r)
                     results[r.k] = self._finish(r)
-                    free.append(r.gpu)
+                    free.append((r.gpu, time.monotonic() + self.cooldown_s))
+                    free.sort(key=lambda f: f[1])
+                    if self.on_job_end is not None:
+                        self.on_job_end(r.k, results[r.k])
         except BaseException:
             # Ctrl-C or SIGTERM of the study: no job may keep running (and holding a GPU)
             for r in running:

@@ -101,6 +101,10 @@ def _record(study_dir: Path, e: JobEntry, job: PlannedJob, ret, launch_error: Op
 
     rp = study_dir / e.job_dir / RESULT_NAME
     e.ended_at = _now()
+    if e.log_path and not (study_dir / e.log_path).is_file():
+        # other launchers leave Hydra's <job name>.log (submitit keeps its own under .submitit/)
+        logs = sorted((study_dir / e.job_dir).glob("*.log"))
+        e.log_path = f"{e.job_dir}/{logs[0].name}" if logs else None
     if rp.is_file():
         refresh_entry(study_dir, e)
         return
@@ -129,8 +133,10 @@ def _record(study_dir: Path, e: JobEntry, job: PlannedJob, ret, launch_error: Op
 
 def _batch_size(launcher, max_batch_size: Optional[int], n: int) -> int:
     slots = getattr(launcher, "slots", None)
-    if callable(slots):  # llem's launcher schedules itself: one job, or one per GPU
-        return max(1, slots())
+    if callable(slots):
+        # llem's launcher schedules itself: one job at a time, or all jobs spread over the
+        # GPUs (it reports each job as it ends, so the manifest still follows every job)
+        return 1 if slots() <= 1 else max(1, n)
     if max_batch_size is None or max_batch_size <= 0:
         return max(1, n)
     return max_batch_size
@@ -177,50 +183,67 @@ def execute(run: StudyRun, launcher, max_batch_size: Optional[int] = 1, hydra_co
 
         OmegaConf.save(hydra_config, study_dir / "multirun.yaml")
     entries = {e.job_id: e for e in m.jobs}
-    by_index = {j.index: j for j in todo}
     ex = run.plan.execution
     progress = _progress(run, m, ex.cooldown_s)
-    if hasattr(launcher, "on_job_start"):
-        def on_start(idx: int, job_dir: Path, gpu: Optional[str]) -> None:
-            j = by_index.get(idx)
-            if j is not None and gpu is not None:
-                entries[j.job_id].gpu = gpu
-        launcher.on_job_start = on_start
-
     size = _batch_size(launcher, max_batch_size, len(todo))
     batches = [todo[i:i + size] for i in range(0, len(todo), size)]
+    per_job = hasattr(launcher, "on_job_end")  # llem's launcher: callbacks as each job starts and ends
+    t_start: dict[str, float] = {}
+    recorded: set[str] = set()
+
+    def start(j: PlannedJob, gpu: Optional[str] = None) -> None:
+        e = entries[j.job_id]
+        e.status, e.started_at, e.gpu = "running", _now(), gpu
+        t_start[j.job_id] = time.monotonic()
+        progress.start(e)
+
+    def end(j: PlannedJob, ret, err) -> None:
+        e = entries[j.job_id]
+        _record(study_dir, e, j, ret, err)
+        e.duration_s = round(time.monotonic() - t_start.get(j.job_id, time.monotonic()), 3)
+        recorded.add(j.job_id)
+        progress.end(e)
+
     old_term = _sigterm_as_interrupt()
     current: list[PlannedJob] = []
-    t_start: dict[str, float] = {}
     try:
         for b, batch in enumerate(batches):
             if b > 0 and ex.cooldown_s > 0:
                 progress.say(f"cooling down {ex.cooldown_s:g} s")
                 time.sleep(ex.cooldown_s)
             current = batch
-            for j in batch:
-                e = entries[j.job_id]
-                e.status, e.started_at = "running", _now()
-                t_start[j.job_id] = time.monotonic()
-                progress.start(e)
-            store.save()
+            if per_job:
+                def on_start(k: int, job_dir: Path, gpu: Optional[str], _batch=batch) -> None:
+                    start(_batch[k], gpu)
+                    store.save()
+
+                def on_end(k: int, ret, _batch=batch) -> None:
+                    end(_batch[k], ret, None)
+                    store.save()
+
+                launcher.on_job_start, launcher.on_job_end = on_start, on_end
+                # side by side on several GPUs, each GPU rests cooldown_s between its jobs
+                launcher.cooldown_s = ex.cooldown_s if len(batch) > 1 else 0.0
+            else:
+                for j in batch:
+                    start(j)
+                store.save()
             rets, err = None, None
             try:
                 rets = launcher.launch([j.launch_overrides() for j in batch], initial_job_idx=batch[0].index)
             except Exception as exc:  # submitit raises for a killed/failed job; the others may be fine
                 err = exc
             for k, j in enumerate(batch):
-                e = entries[j.job_id]
-                ret = rets[k] if rets is not None and k < len(rets) else None
-                _record(study_dir, e, j, ret, err)
-                e.duration_s = round(time.monotonic() - t_start[j.job_id], 3)
-                progress.end(e)
+                if j.job_id not in recorded:
+                    end(j, rets[k] if rets is not None and k < len(rets) else None, err)
             current = []
             store.save()
     except KeyboardInterrupt:
         run.interrupted = True
         for j in current:
             e = entries[j.job_id]
+            if e.status != "running":
+                continue  # already recorded, or never started (stays pending)
             if (study_dir / e.job_dir / RESULT_NAME).is_file():
                 refresh_entry(study_dir, e)
             else:
