@@ -282,9 +282,12 @@ class PyTorchBackend(Backend):
         if q is not None:
             kw["quantization_config"] = q
         if pt.tp_plan:
-            from transformers.distributed.configuration_utils import DistributedConfig
-
-            kw["distributed_config"] = DistributedConfig(tp_size=self.tp_world_size())
+            try:
+                from transformers.distributed.configuration_utils import DistributedConfig
+            except ImportError:  # older transformers take the plan directly
+                kw["tp_plan"], kw["tp_size"] = pt.tp_plan, self.tp_world_size()
+            else:
+                kw["distributed_config"] = DistributedConfig(tp_size=self.tp_world_size())
         kw.update(pt.extra_load_kwargs)
         return kw
 
