@@ -209,10 +209,10 @@ class ContainerRunner(Runner):
         job_dir = Path(job_dir).resolve()
         job_dir.mkdir(parents=True, exist_ok=True)
         cfg_path, out_path, log_path = job_dir / CONTAINER_CONFIG, job_dir / CONTAINER_RESULT, job_dir / CONTAINER_LOG
-        out_path.unlink(missing_ok=True)  # never read back a stale result
-        cfg_path.write_text(config.model_dump_json())
         name = f"llem-{config.backend}-{uuid.uuid4().hex[:12]}"
         cmd = self.docker_command(config, job_dir, cfg_path, out_path, name)
+        out_path.unlink(missing_ok=True)  # never read back a stale result
+        cfg_path.write_text(config.model_dump_json())
         if progress:
             progress(f"running in container {self._image} (log: {log_path})")
         with open(log_path, "ab") as log:

@@ -244,7 +244,7 @@ def test_the_backend_runs_the_harness_on_the_test_double(monkeypatch, tmp_path):
     calls: list = []
     for name, mod in _fake_tensorrt_llm(calls).items():
         monkeypatch.setitem(sys.modules, name, mod)
-    cfg = _cfg("precision=int4", "batch=2")
+    cfg = _cfg("precision=int4", "batch=2", "energy.meter=none")
     result = run(cfg, tmp_path / "job")
     assert result.status == "completed" and result.backend == "tensorrt"
     assert result.backend_version == "0.0.0-test-double"

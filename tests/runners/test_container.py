@@ -137,7 +137,8 @@ def test_auto_picks_the_container_where_the_backend_is_not_installed(fake_docker
 def test_a_tiny_experiment_runs_through_the_container(fake_docker, monkeypatch, tmp_path):
     _images(monkeypatch, image_name("pytorch", 13), image_name("pytorch", 12))
     monkeypatch.setattr(container, "host_cuda_major", lambda: 12)
-    cfg = load_config(["runner.pytorch=container", "device=cpu", *TINY])
+    # no meter on this CPU machine: the GPU test below measures (simulated) energy in the container
+    cfg = load_config(["runner.pytorch=container", "device=cpu", "energy.meter=none", *TINY])
     job_dir = tmp_path / "study" / "job-0"
     result = execute_job(cfg, job_dir)
 
@@ -276,3 +277,14 @@ def test_the_fake_engine_rejects_an_unquoted_gpu_list(fake_docker, monkeypatch, 
     assert p.returncode == 125 and "--gpus" in p.stderr
     p = subprocess.run(["docker", "run", "--rm", "--bogus", "llenergymeasure/pytorch:x"], capture_output=True, text=True)
     assert p.returncode == 125 and "unknown flag: --bogus" in p.stderr
+
+
+def test_a_cuda_job_with_no_gpu_visible_fails_before_docker_runs(fake_docker, monkeypatch, tmp_path):
+    _images(monkeypatch, image_name("vllm", 12))
+    cfg = load_config(["backend=vllm", "device=cuda", *TINY])
+    result = execute_job(cfg.model_copy(update={"runner": cfg.runner.model_copy(update={"vllm": "container"})}),
+                         tmp_path / "s" / "j", raise_errors=False)
+    assert result.status == "failed" and result.error_type == "ContainerJobFailed"
+    assert "device=cuda but no GPU is visible" in result.error_message
+    assert not fake_docker.calls("run")
+    assert not (tmp_path / "s" / "j" / container.CONTAINER_CONFIG).exists()
