@@ -134,7 +134,7 @@ def expand_grid(arguments: list[str], parser=None) -> list[list[str]]:
                                   "allowed: a,b,c  range(start,stop,step)  choice(...)  glob(...)")
             axes[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
         else:
-            axes[key] = [f"{key}={o.get_value_element_as_str()}"]
+            axes[key] = [o.input_line]  # as typed (Hydra would re-render false as False)
     return [list(x) for x in itertools.product(*axes.values())]
 
 

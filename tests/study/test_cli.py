@@ -65,3 +65,31 @@ def test_existing_study_dir_is_not_overwritten(workdir):
 def test_resume_of_a_directory_without_manifest(workdir):
     r = run_llem("--resume", str(workdir), cwd=workdir)
     assert r.returncode == 2 and "no manifest.json" in r.stderr
+
+
+def test_dry_run_checks_fit_against_the_gpus_found(workdir, tmp_path):
+    # two simulated 24 GiB GPUs (LLEM_SIMULATED_NVML is llem's NVML test double)
+    spec = tmp_path / "nvml.json"
+    spec.write_text(json.dumps({"gpus": [{"uuid": "GPU-aaaa", "name": "Sim 24G", "memory_total_mib": 24576},
+                                         {"uuid": "GPU-bbbb", "name": "Sim 24G", "memory_total_mib": 24576}]}))
+    r = run_llem("-m", "model=llama-3.1-8b", "precision=bf16,fp32", "--dry-run", cwd=workdir,
+                 env={"LLEM_SIMULATED_NVML": str(spec)})
+    assert r.returncode == 0, r.stderr
+    assert "GPUs: 24 GiB, 24 GiB" in r.stdout
+    rows = {l.split()[0]: l for l in r.stdout.splitlines() if l[:4].isdigit()}
+    assert rows["0000"].rstrip().endswith("yes")          # 8B bf16: ~16 GiB
+    assert " no (" in rows["0001"]                         # 8B fp32: ~31 GiB
+    assert [p.name for p in workdir.rglob("*")] == ["nvml.json"]  # nothing written
+
+
+def test_parallel_gpus_sees_the_gpus(tmp_path, monkeypatch):
+    from hydra_plugins.llem_plugins.launcher import LlemLocalLauncher
+
+    spec = tmp_path / "nvml.json"
+    spec.write_text(json.dumps({"gpus": [{"uuid": "GPU-aaaa"}, {"uuid": "GPU-bbbb"}, {"uuid": "GPU-cccc"}]}))
+    monkeypatch.setenv("LLEM_SIMULATED_NVML", str(spec))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert LlemLocalLauncher(parallel_gpus=True).slots() == 3
+    assert LlemLocalLauncher(parallel_gpus=False).slots() == 1
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-bbbb")
+    assert LlemLocalLauncher(parallel_gpus=True).slots() == 1
