@@ -93,3 +93,34 @@ def test_parallel_gpus_sees_the_gpus(tmp_path, monkeypatch):
     assert LlemLocalLauncher(parallel_gpus=False).slots() == 1
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-bbbb")
     assert LlemLocalLauncher(parallel_gpus=True).slots() == 1
+
+
+def test_resume_refuses_when_a_completed_job_changed(workdir):
+    from llem.study import engine
+    from llem.study.plan import ExecutionOptions, plan_grid, standalone_composer
+
+    with standalone_composer() as c:
+        plan = plan_grid(["batch=1,2", "output_len=4"], c, ExecutionOptions())
+    study = workdir / "s"
+    run = engine.StudyRun(plan=plan, study_dir=study, study_name="s", launcher_name="local",
+                          command_args=["-m", "batch=1,2", "output_len=4"])
+    m = engine.new_manifest(run)
+    m.jobs[0].status = "completed"
+    m.jobs[0].config_hash = "f" * 64  # as if conf/ had been edited since job 0000 ran
+    m.save(study)
+    before = (study / "manifest.json").read_text()
+    r = run_llem("--resume", str(study), cwd=workdir)
+    assert r.returncode == 2, r.stderr
+    assert "config changed" in r.stderr and "0000 (batch=1 output_len=4): config_hash ffffffffffff ->" in r.stderr
+    assert (study / "manifest.json").read_text() == before and not (study / "0001").exists()
+
+
+def test_resume_takes_no_new_overrides(workdir):
+    study = workdir / "s"
+    study.mkdir()
+    from llem.study.manifest import StudyResult
+
+    StudyResult(study_name="s", study_design_hash="d", llem_version="0", created_at="t", updated_at="t",
+                study_dir=str(study), command_args=["-m", "batch=1"]).save(study)
+    r = run_llem("--resume", str(study), "batch=4", cwd=workdir)
+    assert r.returncode == 2 and "'batch=4' cannot be changed" in r.stderr
