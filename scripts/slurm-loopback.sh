@@ -252,6 +252,11 @@ cmd_status() {
     if pid_alive "$pf"; then log "$name running (pid $(cat "$pf"))"; else log "$name not running"; ok=1; fi
   done
   if mysqladmin ping >/dev/null 2>&1; then log "mariadb running"; else log "mariadb not running"; ok=1; fi
+  # sinfo and sacct retry for many seconds against a stopped daemon: ask only when it runs
+  if [ "$ok" != 0 ]; then
+    log "not ready"
+    return 1
+  fi
   if command -v sinfo >/dev/null 2>&1 && node_ready; then
     log "node $NODE: $(node_state)"
   else
