@@ -363,6 +363,24 @@ def parse_args(argv=None):
     return a
 
 
+def idle_baseline_first(args) -> dict[str, Any]:
+    """Measure (and cache) llem's idle baseline before any model touches the GPU: the bare loop
+    runs before llem's experiment in each batch, and a baseline taken right after it would
+    catch the GPU still at high clocks. llem's experiments then reuse the cached idle value."""
+    from llem.baseline import measure_baseline
+    from llem.config.compose import load_config
+    from llem.devices import resolve_devices
+    from llem.meters.select import select_meter
+
+    cfg = load_config(llem_overrides(args, args.batch_list[0]))
+    devices = resolve_devices()
+    meter, _ = select_meter(cfg.energy, devices)
+    b = measure_baseline(meter, devices, cfg.energy.baseline)
+    meter.close()
+    print(f"idle baseline: {b.total_power_w} W (cached={b.cached}, settle={b.settle})", flush=True)
+    return b.describe()
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
@@ -379,6 +397,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     report: dict[str, Any] = {"device": device, "command": command, "commit": _commit(), "args": {
         k: v for k, v in vars(args).items() if k != "batch_list"}, "batches": []}
+    if not args.cpu:
+        report["idle_baseline"] = idle_baseline_first(args)
     for b in args.batch_list:
         report["batches"].append(validate_batch(args, b, out))
         # written after every batch, so a command killed by its time limit keeps what it finished

@@ -30,6 +30,7 @@ class Baseline:
     measured_at: dict = field(default_factory=dict)  # uuid -> unix time of the measurement
     cache_path: Optional[str] = None
     meter: str = ""
+    settle: dict = field(default_factory=dict)
 
     @property
     def total_power_w(self) -> Optional[float]:
@@ -42,7 +43,7 @@ class Baseline:
         return {"enabled": True, "power_w": self.power_w, "total_power_w": self.total_power_w,
                 "duration_s": self.duration_s, "cached": self.cached, "meter": self.meter,
                 "age_s": {u: round(now - t, 1) for u, t in self.measured_at.items()},
-                "cache_path": self.cache_path,
+                "cache_path": self.cache_path, "settle": self.settle,
                 "method": "meter window over an idle period before the model loads, both edges aligned "
                           "to counter steps where the meter has them"}
 
@@ -80,13 +81,16 @@ def measure_baseline(meter, devices, cfg, *, now: Optional[float] = None) -> Bas
                             duration_s=min(e["duration_s"] for e in hits.values()), cached=True,
                             measured_at={u: e["measured_at"] for u, e in hits.items()}, cache_path=str(path),
                             meter=meter.name)
+    settle = wait_until_idle(devices, getattr(cfg, "settle_max_s", 0.0))
     h = meter.begin()
     time.sleep(cfg.duration_s)
     r = meter.end(h, align=True)
     power = {d.uuid: (d.energy_j / r.duration_s if d.energy_j is not None and r.duration_s > 0 else None)
              for d in r.per_device}
-    base = Baseline(power_w=power, duration_s=r.duration_s, measured_at={u: now for u in power}, meter=meter.name)
-    if cfg.cache_ttl_s > 0 and all(v is not None for v in power.values()):
+    base = Baseline(power_w=power, duration_s=r.duration_s, measured_at={u: now for u in power}, meter=meter.name,
+                    settle=settle)
+    # an unsettled baseline is reported (with a warning) but never cached for later runs
+    if cfg.cache_ttl_s > 0 and all(v is not None for v in power.values()) and settle.get("settled", True):
         try:
             with _lock(path):
                 entries = _load(path)
@@ -99,3 +103,47 @@ def measure_baseline(meter, devices, cfg, *, now: Optional[float] = None) -> Bas
         except OSError:
             pass  # a read-only home must not fail the measurement; the next run measures again
     return base
+
+
+def wait_until_idle(devices, max_s: float, *, interval_s: float = 0.1, span_s: float = 1.0,
+                    tol_w: float = 1.0, tol_frac: float = 0.02) -> dict:
+    """Poll instantaneous power until it stops falling: the mean of the last ``span_s`` is within
+    max(tol_w, tol_frac) of the mean of the ``span_s`` before it, on every GPU.
+
+    Returns what happened, for the methodology: ``settled`` (None when power is unreadable),
+    seconds waited, and the last power seen per GPU.
+    """
+    gpus = list(devices)
+    if max_s <= 0 or not gpus:
+        return {"settled": None, "waited_s": 0.0, "reason": "no settle check" if gpus else "no GPU"}
+    try:
+        from llem.devices.nvml import nvml_module
+
+        nv = nvml_module()
+    except Exception as err:  # pragma: no cover - NVML vanished after device resolution
+        return {"settled": None, "waited_s": 0.0, "reason": f"NVML unavailable: {err}"}
+    n = max(2, int(round(span_s / interval_s)))
+    hist: dict = {d.uuid: [] for d in gpus}
+    t0 = time.perf_counter()
+    while True:
+        try:
+            for d in gpus:
+                hist[d.uuid].append(nv.nvmlDeviceGetPowerUsage(d.handle) / 1000.0)
+        except Exception as err:
+            return {"settled": None, "waited_s": time.perf_counter() - t0, "reason": f"power unreadable: {err}"}
+        waited = time.perf_counter() - t0
+        if all(len(v) >= 2 * n for v in hist.values()):
+            ok = True
+            for v in hist.values():
+                prev = sum(v[-2 * n:-n]) / n
+                last = sum(v[-n:]) / n
+                if prev - last > max(tol_w, tol_frac * prev):
+                    ok = False
+            if ok:
+                return {"settled": True, "waited_s": round(waited, 2),
+                        "last_power_w": {u: round(sum(v[-n:]) / n, 2) for u, v in hist.items()}}
+        if waited >= max_s:
+            return {"settled": False, "waited_s": round(waited, 2),
+                    "last_power_w": {u: round(v[-1], 2) for u, v in hist.items()},
+                    "reason": f"power still falling after {max_s:g} s"}
+        time.sleep(interval_s)

@@ -240,6 +240,10 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
         cv_threshold=config.measurement.cv_warn_threshold))
     warnings.extend(environment_warnings(environment, sampler, config))
     warnings.extend(foreign_process_warnings(environment, devices))
+    if baseline is not None and baseline.settle.get("settled") is False:
+        warnings.append(f"unsettled baseline: GPU power was still falling after {baseline.settle.get('waited_s')} s "
+                        "of waiting, so baseline_power_w may be too high and energy_adjusted_j too low "
+                        "(raise energy.baseline.settle_max_s)")
     if energy.measured and meter.measures_gpu and not edge_s:
         warnings.append(f"quantisation bound unknown: the {meter.name} meter's counter period could not be "
                         "detected (counter not advancing?), so windows were not sized for it")

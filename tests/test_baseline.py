@@ -51,3 +51,24 @@ def test_ttl_zero_never_caches(two_gpus, tmp_path):
 def test_default_cache_dir_is_under_the_user_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert cache_path(None) == tmp_path / "llem" / "baseline.json"
+
+
+def test_waits_for_power_to_settle_before_the_idle_window(monkeypatch, tmp_path):
+    # A GPU that just worked: 160 W for 1.5 s, then idle at 75 W. Without the settle step the
+    # baseline would average in the hot tail.
+    use_sim(monkeypatch, tmp_path, [gpu(0, power_profile=[[0, 160.0], [1.5, 75.0]])])
+    devs = resolve_devices()
+    b = measure_baseline(NvmlCounterMeter(devs), devs,
+                         BaselineConfig(duration_s=0.3, settle_max_s=10, cache_dir=str(tmp_path / "c")))
+    assert b.settle["settled"] is True and b.settle["waited_s"] >= 1.5
+    assert b.total_power_w == pytest.approx(75.0, rel=0.03)
+
+
+def test_unsettled_baseline_is_reported_and_not_cached(monkeypatch, tmp_path):
+    falling = [[0.1 * k, 300.0 - 10.0 * k] for k in range(25)]
+    use_sim(monkeypatch, tmp_path, [gpu(0, power_profile=falling)])
+    devs = resolve_devices()
+    cfg = BaselineConfig(duration_s=0.2, settle_max_s=0.5, cache_dir=str(tmp_path / "c"))
+    b = measure_baseline(NvmlCounterMeter(devs), devs, cfg)
+    assert b.settle["settled"] is False and "still falling" in b.settle["reason"]
+    assert not cache_path(cfg.cache_dir).exists()

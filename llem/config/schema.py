@@ -114,6 +114,9 @@ class BaselineConfig(_Strict):
     duration_s: float = Field(5.0, gt=0)
     cache_ttl_s: float = Field(3600, ge=0)
     cache_dir: Optional[str] = None
+    # Wait (up to this long) for GPU power to stop falling before the idle window: a GPU that
+    # just worked holds high clocks for seconds and would inflate the baseline.
+    settle_max_s: float = Field(30.0, ge=0)
 
 
 class EnergyConfig(_Strict):
