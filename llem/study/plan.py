@@ -342,6 +342,26 @@ def check_runners(plan: StudyPlan) -> dict[str, dict]:
     return {f"{b}:{s}": d for (b, s), d in seen.items()}
 
 
+def _cache_file_loads(repo) -> None:
+    """Parse each YAML file of the config tree once per planning, not once per compose.
+
+    Hydra re-reads and re-parses every file on each compose (a third of its cost). The tree
+    does not change while a grid is planned; a deep copy of the parsed result goes out each
+    time, so composition can never alter the cached one. Only for this planning session's
+    own GlobalHydra (cleared on exit), never for a running Hydra app.
+    """
+    original = repo.load_config
+    cache: dict[str, Any] = {}
+
+    def load_config(config_path: str):
+        if config_path not in cache:
+            cache[config_path] = original(config_path)
+        hit = cache[config_path]
+        return None if hit is None else copy.deepcopy(hit)
+
+    repo.load_config = load_config
+
+
 class standalone_composer:
     """``with standalone_composer(config_dir) as composer:`` outside a running Hydra app."""
 
@@ -358,7 +378,9 @@ class standalone_composer:
 
         self._ctx = initialize_config_dir(config_dir=self.config_dir, version_base=None, job_name="llem")
         self._ctx.__enter__()
-        return GridComposer(GlobalHydra.instance().config_loader(), self.config_name, self.config_dir)
+        loader = GlobalHydra.instance().config_loader()
+        _cache_file_loads(loader.repository)
+        return GridComposer(loader, self.config_name, self.config_dir)
 
     def __exit__(self, *exc) -> None:
         self._ctx.__exit__(*exc)
