@@ -288,6 +288,11 @@ class TensorRTBackend(Backend):
         from llem.models.sources import load_tokenizer
 
         check_config(self.config)
+        ok, why = self.is_available()
+        if not ok:
+            from llem.errors import BackendUnavailableError
+
+            raise BackendUnavailableError(why)
         api = _import_api()
         self._check_runtime(api)
         mc = self.config.model

@@ -288,3 +288,31 @@ def test_a_cuda_job_with_no_gpu_visible_fails_before_docker_runs(fake_docker, mo
     assert "device=cuda but no GPU is visible" in result.error_message
     assert not fake_docker.calls("run")
     assert not (tmp_path / "s" / "j" / container.CONTAINER_CONFIG).exists()
+
+
+def test_a_multi_backend_study_sends_the_missing_backend_to_its_container(fake_docker, monkeypatch, tmp_path):
+    """`llem run -m backend=pytorch,tensorrt`: pytorch runs here, tensorrt (not installed) goes to its
+    image. In the stand-in "image" tensorrt_llm is missing too, so that job fails inside the
+    container and is recorded as failed, beside the completed one. Without the image the study is
+    refused before any job starts."""
+    import subprocess
+
+    args = [sys.executable, "-m", "llem", "run", "-m", "backend=pytorch,tensorrt", "precision=bf16",
+            "energy.meter=none", *TINY]
+    p = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 2 and "backend=tensorrt cannot run here" in p.stderr
+    assert not (tmp_path / "multirun").exists() and not fake_docker.calls("run")
+
+    _images(monkeypatch, image_name("tensorrt", 12))
+    p = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path)
+    (study,) = [d for d in (tmp_path / "multirun").glob("*/*") if d.is_dir()]
+    local = ExperimentResult.load(study / "0000" / "result.json")
+    inside = ExperimentResult.load(study / "0001" / "result.json")
+    assert local.backend == "pytorch" and local.status == "completed"
+    assert local.extra.get("runner", {}).get("name", "local") == "local"
+    assert inside.backend == "tensorrt" and inside.status == "failed"
+    assert inside.extra["runner"]["name"] == "container" and inside.extra["runner"]["image"] == image_name("tensorrt", 12)
+    assert inside.error_type == "BackendUnavailableError" and "tensorrt_llm is not importable" in inside.error_message
+    assert (study / "0001" / CONTAINER_LOG).is_file() and not (study / "0000" / CONTAINER_LOG).exists()
+    (run,) = fake_docker.calls("run")
+    assert run["options"]["shm-size"] == "8g" and "memlock=-1" in run["options"]["ulimits"]
