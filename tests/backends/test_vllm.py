@@ -288,3 +288,25 @@ def test_vllm_container_gets_a_large_dev_shm(tmp_path):
     units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
     n = float(size[:-1]) * units[size[-1]] if size[-1] in units else float(size)
     assert n >= 8 * 2**30, size
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_setup_script_is_idempotent_and_leaves_a_clean_vllm_venv():
+    """A second run of scripts/setup-vllm-env.sh on the existing venv installs nothing and is quick."""
+    import time
+
+    py = vllm_python()
+    venv = py.parent.parent
+    t = time.perf_counter()
+    r = subprocess.run(["bash", str(REPO / "scripts" / "setup-vllm-env.sh"), str(venv)], env=vllm_env(),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "installing" not in r.stderr and "ready" in r.stderr
+    assert time.perf_counter() - t < 120  # a check, not an install (a fresh one takes minutes)
+    chk = subprocess.run([str(py), "-c", "import importlib.util as u, llem, json; print(json.dumps("
+                          "[u.find_spec(m) is not None for m in ('torchvision', 'triton', 'torchaudio')] + [llem.__file__]))"],
+                         env=vllm_env(), capture_output=True, text=True, timeout=120)
+    found = json.loads(chk.stdout)
+    assert found[:3] == [False, False, False]  # removed: they break `import vllm` beside the CPU torch
+    assert Path(found[3]).resolve().is_relative_to(REPO)  # llem editable from this checkout
