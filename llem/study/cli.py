@@ -198,10 +198,14 @@ def _report_changes(prev, plan, quiet: bool) -> None:
     if not changes:
         return
     status = {e.job_id: e.status for e in prev.jobs}
-    lines = [f"{jid} ({ovr}): config_hash {old[:12]} -> {new[:12]}" for jid, ovr, old, new in changes]
-    done = [c for c in changes if status.get(c[0]) == "completed" or c[3].startswith("(")]
+    def short(h: str) -> str:
+        return h if h.startswith("(") else h[:12]
+
+    lines = [f"{jid} ({ovr}): config_hash {short(old)} -> {short(new)}" for jid, ovr, old, new in changes]
+    # a grid that gained or lost jobs is another study; so is a completed job with another config
+    done = [c for c in changes if status.get(c[0]) == "completed" or c[2].startswith("(") or c[3].startswith("(")]
     if done:
-        raise ConfigError("the study's config changed since it ran, for jobs already completed: "
+        raise ConfigError("the study's config changed since it ran (jobs completed, added or removed): "
                           + "; ".join(lines[:5]) + (f" (+{len(lines) - 5} more)" if len(lines) > 5 else "")
                           + ". Start a new study (another hydra.sweep.dir) to measure the new config")
     print("llem: the config changed since the study ran; these jobs will run with the current config: "

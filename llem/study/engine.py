@@ -159,9 +159,9 @@ def prepare_manifest(run: StudyRun) -> tuple[StudyResult, list[PlannedJob]]:
             e.backend, e.model, e.precision, e.batch = j.config.backend, j.config.model.name, j.config.precision, j.config.batch
             for k in ("error_type", "error_message", "result_path", "started_at", "ended_at", "gpu", "duration_s",
                       "energy_per_output_token_j", "energy_per_output_token_ci95", "energy_adjusted_per_output_token_j",
-                      "output_tokens_per_s", "tokens_per_joule", "energy_measured"):
+                      "output_tokens_per_s", "tokens_per_joule", "energy_measured", "energy_estimated"):
                 setattr(e, k, None)
-            e.status = "pending"
+            e.status, e.warnings = "pending", 0
         m.study_design_hash = run.plan.study_design_hash
         m.finished_at = None
         m.llem_version = __version__

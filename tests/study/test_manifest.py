@@ -88,3 +88,16 @@ def test_resume_names_changed_jobs(tmp_path):
     m.jobs[0].config_hash = "1" * 64  # a completed one: refuse, naming it
     with pytest.raises(ConfigError, match=r"0000 \(batch=1 output_len=4\): config_hash 111111111111 -> "):
         _report_changes(m, plan, quiet=True)
+
+
+def test_resume_refuses_a_grid_that_gained_jobs(tmp_path):
+    from llem.study.cli import _report_changes
+    from llem.study.plan import ExecutionOptions, plan_grid, standalone_composer
+
+    with standalone_composer() as c:
+        plan = plan_grid(["batch=1,2,3", "output_len=4"], c, ExecutionOptions())
+    _, m = _study(tmp_path, ["completed", "pending"])
+    for e, j in zip(m.jobs, plan.jobs):
+        e.config_hash = j.config_hash
+    with pytest.raises(ConfigError, match=r"0002 \(batch=3 output_len=4\): config_hash \(not in the study\) -> "):
+        _report_changes(m, plan, quiet=True)

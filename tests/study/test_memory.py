@@ -14,7 +14,7 @@ def test_estimate_grows_with_batch_and_precision():
     small = estimate(load_config(["model=llama-3.1-8b", "precision=bf16", "batch=1"]))
     big = estimate(load_config(["model=llama-3.1-8b", "precision=bf16", "batch=64"]))
     fp32 = estimate(load_config(["model=llama-3.1-8b", "precision=fp32", "batch=1"]))
-    int4 = estimate(load_config(["model=llama-3.1-8b", "precision=int4", "batch=1"]))
+    int4 = estimate(load_config(["backend=tensorrt", "model=llama-3.1-8b", "precision=int4", "batch=1"]))
     assert abs(small.weights_bytes - 2 * 8.03e9) < 0.02e9  # 8.03e9 parameters x 2 bytes
     assert big.kv_cache_bytes == 64 * small.kv_cache_bytes
     assert big.per_gpu_bytes > small.per_gpu_bytes
