@@ -15,8 +15,8 @@ import sys
 import tempfile
 import time
 
-# 2 models x 5 precisions x 10 batch sizes x 10 output lengths = 1,000 jobs, 10 group combinations
-GRID = ["model=tiny,llama-3.2-1b", "precision=fp32,fp16,bf16,int8,int4", "batch=range(1,11)",
+# 5 models x 2 precisions x 10 batch sizes x 10 output lengths = 1,000 jobs, 10 group combinations
+GRID = ["model=tiny,llama-3.2-1b,llama-3.1-8b,mistral-7b,qwen2.5-7b", "precision=fp32,bf16", "batch=range(1,11)",
         "output_len=range(8,88,8)"]
 
 
