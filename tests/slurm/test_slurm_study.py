@@ -185,9 +185,9 @@ def test_cancelled_and_time_limited_jobs_fail_the_rest_complete_and_resume_rerun
     by_status: dict[str, list] = {}
     for e in m.jobs:
         by_status.setdefault(e.status, []).append(e)
-    assert len(by_status.get("completed", [])) == 2, [(e.job_id, e.status, e.error_message) for e in m.jobs]
+    assert len(by_status.get("completed", [])) == 2, ([(e.job_id, e.status, e.error_message) for e in m.jobs], err[-3000:])
     failed = {e.error_type: e for e in by_status.get("failed", [])}
-    assert set(failed) == {"SlurmCancelled", "SlurmTimeLimit"}, [(e.job_id, e.status, e.error_type) for e in m.jobs]
+    assert set(failed) == {"SlurmCancelled", "SlurmTimeLimit"}, ([(e.job_id, e.status, e.error_type) for e in m.jobs], err[-3000:])
     assert m.summary["failed"] == 2 and m.summary["completed"] == 2
     # each failure is a failed result.json that names the Slurm job and its end state
     for kind, slurm_id, error_type, state in (("cancel", cancelled, "SlurmCancelled", "CANCELLED"),
@@ -200,6 +200,8 @@ def test_cancelled_and_time_limited_jobs_fail_the_rest_complete_and_resume_rerun
         assert r.environment["slurm"]["node_name"] == cluster["node"]
         assert slurm_id in r.error_message and state in r.error_message
         assert r.config_hash == e.config_hash
+        # the manifest's log is the Slurm job's own output, brought beside the result
+        assert f"Slurm job {slurm_id}" in (study / e.log_path).read_text()
     old_ids = {cancelled, timed_out}
 
     # --resume reruns exactly the two failed jobs, through Slurm again (the tokens are gone)
