@@ -13,7 +13,8 @@ class LlemSweeperConf:
     # jobs handed to a non-llem launcher at once (submitit: one array per batch). llem's
     # local launcher schedules its own jobs (one at a time, or one per GPU).
     max_batch_size: Optional[int] = 1
-    params: Optional[dict[str, str]] = None
+    # sweeps kept in a config file instead of the command line, e.g. params: {batch: "1,8,32"}
+    params: dict[str, str] = field(default_factory=dict)
     grid_cycles: int = 1              # run the whole grid this many times
     order: str = "sequential"         # sequential | interleaved | shuffled
     shuffle_seed: int = 0

@@ -76,7 +76,9 @@ def plan_from_args(overrides: list[str], *, config_dir: Optional[str], config_na
                 if is_llem else ExecutionOptions()
             sweep_dir = Path(str(hc.sweep.dir)).expanduser()
             launcher = str(hc.runtime.choices.get("hydra/launcher", "unknown"))
-        except (HydraException, OmegaConfBaseException, ValueError) as err:
+        except ConfigError:
+            raise
+        except Exception as err:  # OmegaConf raises plain AttributeError/TypeError on some bad merges
             raise ConfigError(format_hydra_error(err, config_dir)) from None
         if not is_llem:
             return None, primary

@@ -124,3 +124,11 @@ def test_resume_takes_no_new_overrides(workdir):
                 study_dir=str(study), command_args=["-m", "batch=1"]).save(study)
     r = run_llem("--resume", str(study), "batch=4", cwd=workdir)
     assert r.returncode == 2 and "'batch=4' cannot be changed" in r.stderr
+
+
+def test_sweeps_from_sweeper_params(workdir):
+    # sweeps kept in config (hydra.sweeper.params) join the command-line ones
+    r = run_llem("-m", "+hydra.sweeper.params.batch='1,2,4'", "output_len=4,8", "--dry-run", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    rows = [l for l in r.stdout.splitlines() if l[:4].isdigit()]
+    assert len(rows) == 6 and "batch=4 output_len=8" in rows[-1]
