@@ -132,3 +132,16 @@ def test_sweeps_from_sweeper_params(workdir):
     assert r.returncode == 0, r.stderr
     rows = [l for l in r.stdout.splitlines() if l[:4].isdigit()]
     assert len(rows) == 6 and "batch=4 output_len=8" in rows[-1]
+
+
+def test_sweeper_validates_when_hydra_calls_it_directly(workdir):
+    # a Hydra app naming hydra/sweeper=llem without `llem run`: the sweeper plans and validates itself
+    import subprocess
+    import sys
+
+    code = ("from llem.cli.run import hydra_main; "
+            f"hydra_main(['-m', 'batch=1,0', 'hydra.sweep.dir={workdir / 'x'}'])")
+    r = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    assert "llem: error: job 1 (batch=0)" in r.stderr and "Traceback" not in r.stderr
+    assert not (workdir / "x").exists()
