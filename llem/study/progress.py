@@ -88,7 +88,8 @@ class Progress:
             self.say(f"{job.job_id} completed")
         else:
             self.failed += 1
-            self.say(f"{job.job_id} {job.status}: {job.error_type}: {job.error_message}")
+            msg = (job.error_message or "")[:200]
+            self.say(f"{job.job_id} {job.status}: {job.error_type}: {msg}")
 
 
 def _fmt(v: Optional[float], spec: str = ".4g") -> str:
@@ -110,11 +111,14 @@ def _jpt(j: JobEntry) -> str:
 
 def summary_table(m: StudyResult) -> str:
     """One row per job: key config, J/token with its 95% CI, tokens/s, status."""
-    rows = [("job", "config", "J/token [95% CI]", "tok/s", "status")]
+    # baseline-adjusted J/token beside the raw one whenever any job has an idle baseline
+    adjusted = any(j.energy_adjusted_per_output_token_j is not None for j in m.jobs)
+    rows = [("job", "config", "J/token [95% CI]") + (("adj. J/token",) if adjusted else ()) + ("tok/s", "status")]
     keys, common = varying([j.overrides for j in m.jobs])
     for j in sorted(m.jobs, key=lambda j: j.index):
         conf = shown(j.overrides, keys) if keys else f"{j.backend} {j.model} {j.precision} batch={j.batch}"
-        rows.append((j.job_id, conf, _jpt(j), _fmt(j.output_tokens_per_s, ".1f"), j.status))
+        adj = (_fmt(j.energy_adjusted_per_output_token_j) if j.status == "completed" else "",) if adjusted else ()
+        rows.append((j.job_id, conf, _jpt(j)) + adj + (_fmt(j.output_tokens_per_s, ".1f"), j.status))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     widths[1] = min(widths[1], 60)
     lines = []

@@ -36,7 +36,8 @@ def test_quiet_progress_prints_nothing():
 
 def test_summary_table_rows_ci_and_failures():
     jobs = [_entry(0, "completed", energy_measured=True, energy_per_output_token_j=0.25,
-                   energy_per_output_token_ci95=[0.2, 0.3], output_tokens_per_s=120.0),
+                   energy_per_output_token_ci95=[0.2, 0.3], output_tokens_per_s=120.0,
+                   energy_adjusted_per_output_token_j=0.125),
             _entry(1, "completed", energy_measured=False, output_tokens_per_s=99.0, warnings=2),
             _entry(3, "completed", energy_measured=True, energy_estimated=True, energy_per_output_token_j=3.5),
             _entry(2, "lost", error_type="JobKilled", error_message="killed by SIGKILL", log_path="0002/job.log")]
@@ -50,6 +51,7 @@ def test_summary_table_rows_ci_and_failures():
     assert "measurement warnings (see each result.json): 0001 (2)" in text
     assert "all jobs: output_len=4" in text
     row0 = next(l for l in lines if l.startswith("0000"))
-    assert "0.25 [0.2, 0.3]" in row0 and "120.0" in row0 and "completed" in row0
+    assert "0.25 [0.2, 0.3]" in row0 and "0.125" in row0 and "120.0" in row0 and "completed" in row0
+    assert "adj. J/token" in lines[2]
     assert "not measured" in next(l for l in lines if l.startswith("0001"))
     assert "failures:" in text and "0002 batch=3: lost: JobKilled: killed by SIGKILL (log: 0002/job.log)" in text
