@@ -6,7 +6,6 @@ plan up from ``llem.study.engine.CURRENT``.
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -53,10 +52,8 @@ def plan_from_args(overrides: list[str], *, config_dir: Optional[str], config_na
     """Compose the Hydra node and the grid; validate every job and its runner.
 
     Returns (plan, hydra_cfg). Raises ConfigError / BackendUnavailableError (exit 2)."""
-    from hydra.errors import HydraException
     from hydra.types import RunMode
     from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
     from llem.config.compose import format_hydra_error
     from llem.study.plan import ExecutionOptions, check_runners, plan_grid, standalone_composer

@@ -19,7 +19,7 @@ import random
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Iterable, Optional
 
 from llem.config.schema import ExperimentConfig
 from llem.errors import ConfigError
@@ -311,8 +311,7 @@ def order_jobs(points: list[GridPoint], ex: ExecutionOptions) -> list[PlannedJob
             for k, (i, c) in enumerate(pairs)]
 
 
-def plan_grid(arguments: list[str], composer: GridComposer, execution: ExecutionOptions,
-              *, on_error: Optional[Callable[[int, list[str], ConfigError], None]] = None) -> StudyPlan:
+def plan_grid(arguments: list[str], composer: GridComposer, execution: ExecutionOptions) -> StudyPlan:
     """Expand, compose and validate every job. The first invalid job raises ``ConfigError``
     naming the job and its overrides."""
     grid = expand_grid(arguments, composer.parser)

@@ -2,8 +2,6 @@
 import json
 import time
 
-import pytest
-
 from tests.study.conftest import TINY, run_llem
 
 
