@@ -42,7 +42,8 @@ def main(argv=None) -> int:
     ap.add_argument("--output-len", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--passes", type=int, default=1, help="workload passes per timed side per round")
-    ap.add_argument("--harness-rounds", type=int, default=3, help="whole llem experiments vs the bare loop")
+    ap.add_argument("--harness-rounds", type=int, default=7, help="whole llem experiments vs the bare loop")
+    ap.add_argument("--window-s", type=float, default=1.0, help="measured window length of the harness rounds")
     ap.add_argument("--batching", default="static", choices=["static", "continuous"])
     ap.add_argument("--enforce-eager", action="store_true", default=True)
     ap.add_argument("--target", type=float, default=0.98)
@@ -58,7 +59,8 @@ def main(argv=None) -> int:
     overrides = [f"model={args.model}", "backend=vllm", f"batch={args.batch}", f"output_len={args.output_len}",
                  f"dataset.num_prompts={args.num_prompts}", f"dataset.input_len={args.input_len}",
                  f"vllm.batching={args.batching}", f"vllm.enforce_eager={str(args.enforce_eager).lower()}",
-                 "energy=none", "measurement.warmup_runs=0", "measurement.cycles=3"]
+                 "energy=none", "measurement.warmup_runs=0", "measurement.cycles=3",
+                 f"measurement.min_window_s={args.window_s}", "measurement.phase_split=false"]
     config = load_config(overrides)
     vb.keep_engines(True)
     backend = vb.VLLMBackend(config, None)
@@ -103,11 +105,18 @@ def main(argv=None) -> int:
                        "bare_cpu_tok_s": bare[1], "backend_cpu_tok_s": mine[1]})
         print(f"round {r + 1}: bare {bare[0]:.0f} tok/s, backend {mine[0]:.0f} tok/s ({mine[0] / bare[0]:.3f}x); "
               f"per CPU second {mine[1] / bare[1]:.3f}x", flush=True)
+    def bare_for(seconds: float) -> float:
+        t, n = time.perf_counter(), 0
+        while n == 0 or time.perf_counter() - t < seconds:
+            n += bare_pass()
+        return n / (time.perf_counter() - t)
+
     harness = []
     for r in range(args.harness_rounds):
-        before = timed(bare_pass)[0]
+        # bare windows as long as the harness's (min_window_s), just before and just after it
+        before = bare_for(args.window_s)
         h = run(config)
-        after = timed(bare_pass)[0]
+        after = bare_for(args.window_s)
         harness.append({"bare_tok_s": (before + after) / 2, "harness_tok_s": h.output_tokens_per_s})
         print(f"harness {r + 1}: {h.output_tokens_per_s:.0f} tok/s vs bare {(before + after) / 2:.0f} tok/s "
               f"({h.output_tokens_per_s / ((before + after) / 2):.3f}x)", flush=True)
@@ -130,11 +139,22 @@ def main(argv=None) -> int:
     ratio_backend = med(x["backend_tok_s"] / x["bare_tok_s"] for x in rounds)
     ratio_backend_cpu = med(x["backend_cpu_tok_s"] / x["bare_cpu_tok_s"] for x in rounds)
     ratio_harness = med(x["harness_tok_s"] / x["bare_tok_s"] for x in harness) if harness else None
+
+    def median_ci(values: list[float]) -> list[float]:
+        """Seeded percentile bootstrap 95% CI of the median: how far noise on a shared machine moves it."""
+        import random
+
+        rng = random.Random(0)
+        meds = sorted(med(rng.choices(values, k=len(values))) for _ in range(2000))
+        return [meds[50], meds[1949]]
+
+    ci_backend = median_ci([x["backend_tok_s"] / x["bare_tok_s"] for x in rounds])
     import vllm
 
     report = {
         "target": args.target,
         "ratio_backend_vs_bare_median": ratio_backend,
+        "ratio_backend_vs_bare_median_ci95": ci_backend,
         "ratio_backend_vs_bare_cpu_time_median": ratio_backend_cpu,
         "ratio_harness_vs_bare_median": ratio_harness,
         "llem_extra_cpu_s_per_pass": extra_s_per_pass,
@@ -147,12 +167,13 @@ def main(argv=None) -> int:
         "vllm_version": vllm.__version__,
         "python": sys.version.split()[0],
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "load_average_at_end": os.getloadavg(),
         "command": "VLLM_CPU_KVCACHE_SPACE=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 .venv-vllm/bin/python "
                    "benchmarks/vllm_overhead.py " + " ".join(sys.argv[1:]),
     }
     print(f"llem's own work per pass {extra_s_per_pass * 1e6:.1f} us vs {bare_cpu_s_per_pass * 1e3:.1f} ms of "
           f"generate ({extra_s_per_pass / bare_cpu_s_per_pass:.4%})")
-    print(f"backend/bare {ratio_backend:.3f}x wall, {ratio_backend_cpu:.3f}x per CPU second; harness/bare "
+    print(f"backend/bare {ratio_backend:.3f}x wall (95% CI of the median {ci_backend[0]:.3f}-{ci_backend[1]:.3f}), {ratio_backend_cpu:.3f}x per CPU second; harness/bare "
           f"{ratio_harness if ratio_harness is None else round(ratio_harness, 3)}x (target >= {args.target})")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
