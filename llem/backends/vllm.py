@@ -208,6 +208,22 @@ def parameter_coverage(engine_fields: list[str], sampling_fields: list[str]) -> 
                               ("ignore_eos", "detokenize", "output_kind"))}
 
 
+def llama_family_linear_params(hf_config) -> Optional[tuple[int, int]]:
+    """(body, LM head) linear weight counts from the config of a Llama-layout model (llama,
+    mistral, qwen2: q/k/v/o projections + gated MLP), or None for other layouts. vLLM's
+    modules fuse and shard these layers, so they are counted from the config, not the modules."""
+    if getattr(hf_config, "model_type", None) not in ("llama", "mistral", "qwen2"):
+        return None
+    from llem.flops import attention_shape
+
+    layers, heads, head_dim = attention_shape(hf_config)
+    h = int(hf_config.hidden_size)
+    kv = int(getattr(hf_config, "num_key_value_heads", None) or heads)
+    inter = int(hf_config.intermediate_size)
+    per_layer = h * heads * head_dim + 2 * h * kv * head_dim + heads * head_dim * h + 3 * h * inter
+    return layers * per_layer, h * int(hf_config.vocab_size)
+
+
 # --- the backend -----------------------------------------------------------------------------
 # Engines kept alive between experiments in one process, keyed by their engine kwargs (see
 # ``keep_engines``): a study of batch sizes, or a test module, starts vLLM once.
@@ -366,7 +382,17 @@ class VLLMBackend(Backend):
 
     def generate(self, batch: PreparedBatch, *, timing: bool = False) -> GenerationOutput:
         if timing:
-            return self._generate_streaming(batch, self._sampling)
+            try:
+                return self._generate_streaming(batch, self._sampling)
+            except (AttributeError, TypeError, ValueError, ImportError) as err:
+                # An engine API this vLLM lacks must not cost the energy result: latency becomes
+                # "not measured" with the reason, the measured windows stand.
+                try:
+                    ver = self.version()
+                except ImportError:
+                    ver = "?"
+                self.latency_path = f"unavailable on vLLM {ver}: {type(err).__name__}: {err}"[:500]
+                raise NotImplementedError(self.latency_path) from err
         start = time.perf_counter()
         outs = self.llm.generate(batch.payload, self._sampling, use_tqdm=False)
         return self._count(outs, start, time.perf_counter())
@@ -387,8 +413,15 @@ class VLLMBackend(Backend):
         times: dict[tuple[str, int], list[float]] = {}
         in_tok = out_tok = 0
         start = time.perf_counter()
-        for rid, prompt in zip(ids, batch.payload):
-            engine.add_request(rid, prompt, sp)
+        try:
+            for rid, prompt in zip(ids, batch.payload):
+                engine.add_request(rid, prompt, sp)
+        except Exception:
+            try:  # never leave half a batch queued for the next call
+                engine.abort_request(ids)
+            except Exception:
+                pass
+            raise
         while engine.has_unfinished_requests():
             step = engine.step()
             now = time.perf_counter()
@@ -441,6 +474,24 @@ class VLLMBackend(Backend):
             "engine_kwargs": {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
                               for k, v in getattr(self, "engine_kwargs", {}).items()},
         }
+
+    def flops(self, input_len: int, output_len: int, batch: int) -> Optional[dict[str, Any]]:
+        from llem.flops import attention_shape, generation_flops
+
+        try:
+            hf = self.llm.llm_engine.model_config.hf_config
+        except Exception:
+            return None
+        params = llama_family_linear_params(hf)
+        if params is None:
+            return None
+        layers, heads, head_dim = attention_shape(hf)
+        out = generation_flops(body_params=params[0], head_params=params[1], layers=layers, heads=heads,
+                               head_dim=head_dim, input_len=input_len, output_len=output_len,
+                               sequences=batch * (self.config.vllm.n or 1))
+        out["scope"] = f"one batch of {batch} prompts"
+        out["params_from"] = "model config (Llama layout), not vLLM's fused modules"
+        return out
 
     def memory(self) -> Optional[dict[str, Any]]:
         try:
