@@ -469,6 +469,8 @@ class VLLMBackend(Backend):
                                    "max_num_seqs sequences in flight"),
             "max_num_seqs": effective_max_num_seqs(self.config),
             "latency_path": self.latency_path,
+            # > 1 would hand several tokens over per output, sharing one timestamp (ITL gaps of 0)
+            "stream_interval": self._stream_interval(),
             "engine_reused": self.engine_reused,
             "vllm_env": getattr(self, "env", {}),
             "engine_kwargs": {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
@@ -492,6 +494,12 @@ class VLLMBackend(Backend):
         out["scope"] = f"one batch of {batch} prompts"
         out["params_from"] = "model config (Llama layout), not vLLM's fused modules"
         return out
+
+    def _stream_interval(self) -> Optional[int]:
+        try:
+            return getattr(self.llm.llm_engine.vllm_config.scheduler_config, "stream_interval", None)
+        except Exception:
+            return None
 
     def memory(self) -> Optional[dict[str, Any]]:
         try:

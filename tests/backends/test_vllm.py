@@ -207,6 +207,7 @@ def test_harness_runs_vllm_with_fixed_output_length(probe, mode):
     assert r["output_tokens_per_s"] > 0
     be = r["measurement_methodology"]["backend"]
     assert be["batching"] == mode and be["max_num_seqs"] == 4
+    assert be["stream_interval"] in (None, 1)  # one timestamp per token, not per group of tokens
     batches = r["measurement_methodology"]["window"]["batches_per_pass"]
     assert batches == (2 if mode == "static" else 1)
     assert r["energy"]["measured"] is False and r["energy"]["energy_j"] is None  # meter none: no zeros
