@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -213,12 +212,7 @@ def markdown(rep: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _commit() -> Optional[str]:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              timeout=5).stdout.strip() or None
-    except Exception:
-        return None
+from gpu_validation import _commit  # noqa: E402  (same repo, benchmarks/ is on sys.path)
 
 
 def parse_args(argv=None):
