@@ -58,7 +58,7 @@ def measure_latency(backend, batches, passes: int = 1) -> Optional[Latency]:
                 outs.append(backend.generate(b, timing=True))
     except NotImplementedError as err:
         return Latency(method=f"not measured: {err}")
+    batching = backend.latency_batching() if hasattr(backend, "latency_batching") else "batching not reported"
     method = (f"{backend.name}: host timestamp per generated token in a separate timed pass after the measured "
-              "windows; static batching, so the requests of one batch share step timestamps; "
-              "itl_trimmed drops each request's first and last gap")
+              f"windows; {batching}; itl_trimmed drops each request's first and last gap")
     return aggregate(outs, method)

@@ -88,5 +88,9 @@ class Backend(ABC):
     def flops(self, input_len: int, output_len: int, batch: int) -> Optional[dict[str, Any]]:
         return None
 
+    def latency_batching(self) -> str:
+        """How the requests of the timed latency pass were batched (goes into the latency method)."""
+        return "static batching, so the requests of one batch share step timestamps"
+
     def close(self) -> None:
         pass

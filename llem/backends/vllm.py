@@ -477,6 +477,12 @@ class VLLMBackend(Backend):
                               for k, v in getattr(self, "engine_kwargs", {}).items()},
         }
 
+    def latency_batching(self) -> str:
+        if self.config.vllm.batching == "continuous":
+            return (f"continuous batching: every prompt of the pass submitted at once, up to "
+                    f"{effective_max_num_seqs(self.config)} in flight, so ttft includes time queued for a slot")
+        return super().latency_batching()
+
     def flops(self, input_len: int, output_len: int, batch: int) -> Optional[dict[str, Any]]:
         from llem.flops import attention_shape, generation_flops
 

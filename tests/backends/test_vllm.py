@@ -348,3 +348,19 @@ def test_latency_pass_failure_becomes_not_measured_never_a_failed_job():
     lat = measure_latency(b, [b.prepare([[5] * 4])])
     assert lat is not None and lat.method.startswith("not measured") and lat.ttft_ms.n == 0
     assert b.latency_path.startswith("unavailable on vLLM")
+
+
+@pytest.mark.parametrize("mode", ["static", "continuous"])
+def test_latency_method_names_the_batching_that_ran(mode):
+    from llem.backends.base import GenerationOutput
+    from llem.backends.vllm import VLLMBackend
+    from llem.latency import measure_latency
+
+    b = VLLMBackend(cfg(batch=2, vllm={"batching": mode, "max_num_seqs": 6}), None)
+    b.generate = lambda batch, timing=False: GenerationOutput(
+        input_tokens=8, output_tokens=4, num_requests=2, start_time=0.0, token_times=[[0.1, 0.2]] * 2)
+    method = measure_latency(b, [b.prepare([[5] * 4] * 2)]).method
+    if mode == "continuous":
+        assert "continuous batching" in method and "up to 6 in flight" in method and "static" not in method
+    else:
+        assert "static batching" in method and "continuous" not in method
