@@ -50,9 +50,24 @@ def sampler_warnings(rows: list[dict], drift_threshold_c: float) -> list[str]:
     return out
 
 
+def own_process_tree(pid: Optional[int] = None) -> set[int]:
+    """``pid`` (default: this process) and all its descendants: vLLM's EngineCore, tensor-parallel
+    follower ranks and other processes llem started hold GPU memory too, but their energy is the job's."""
+    pid = pid or os.getpid()
+    own = {pid}
+    try:
+        import psutil
+
+        own.update(c.pid for c in psutil.Process(pid).children(recursive=True))
+    except Exception:  # psutil.NoSuchProcess / AccessDenied: the pid itself is still ours
+        pass
+    return own
+
+
 def foreign_process_warnings(environment: dict, devices, own_pid: Optional[int] = None) -> list[str]:
-    """Other processes on the job's GPUs, from the snapshot and from a fresh read now."""
-    own = {own_pid or os.getpid()}
+    """Other processes on the job's GPUs, from the snapshot and from a fresh read now (called while
+    the backend's own child processes are still running, so they count as ours)."""
+    own = own_process_tree(own_pid)
     seen: dict = {}
     for g in environment.get("gpus", []):
         for p in g.get("processes") or []:

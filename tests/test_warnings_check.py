@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 from llem.devices import resolve_devices
@@ -30,6 +33,22 @@ def test_other_processes_now_or_at_snapshot(monkeypatch, tmp_path):
     w = foreign_process_warnings({"gpus": []}, resolve_devices(), own_pid=123)
     assert w and "999999" in w[0]
     assert foreign_process_warnings({"gpus": []}, resolve_devices(), own_pid=999999) == []
+
+
+def test_our_own_child_processes_on_the_gpu_are_not_foreign(monkeypatch, tmp_path):
+    """vLLM's EngineCore and tensor-parallel followers are llem's children: their GPU use is the job's."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        use_sim(monkeypatch, tmp_path, [gpu(0, processes=[{"pid": child.pid, "used_memory_mib": 1}])])
+        env = {"gpus": [{"index": 0, "processes": [{"pid": os.getpid()}]}]}
+        assert foreign_process_warnings(env, resolve_devices()) == []
+        use_sim(monkeypatch, tmp_path, [gpu(0, processes=[{"pid": child.pid, "used_memory_mib": 1},
+                                                          {"pid": 999999, "used_memory_mib": 1}])])
+        w = foreign_process_warnings(env, resolve_devices())
+        assert len(w) == 1 and "[999999]" in w[0]
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_measurement_warnings():
