@@ -58,6 +58,23 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
     """Run one experiment. ``observers`` (validation only) are extra meters with ``begin()`` /
     ``end()``, opened immediately after llem's meter opens each measured window and closed
     immediately before it closes, so they read the very same windows."""
+    opened: list = []
+    try:
+        return _run(config, job_dir, progress, observers, opened)
+    except BaseException:
+        # the job fails with its own error; stopping the backend's processes (tensor-parallel
+        # followers, engine cores) is best effort and must not replace that error
+        for backend in opened:
+            try:
+                backend.close()
+            except Exception as err:
+                log.warning("closing the %s backend after a failure: %s: %s", config.backend, type(err).__name__, err)
+            for w in getattr(backend, "shutdown_warnings", []):
+                log.warning("closing the %s backend after a failure: %s", config.backend, w)
+        raise
+
+
+def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list) -> ExperimentResult:
     say = progress or (lambda msg: log.info(msg))
     t0 = time.perf_counter()
     started_at = _now()
@@ -98,6 +115,7 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
 
     # -- load ----------------------------------------------------------------------------
     backend = backend_class(config.backend)(config, devices)
+    opened.append(backend)
     say(f"loading {config.model.name} ({config.backend}, {config.precision})")
     tl = time.perf_counter()
     lh = meter.begin() if not isinstance(meter, NoMeter) else None
@@ -291,7 +309,14 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
         warnings=warnings,
         timeseries_path=timeseries_path,
     )
-    backend.close()
+    # The measurement is complete: a shutdown problem (a tensor-parallel follower that had to be
+    # killed) becomes a warning, never a failed job.
+    opened.clear()
+    try:
+        backend.close()
+    except Exception as err:
+        result.warnings.append(f"backend shutdown after the measurement failed: {type(err).__name__}: {err}")
+    result.warnings.extend(f"after the measurement completed: {w}" for w in getattr(backend, "shutdown_warnings", []))
     meter.close()
     return result
 

@@ -10,6 +10,14 @@ Tensor parallelism (``tp_plan: auto``): this process becomes rank 0 and starts `
 follower processes (``python -m llem.backends.pytorch --tp-follower``), the same rendezvous
 ``torchrun`` would set up. Rank 0 runs the harness and meters; followers mirror every
 ``prepare``/``generate`` it broadcasts, so each collective has all its ranks.
+
+Shutdown is bounded (``PyTorchBackend.close``): rank 0 broadcasts a stop and closes each
+follower's stdin. A follower waiting for the next command gets the broadcast; the closed pipe
+reaches it wherever else it is blocked, and it exits by itself after a grace period. Rank 0
+tears its process group down *beside* the wait, because NCCL's communicator teardown is
+collective (pytorch/pytorch#122358): a follower in ``destroy_process_group`` waits for rank 0
+to do the same. A follower still alive after ``stop_timeout_s`` is terminated, then killed, and
+``close()`` records that in ``shutdown_warnings`` instead of raising.
 """
 from __future__ import annotations
 
@@ -120,6 +128,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+FOLLOWER_ARGS = ("-m", "llem.backends.pytorch", "--tp-follower")
+# a follower that stopped on its own stdin watchdog rather than by finishing normally
+WATCHDOG_EXIT = 3
+
+
 def _die_with_parent() -> None:
     """In a follower, before exec: ask Linux to SIGTERM it when the job process dies."""
     try:
@@ -131,12 +144,35 @@ def _die_with_parent() -> None:
         pass
 
 
+def _watch_for_stop(grace_s: float) -> None:
+    """In a follower: rank 0 closing our stdin (or dying) means stop. The in-band stop only reaches
+    a follower waiting in ``serve()``; EOF reaches it in a collective whose peer has gone or in a
+    hung teardown, so after ``grace_s`` for a normal exit the process ends itself."""
+    import threading
+
+    def watch() -> None:
+        try:
+            while os.read(0, 4096):
+                pass
+        except OSError:
+            pass
+        time.sleep(grace_s)
+        print(f"llem tensor-parallel follower: still running {grace_s:g} s after rank 0 stopped; exiting",
+              file=sys.stderr, flush=True)
+        os._exit(WATCHDOG_EXIT)
+
+    threading.Thread(target=watch, name="llem-tp-stop", daemon=True).start()
+
+
 def _cache_dir() -> Path:
     return Path(os.environ.get("LLEM_CACHE_DIR", Path.home() / ".cache" / "llem"))
 
 
 class PyTorchBackend(Backend):
     name = "pytorch"
+    # close(): how long followers get to exit after the stop, then after SIGTERM before SIGKILL
+    stop_timeout_s = 30.0
+    kill_timeout_s = 5.0
 
     def __init__(self, config, devices) -> None:
         super().__init__(config, devices)
@@ -146,6 +182,11 @@ class PyTorchBackend(Backend):
         self._rank = 0
         self._world = 1
         self._followers: list = []
+        # False while rank 0 is between broadcasting a command and finishing it: a stop broadcast
+        # then would pair with a follower's collective, so close() relies on the pipe alone
+        self._tp_in_sync = True
+        self._closed = False
+        self.shutdown_warnings: list[str] = []
         self._batches: list[PreparedBatch] = []
         self._peak_after_load: dict = {}
         self.preflight()
@@ -392,6 +433,7 @@ class PyTorchBackend(Backend):
         self.vocab_size = int(model.config.vocab_size)
         if self._world > 1 and self._rank == 0:
             self._check_followers()
+            self._tp_in_sync = True
         self._reset_peak_memory()
 
     # --- tensor parallelism -------------------------------------------------------------------
@@ -404,13 +446,16 @@ class PyTorchBackend(Backend):
 
         n = self.tp_world_size()
         env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE=str(n),
-                   LOCAL_WORLD_SIZE=str(n), LLEM_TP_CONFIG=json.dumps(self.config.model_dump(mode="json")))
+                   LOCAL_WORLD_SIZE=str(n), LLEM_TP_CONFIG=json.dumps(self.config.model_dump(mode="json")),
+                   # under rank 0's wait, so a follower that can exit by itself does before it is killed
+                   LLEM_TP_STOP_GRACE_S=str(self.stop_timeout_s / 2))
         if self.config.device == "cpu" or not torch.cuda.is_available():
             # two CPU ranks on the same cores: one thread each keeps them from fighting
             env.setdefault("OMP_NUM_THREADS", "1")
+        self._tp_in_sync = False  # until every rank has loaded
         for r in range(1, n):
             self._followers.append(subprocess.Popen(
-                [sys.executable, "-m", "llem.backends.pytorch", "--tp-follower"],
+                [sys.executable, *FOLLOWER_ARGS], stdin=subprocess.PIPE,
                 env=dict(env, RANK=str(r), LOCAL_RANK=str(r)), preexec_fn=_die_with_parent))
         import atexit
 
@@ -419,11 +464,12 @@ class PyTorchBackend(Backend):
         for k in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "LOCAL_WORLD_SIZE"):
             os.environ[k] = env[k]
         os.environ.update(RANK="0", LOCAL_RANK="0")
+        # set before the rendezvous: if it fails, close() still stops the followers already started
+        self._world = n
         use_cuda = self.config.device != "cpu" and torch.cuda.is_available()
         if use_cuda:
             torch.cuda.set_device(0)
         dist.init_process_group("nccl" if use_cuda else "gloo", rank=0, world_size=n, timeout=timedelta(minutes=10))
-        self._world = n
         self.load_notes.append(f"tensor parallel over {n} ranks (rank 0 here, {n - 1} follower processes)")
 
     def _check_followers(self) -> None:
@@ -485,7 +531,9 @@ class PyTorchBackend(Backend):
 
     def prepare(self, prompts: list[list[int]]) -> PreparedBatch:
         if self._world > 1:
+            self._tp_in_sync = False
             self._broadcast(("prepare", prompts))
+            self._tp_in_sync = True
             b = self._prepare_local(prompts)
             b.extra["tp_index"] = len(self._batches)
             self._batches.append(b)
@@ -496,6 +544,7 @@ class PyTorchBackend(Backend):
         import torch
 
         if self._world > 1 and self._rank == 0:
+            self._tp_in_sync = False
             self._broadcast(("generate", (batch.extra["tp_index"],
                                           "prefill" if kwargs["max_new_tokens"] == 1 else "full")))
         streamer = _TimingStreamer() if timing else None
@@ -505,6 +554,7 @@ class PyTorchBackend(Backend):
         with torch.inference_mode():
             out = self.model.generate(**batch.payload, **kwargs)
         end = time.perf_counter()
+        self._tp_in_sync = True
         self.last_output_ids = out  # a reference, not a copy: lets tests compare tokens
         n_in = batch.payload["input_ids"].shape[1]
         rows = int(out.shape[0])
@@ -610,15 +660,9 @@ class PyTorchBackend(Backend):
     def close(self) -> None:
         import gc
 
-        if self._world > 1 and self._rank == 0:
-            import torch.distributed as dist
-
-            try:
-                self._broadcast(("stop", None))
-                for p in self._followers:
-                    p.wait(timeout=60)
-            finally:
-                dist.destroy_process_group()
+        if self._world > 1 and self._rank == 0 and not self._closed:
+            self._closed = True
+            self.shutdown_warnings.extend(self._stop_followers())
         self.model = None
         gc.collect()
         try:
@@ -628,6 +672,67 @@ class PyTorchBackend(Backend):
                 torch.cuda.empty_cache()
         except Exception:
             pass
+
+
+    def _stop_followers(self) -> list[str]:
+        """Stop every follower within ``stop_timeout_s + kill_timeout_s``; what went wrong comes back
+        as warnings (by now the measurement is complete or the job has already failed)."""
+        import subprocess
+        import threading
+
+        import torch
+        import torch.distributed as dist
+
+        errors: list[str] = []
+        in_sync = self._tp_in_sync
+
+        def teardown() -> None:
+            try:
+                if in_sync:
+                    self._broadcast(("stop", None))
+                    if str(getattr(self, "device", "")).startswith("cuda"):
+                        # NCCL only enqueued the stop: let it reach the followers before the teardown
+                        torch.cuda.synchronize()
+                dist.destroy_process_group()
+            except Exception as err:
+                errors.append(f"{type(err).__name__}: {err}")
+
+        # a thread, so rank 0's (collective) teardown runs while it waits for the followers
+        worker = threading.Thread(target=teardown, name="llem-tp-teardown", daemon=True)
+        worker.start()
+        for p in self._followers:
+            try:
+                p.stdin.close()
+            except (OSError, AttributeError):
+                pass
+        notes: list[str] = []
+        deadline = time.monotonic() + self.stop_timeout_s
+        for rank, p in enumerate(self._followers, start=1):
+            try:
+                p.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                how = "terminated (SIGTERM)"
+                p.terminate()
+                try:
+                    p.wait(timeout=self.kill_timeout_s)
+                except subprocess.TimeoutExpired:
+                    how = "killed (SIGKILL)"
+                    p.kill()
+                    p.wait()
+                notes.append(f"tensor-parallel follower rank {rank} was still running {self.stop_timeout_s:g} s "
+                             f"after the stop and was {how}")
+                continue
+            if p.returncode == WATCHDOG_EXIT:
+                notes.append(f"tensor-parallel follower rank {rank} did not finish its shutdown within "
+                             f"{self.stop_timeout_s / 2:g} s of the stop and exited by itself")
+            elif p.returncode != 0:
+                notes.append(f"tensor-parallel follower rank {rank} exited with code {p.returncode} at shutdown")
+        worker.join(timeout=self.kill_timeout_s)
+        if worker.is_alive():
+            notes.append("rank 0's process-group teardown had not finished after the followers stopped; "
+                         "left to process exit")
+        notes.extend(f"tensor-parallel shutdown on rank 0 failed: {e}" for e in errors)
+        return notes
 
 
 def _follower_main() -> int:
@@ -643,6 +748,7 @@ def _follower_main() -> int:
     cfg = ExperimentConfig.model_validate(json.loads(os.environ["LLEM_TP_CONFIG"]))
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     use_cuda = cfg.device != "cpu" and torch.cuda.is_available()
+    _watch_for_stop(float(os.environ.get("LLEM_TP_STOP_GRACE_S", "15")))
     if use_cuda:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     dist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=world, timeout=timedelta(minutes=10))
@@ -655,4 +761,8 @@ def _follower_main() -> int:
 
 
 if __name__ == "__main__" and "--tp-follower" in sys.argv:
-    sys.exit(_follower_main())
+    code = _follower_main()
+    # skip interpreter teardown: NCCL/CUDA destructors can block after the work is done
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

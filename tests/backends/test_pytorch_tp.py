@@ -1,10 +1,34 @@
 """Tensor parallelism on CPU: two gloo ranks (this process + one follower llem starts itself)."""
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+import psutil
 import pytest
 
+from llem import harness
+from llem.backends import pytorch
 from llem.backends.pytorch import PyTorchBackend
+from llem.config.compose import load_config
+from llem.jobs import execute_job
 from tests.backends.test_pytorch import NO_GPU, make
+from tests.conftest import FAST
+
+REPO = Path(__file__).resolve().parents[2]
+TP = [*FAST, "device=cpu", "energy=none", "pytorch.tp_plan=auto", "pytorch.tp_size=2"]
+
+
+def _followers_alive() -> list[str]:
+    out = []
+    for c in psutil.Process().children(recursive=True):
+        try:
+            cmd = " ".join(c.cmdline())
+        except psutil.Error:
+            continue
+        if "--tp-follower" in cmd or "tp_stubborn_follower" in cmd:
+            out.append(f"{c.pid}: {cmd}")
+    return out
 
 
 @pytest.mark.slow
@@ -30,5 +54,38 @@ def test_tensor_parallel_generates_what_one_process_generates(tmp_path, monkeypa
         # the follower mirrored every call, so a later generate finds it ready (no hanging collective)
         assert tp.generate(batch).output_tokens == 8
     finally:
+        t = time.monotonic()
         tp.close()
+        took = time.monotonic() - t
     assert [p.returncode for p in tp._followers] == [0]
+    # the follower took the stop and both ranks tore down together: no wait-out, nothing killed
+    assert took < tp.stop_timeout_s / 2 and tp.shutdown_warnings == []
+
+
+@pytest.mark.slow
+def test_follower_ignoring_the_stop_is_killed_and_the_result_stays_completed(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLEM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.setattr(pytorch, "FOLLOWER_ARGS", ("-m", "tests.backends.tp_stubborn_follower"))
+    monkeypatch.setattr(PyTorchBackend, "stop_timeout_s", 1.0)
+    monkeypatch.setattr(PyTorchBackend, "kill_timeout_s", 1.0)
+    t = time.monotonic()
+    r = harness.run(load_config(TP), tmp_path / "job")
+    assert time.monotonic() - t < 60
+    assert r.status == "completed" and r.output_tokens > 0 and len(r.cycles) == 2
+    assert any("follower rank 1" in w and "killed (SIGKILL)" in w and "measurement completed" in w
+               for w in r.warnings), r.warnings
+    assert _followers_alive() == []
+
+
+@pytest.mark.slow
+def test_failure_before_measuring_still_fails_the_job_and_stops_the_followers(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLEM_CACHE_DIR", str(tmp_path))
+
+    def broken_warm_up(*a, **k):
+        raise RuntimeError("warm-up broke")
+
+    monkeypatch.setattr("llem.warmup.warm_up", broken_warm_up)
+    r = execute_job(load_config(TP), tmp_path / "job", raise_errors=False)
+    assert r.status == "failed" and r.error_type == "RuntimeError" and "warm-up broke" in r.error_message
+    assert _followers_alive() == []

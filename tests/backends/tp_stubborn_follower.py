@@ -1,0 +1,24 @@
+"""A tensor-parallel follower that ignores every way of being stopped short of SIGKILL: it takes
+the stop broadcast and then sleeps, has no stdin watchdog and ignores SIGTERM. Tests start it in
+place of ``python -m llem.backends.pytorch --tp-follower`` (``pytorch.FOLLOWER_ARGS``)."""
+import signal
+import sys
+import time
+
+from llem.backends import pytorch
+
+_broadcast = pytorch.PyTorchBackend._broadcast
+
+
+def _stubborn_broadcast(self, msg):
+    got = _broadcast(self, msg)
+    if got[0] == "stop":
+        time.sleep(120)  # bounded: a lost test process must not leave it forever
+    return got
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pytorch.PyTorchBackend._broadcast = _stubborn_broadcast
+    pytorch._watch_for_stop = lambda grace_s: None
+    sys.exit(pytorch._follower_main())
