@@ -94,3 +94,16 @@ class Backend(ABC):
 
     def close(self) -> None:
         pass
+
+
+def sync_existing_cuda_context() -> None:
+    """For engines whose generate call returns only after outputs reached Python (vLLM,
+    TensorRT-LLM): sync a CUDA context if this process already has one, never create one —
+    a context in the frontend process would take GPU memory from the engine."""
+    try:
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+    except Exception:
+        pass

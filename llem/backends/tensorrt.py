@@ -370,14 +370,9 @@ class TensorRTBackend(Backend):
 
     # --- facts -----------------------------------------------------------------------------
     def synchronize(self) -> None:
-        # LLM.generate returns after the outputs reached Python; only sync a CUDA context that exists.
-        try:
-            import torch
+        from llem.backends.base import sync_existing_cuda_context
 
-            if torch.cuda.is_available() and torch.cuda.is_initialized():
-                torch.cuda.synchronize()
-        except Exception:
-            pass
+        sync_existing_cuda_context()
 
     def device_label(self) -> str:
         return "cuda"

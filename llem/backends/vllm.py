@@ -442,16 +442,9 @@ class VLLMBackend(Backend):
 
     # --- facts ----------------------------------------------------------------------------
     def synchronize(self) -> None:
-        # LLM.generate returns only after the engine's outputs reached Python, so device work for
-        # them is done. Syncing a CUDA context here would only matter in-process, and creating one
-        # in the frontend process would cost memory: only sync one that already exists.
-        try:
-            import torch
+        from llem.backends.base import sync_existing_cuda_context
 
-            if torch.cuda.is_available() and torch.cuda.is_initialized():
-                torch.cuda.synchronize()
-        except Exception:
-            pass
+        sync_existing_cuda_context()
 
     def device_label(self) -> str:
         try:
