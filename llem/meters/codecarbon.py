@@ -26,7 +26,14 @@ class CodeCarbonMeter(Meter):
     def __init__(self, devices, *, country_iso_code: str = "USA") -> None:
         super().__init__(devices)
         try:
-            from codecarbon import OfflineEmissionsTracker
+            import contextlib
+            import io
+
+            # codecarbon imports amdsmi, which prints a line about a missing ROCm library on every
+            # machine without one: noise in the user's terminal, not a fact about the measurement
+            logging.getLogger("codecarbon").setLevel(logging.ERROR)
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                from codecarbon import OfflineEmissionsTracker
         except ImportError as err:
             raise MeterUnavailable(f"codecarbon is not installed ({err}); pip install 'llenergymeasure[codecarbon]'") from None
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
