@@ -38,13 +38,17 @@ def select_meter(energy_cfg, devices) -> tuple[Meter, str]:
         except (MeterUnavailable, ImportError) as err:
             return NoMeter(devices, reason=f"energy={energy_cfg.meter} unavailable: {err}"), \
                 f"energy={energy_cfg.meter} was requested but is unavailable: {err}"
-    skipped = []
+    skipped: dict[str, list[str]] = {}  # reason -> meters, so a shared cause is said once
     for name in AUTO_ORDER:
         try:
             meter = _build(name, devices, energy_cfg)
         except (MeterUnavailable, ImportError) as err:
-            skipped.append(f"{name}: {err}")
+            skipped.setdefault(str(err), []).append(name)
             continue
-        return meter, "auto picked " + name + (" (skipped " + "; ".join(skipped) + ")" if skipped else "")
-    reason = "no energy meter is available here (" + "; ".join(skipped) + ")"
-    return NoMeter(devices, reason=reason), "auto found no meter: " + "; ".join(skipped)
+        return meter, "auto picked " + name + (" (skipped " + _said(skipped) + ")" if skipped else "")
+    reason = "no energy meter is available here (" + _said(skipped) + ")"
+    return NoMeter(devices, reason=reason), "auto found no meter: " + _said(skipped)
+
+
+def _said(skipped: dict[str, list[str]]) -> str:
+    return "; ".join(f"{', '.join(names)}: {why}" for why, names in skipped.items())
