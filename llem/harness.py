@@ -212,7 +212,8 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list) -
         sampler.stop()
     methodology["cycles"] = config.measurement.cycles
     methodology["window_bracketing"] = "device synchronize before meter.begin() and before meter.end()"
-    methodology["measured_window_s"] = [steady_start, steady_end]
+    # from the first window opening to the last closing, in seconds from the experiment start
+    methodology["measured_span_s"] = [steady_start, steady_end]
     methodology["cycles_extended_past_planned_passes"] = extended
     bounds = [edge_s / r.duration_s for r in readings if edge_s and r.duration_s > 0]
     methodology["quantisation_bound_per_cycle"] = bounds or None
