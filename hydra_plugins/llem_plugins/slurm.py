@@ -82,6 +82,9 @@ def _utc(sacct_time: Optional[str]) -> Optional[str]:
 
 
 class LlemSlurmLauncher(SlurmLauncher):
+    #: Slurm allocates each job its own GPUs (gres), so llem's sweeper submits the whole grid
+    #: as one array instead of one job at a time (see LlemSweeper.effective_max_batch_size).
+    parallel_jobs_get_own_gpus = True
     # How often Slurm is asked about unfinished jobs: often at first, as jobs that fail at
     # once (bad request, missing environment) are common, then rarely, as sacct costs the
     # accounting database and a measured job runs for minutes to hours.

@@ -44,7 +44,19 @@ class LlemSweeper(Sweeper):
         run = engine.CURRENT
         if run is None:
             run = self._plan_here(arguments)
-        return engine.execute(run, self.launcher, self.max_batch_size, hydra_config=self.config)
+        return engine.execute(run, self.launcher, self.effective_max_batch_size(), hydra_config=self.config)
+
+    def effective_max_batch_size(self) -> Optional[int]:
+        """The primary config's ``max_batch_size: 1`` guards launchers that would put parallel
+        jobs on one GPU (submitit_local). A launcher whose scheduler hands each job its own GPUs
+        (Slurm, ``gres``) declares ``parallel_jobs_get_own_gpus``: it then gets the whole grid
+        as one array, unless the user set ``hydra.sweeper.max_batch_size`` on the command line."""
+        if not getattr(self.launcher, "parallel_jobs_get_own_gpus", False):
+            return self.max_batch_size
+        given = list(self.config.hydra.overrides.hydra) if self.config is not None else []
+        if any(str(o).lstrip("+~").startswith("hydra.sweeper.max_batch_size") for o in given):
+            return self.max_batch_size
+        return None
 
     def _plan_here(self, arguments: List[str]):
         """A Hydra app that names this sweeper directly (not through ``llem run``)."""
