@@ -107,3 +107,12 @@ def sync_existing_cuda_context() -> None:
             torch.cuda.synchronize()
     except Exception:
         pass
+
+
+def count_request_outputs(outputs, start: float, end: float) -> GenerationOutput:
+    """Token counts of engines that return per-request outputs (vLLM, TensorRT-LLM): each output
+    has ``prompt_token_ids`` and completions with ``token_ids``."""
+    in_tok = sum(len(o.prompt_token_ids or ()) for o in outputs)
+    out_tok = sum(len(c.token_ids) for o in outputs for c in o.outputs)
+    return GenerationOutput(input_tokens=in_tok, output_tokens=out_tok, num_requests=len(outputs),
+                            start_time=start, end_time=end)

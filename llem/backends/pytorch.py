@@ -431,6 +431,9 @@ class PyTorchBackend(Backend):
             model.forward = torch.compile(model.forward, **ckw)
         self.model = model
         self.vocab_size = int(model.config.vocab_size)
+        # built once, outside every window: a bare loop passes a ready dict to generate too
+        self._generate_kw = self.generate_kwargs()
+        self._prefill_kw = dict(self._generate_kw, max_new_tokens=1, min_new_tokens=1)
         if self._world > 1 and self._rank == 0:
             self._check_followers()
             self._tp_in_sync = True
@@ -494,7 +497,7 @@ class PyTorchBackend(Backend):
                 self._batches.append(self._prepare_local(arg))
             elif kind == "generate":
                 idx, phase = arg
-                kw = self.generate_kwargs() if phase == "full" else self._prefill_kwargs()
+                kw = self._generate_kw if phase == "full" else self._prefill_kw
                 self._generate(self._batches[idx], kw, False)
 
     def devices_used(self) -> list[int]:
@@ -568,13 +571,10 @@ class PyTorchBackend(Backend):
     def generate(self, batch: PreparedBatch, *, timing: bool = False) -> GenerationOutput:
         if timing and self.config.pytorch.num_beams > 1:
             raise NotImplementedError("transformers streamers do not support beam search (num_beams > 1)")
-        return self._generate(batch, self.generate_kwargs(), timing)
-
-    def _prefill_kwargs(self) -> dict[str, Any]:
-        return dict(self.generate_kwargs(), max_new_tokens=1, min_new_tokens=1)
+        return self._generate(batch, self._generate_kw, timing)
 
     def prefill(self, batch: PreparedBatch) -> GenerationOutput:
-        return self._generate(batch, self._prefill_kwargs(), False)
+        return self._generate(batch, self._prefill_kw, False)
 
     def decode_text(self, ids) -> list[str]:
         return self.tokenizer.batch_decode(ids, skip_special_tokens=True)

@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from llem.backends.base import Backend, GenerationOutput, PreparedBatch
+from llem.backends.base import (Backend, GenerationOutput, PreparedBatch, count_request_outputs,
+                                sync_existing_cuda_context)
 from llem.errors import ConfigError
 
 API_SURFACE = Path(__file__).with_name("tensorrt_api.json")
@@ -324,12 +325,7 @@ class TensorRTBackend(Backend):
         payload = [list(p) for p in prompts]
         return PreparedBatch(prompts=prompts, payload=payload, input_tokens=sum(len(p) for p in prompts))
 
-    @staticmethod
-    def _count(outputs, start: float, end: float) -> GenerationOutput:
-        in_tok = sum(len(o.prompt_token_ids or ()) for o in outputs)
-        out_tok = sum(len(c.token_ids) for o in outputs for c in o.outputs)
-        return GenerationOutput(input_tokens=in_tok, output_tokens=out_tok, num_requests=len(outputs),
-                                start_time=start, end_time=end)
+    _count = staticmethod(count_request_outputs)
 
     def generate(self, batch: PreparedBatch, *, timing: bool = False) -> GenerationOutput:
         if timing:
@@ -370,8 +366,6 @@ class TensorRTBackend(Backend):
 
     # --- facts -----------------------------------------------------------------------------
     def synchronize(self) -> None:
-        from llem.backends.base import sync_existing_cuda_context
-
         sync_existing_cuda_context()
 
     def device_label(self) -> str:

@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 from llem.backends import pytorch as ptb
 from llem.backends.pytorch import PyTorchBackend
 from llem.config.schema import PyTorchConfig
-from tests.backends.test_pytorch import NO_GPU, make
+from tests.backends.test_pytorch import NO_GPU, make, tiny_dir  # noqa: F401  (tiny_dir: shared fixture)
 
 SENTINEL = object()
 # keys llem sets from one of its own fields (tested to reach the call below)
@@ -166,11 +166,3 @@ def test_typed_decoding_fields_reach_generate(fields):
     assert out.output_tokens == 4
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    be = PyTorchBackend(make(), NO_GPU)
-    be.load()
-    d = tmp_path_factory.mktemp("tiny-local")
-    be.model.save_pretrained(d)
-    be.tokenizer.save_pretrained(d)
-    return d
