@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     if not args.skip_llem:
         from benchmarks import gpu_validation as gv
 
-        vargs = gv.parse_args(["--out", str(out), "--batches", str(args.batch), "--cycles", "3"]
+        vargs = gv.parse_args(["--out", str(out), "--batches", str(args.batch), "--cycles", "4"]
                               + ([] if gpu else ["--cpu", "--min-window-s", str(args.window_s)]))
         report["llem_vs_bare"] = gv.validate_batch(vargs, args.batch, out)["overhead"]
     report["sampler"] = sampler_cost(args, gpu)

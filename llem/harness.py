@@ -54,13 +54,19 @@ def _wants_gpu(config: ExperimentConfig) -> bool:
 
 
 def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
-        progress: Optional[Callable[[str], None]] = None, observers: Sequence = ()) -> ExperimentResult:
-    """Run one experiment. ``observers`` (validation only) are extra meters with ``begin()`` /
-    ``end()``, opened immediately after llem's meter opens each measured window and closed
-    immediately before it closes, so they read the very same windows."""
+        progress: Optional[Callable[[str], None]] = None, observers: Sequence = (),
+        between_cycles: Optional[Callable[[int, CycleResult], None]] = None) -> ExperimentResult:
+    """Run one experiment. Two hooks exist for validation only:
+
+    - ``observers``: extra meters with ``begin()`` / ``end()``, opened immediately after llem's
+      meter opens each measured window and closed immediately before it closes, so they read the
+      very same windows;
+    - ``between_cycles(index, cycle)``: called after each measured window has closed and before
+      the next opens, with the sampler stopped, so a benchmark can interleave its own windows
+      with llem's (benchmarks/gpu_validation.py's bare ``generate`` windows)."""
     opened: list = []
     try:
-        return _run(config, job_dir, progress, observers, opened)
+        return _run(config, job_dir, progress, observers, opened, between_cycles)
     except BaseException:
         # the job fails with its own error; stopping the backend's processes (tensor-parallel
         # followers, engine cores) is best effort and must not replace that error
@@ -74,7 +80,7 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
         raise
 
 
-def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list) -> ExperimentResult:
+def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, between_cycles=None) -> ExperimentResult:
     say = progress or (lambda msg: log.info(msg))
     t0 = time.perf_counter()
     started_at = _now()
@@ -207,6 +213,10 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list) -
             cycles.append(_cycle(c, n, reading, t0, work.input_tokens * n, out_tokens, baseline))
             say(f"cycle {c + 1}/{config.measurement.cycles}: {cycles[-1].output_tokens_per_s:.1f} tok/s"
                 + (f", {cycles[-1].energy_per_output_token_j:.4g} J/token" if cycles[-1].energy_per_output_token_j else ""))
+            if between_cycles is not None:
+                sampler.stop()
+                between_cycles(c, cycles[-1])
+                sampler.start()
     finally:
         steady_end = time.perf_counter() - t0
         sampler.stop()

@@ -92,6 +92,7 @@ class Sampler:
     def start(self) -> None:
         if not self.enabled or self._thread is not None:
             return
+        self._stop.clear()  # restartable: a stopped sampler may be started again
         self.sample()
         self._thread = threading.Thread(target=self._loop, name="llem-sampler", daemon=True)
         self._thread.start()

@@ -19,15 +19,46 @@ def _load():
 @pytest.mark.slow
 def test_cpu_mode_writes_json_and_markdown(tmp_path, capsys):
     out = tmp_path / "val"
-    argv = ["--cpu", "--out", str(out), "--batches", "2", "--cycles", "2", "--warmup", "1", "--min-window-s", "0.05"]
+    argv = ["--cpu", "--out", str(out), "--batches", "2", "--cycles", "4", "--warmup", "1", "--min-window-s", "0.05"]
     assert _load().main(argv) == 0
     rep = json.loads((out / "validation.json").read_text())
     (b,) = rep["batches"]
-    assert b["batch"] == 2 and len(b["bare"]["cycles"]) == 2 and len(b["llem"]["cycles"]) == 2
+    assert b["batch"] == 2 and len(b["bare"]["cycles"]) == 4 and len(b["llem"]["cycles"]) == 4
     # every window holds whole calls of 2 prompts x 16 new tokens, in both arms
     assert all(c["output_tokens"] == c["calls"] * 2 * 16 for c in b["llem"]["cycles"] + b["bare"]["cycles"])
-    assert b["overhead"]["time_per_call_rel"] is not None and "bare (1 windows), llem (2)" in b["overhead"]["order"]
+    # ABBA: each bare window makes as many calls as the llem window its block opened with
+    calls = b["overhead"]["calls_per_window"]
+    assert calls["bare"] == [calls["llem"][0]] * 2 + [calls["llem"][2]] * 2
+    ov = b["overhead"]
+    assert ov["blocks"] == 2 and ov["time_per_call_rel"] is not None and len(ov["time_per_call_rel_per_block"]) == 2
+    lo, hi = ov["time_per_call_ci95"]
+    assert lo <= ov["time_per_call_rel"] <= hi and ov["time_verdict"]
+    # the bare windows ran between llem's, not before or after them all
+    lc = json.loads((out / "batch2" / "result.json").read_text())["cycles"]
+    gap = [lc[k + 1]["start_s"] - lc[k]["start_s"] - lc[k]["duration_s"] for k in range(3)]
+    bare_s = [c["duration_s"] for c in b["bare"]["cycles"]]
+    assert gap[0] >= bare_s[0] + bare_s[1] and gap[2] >= bare_s[2] + bare_s[3] and gap[1] < bare_s[0] + bare_s[1]
     # no meter on CPU: energy checks are "not evaluated" (None), never passed by default
     assert b["checks"]["llem_vs_zeus_within_1pct"] is None and b["llem"]["energy_j"] is None
     assert "reproduce: python benchmarks/gpu_validation.py --cpu" in capsys.readouterr().out
-    assert "| 2 |" in (out / "validation.md").read_text()
+    assert "| 2 |" in (out / "validation.md").read_text() and "overhead: time " in (out / "validation.md").read_text()
+
+
+def test_abba_overhead_is_the_ratio_of_sums_with_a_block_bootstrap():
+    mod = _load()
+
+    def win(d, calls=2, tok=10, e=None):
+        return {"duration_s": d, "calls": calls, "output_tokens": tok, "energy_j": e}
+
+    # llem 2% slower in every block, while the host drifts 10% per block: the drift cancels
+    llem = [win(1.02 * f, e=2.04 * f) for f in (1.0, 1.0, 1.1, 1.1, 1.2, 1.2)]
+    bare = [win(1.0 * f, e=2.0 * f) for f in (1.0, 1.0, 1.1, 1.1, 1.2, 1.2)]
+    ov = mod.abba_overhead(llem, bare, samples=200)
+    assert ov["blocks"] == 3
+    assert ov["time_per_call_rel"] == pytest.approx(0.02) and ov["energy_per_output_token_rel"] == pytest.approx(0.02)
+    assert ov["time_per_call_ci95"] == pytest.approx([0.02, 0.02])
+    assert ov["time_verdict"].startswith("exceeded")
+    # no energy readings: energy is "not evaluated", never a pass
+    ov = mod.abba_overhead([win(1.0)] * 4, [win(1.0)] * 4, samples=50)
+    assert ov["energy_per_output_token_rel"] is None and ov["energy_verdict"] is None
+    assert ov["time_verdict"].startswith("shown")

@@ -41,3 +41,18 @@ def test_no_gpu_no_thread_no_data():
 def test_throttle_names_ignore_idle_and_app_clock_bits():
     assert throttle_names(0x1 | 0x2) == []
     assert throttle_names(0x4 | 0x40) == ["sw_power_cap", "hw_thermal"]
+
+
+def test_a_stopped_sampler_starts_again(monkeypatch, tmp_path):
+    # benchmarks/gpu_validation.py stops it while its bare windows run between llem's
+    use_sim(monkeypatch, tmp_path, [gpu(0)])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    s = Sampler(resolve_devices(), 0.01, t0=time.perf_counter())
+    s.start()
+    time.sleep(0.05)
+    s.stop()
+    first = s.loop_samples
+    s.start()
+    time.sleep(0.1)
+    s.stop()
+    assert first >= 1 and s.loop_samples - first >= 3
