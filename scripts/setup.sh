@@ -2,7 +2,7 @@
 # Set up llem in ./.venv and, with --run, run the default experiment.
 #
 #   bash scripts/setup.sh            # .venv with llem[pytorch]
-#   bash scripts/setup.sh --dev      # + test/dev extras (pytest, zeus, codecarbon, hadolint, matplotlib)
+#   bash scripts/setup.sh --dev      # + test/dev extras (pytest, zeus, codecarbon, hadolint, matplotlib, datasets)
 #   bash scripts/setup.sh --run [llem run args...]   # set up, then `llem run` offline
 #
 # torch is pinned to 2.13.0. On a machine without an NVIDIA GPU that must be the CPU build:
@@ -42,7 +42,7 @@ if ! "$venv/bin/python" -c 'import torch, sys; sys.exit(0 if torch.__version__.s
   fi
 fi
 extras=pytorch
-[ "$dev" = 1 ] && extras="pytorch,dev,zeus,codecarbon,plot"
+[ "$dev" = 1 ] && extras="pytorch,dev,zeus,codecarbon,plot,hf"
 echo "setup.sh: installing llem[$extras] (editable)" >&2
 # The constraint keeps pip from replacing the torch chosen above.
 log=$(mktemp)

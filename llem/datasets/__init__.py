@@ -55,7 +55,7 @@ def _texts(cfg) -> list[str]:
         try:
             import datasets  # type: ignore
         except ImportError:
-            raise ConfigError(f"dataset.kind=hf needs the `datasets` package (pip install datasets); "
+            raise ConfigError(f"dataset.kind=hf needs the `datasets` package (pip install 'llenergymeasure[hf]'); "
                               "allowed without it: synthetic, builtin, jsonl") from None
         ds = datasets.load_dataset(cfg.path, cfg.subset, split=cfg.split or "train")
         if cfg.text_field not in ds.column_names:
