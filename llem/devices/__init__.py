@@ -113,8 +113,13 @@ def gpus_used_by(config) -> Optional[int]:
     """How many visible GPUs (from CUDA index 0) the job's backend uses; None = all visible."""
     section = getattr(config, config.backend, None)
     tp = getattr(section, "tensor_parallel_size", None)
-    if tp:
-        return int(tp)
+    pp = getattr(section, "pipeline_parallel_size", None) or 1
+    if tp or pp > 1:
+        return int(tp or 1) * int(pp)  # vLLM / TensorRT-LLM: one GPU per tensor x pipeline rank
+    if getattr(section, "tp_plan", None):
+        # transformers tensor parallelism: one process per GPU, tp_size of them or every visible GPU
+        tp_size = getattr(section, "tp_size", None)
+        return int(tp_size) if tp_size else None
     if getattr(section, "device_map", None) is not None:
         return None  # accelerate may spread the model over every visible GPU
     return 1

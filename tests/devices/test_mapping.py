@@ -59,3 +59,12 @@ def test_a_single_gpu_job_counts_only_its_gpu(three, monkeypatch):
     assert not select_for_job(resolve_devices(), load_config(["device=cuda:5"]))
     spread = select_for_job(resolve_devices(), load_config(["+pytorch.device_map=auto"]))
     assert len(spread) == 3
+    # transformers tensor parallelism: every visible GPU runs a rank, or exactly tp_size of them
+    # (an H100 x2 run counted only GPU 0 before this: the harness's occupancy warning caught it)
+    assert len(select_for_job(resolve_devices(), load_config(["pytorch.tp_plan=auto"]))) == 3
+    tp2 = select_for_job(resolve_devices(), load_config(["pytorch.tp_plan=auto", "pytorch.tp_size=2"]))
+    assert [d.uuid for d in tp2] == UUIDS[:2]
+    # vLLM: tensor x pipeline ranks, one GPU each
+    vl = select_for_job(resolve_devices(), load_config(["backend=vllm", "vllm.tensor_parallel_size=1",
+                                                        "+vllm.pipeline_parallel_size=3"]))
+    assert len(vl) == 3
