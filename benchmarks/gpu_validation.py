@@ -226,7 +226,7 @@ def llem_overrides(args, batch: int) -> list[str]:
     ov += ["device=cpu", "energy=none"] if args.cpu else ["device=cuda", "energy=nvml"]
     if args.static_cache:
         ov.append("pytorch.cache_implementation=static")
-    return ov
+    return ov + list(args.override)
 
 
 def run_llem(args, batch: int, observers: list, job_dir: Path, between_cycles=None) -> dict[str, Any]:
@@ -316,7 +316,7 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
     bare_loop = BareLoop(args, batch, raw)
     observers: list = []
     zeus_reason = None
-    if not args.cpu:
+    if not args.cpu and not args.no_observers:
         observers.append(raw)
         raw.energies_j = []
         try:
@@ -433,6 +433,11 @@ def parse_args(argv=None):
     p.add_argument("--min-window-s", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cpu", action="store_true", help="tiny CPU mode: tiny model, no meters, wall time only")
+    p.add_argument("--override", action="append", default=[],
+                   help="extra llem override for the llem arm, e.g. energy.sample_interval_s=null (repeatable)")
+    p.add_argument("--no-observers", action="store_true",
+                   help="no Zeus / raw-counter observers inside llem's windows (agreement not checked): "
+                        "isolates llem's own overhead from the observers'")
     p.add_argument("--static-cache", action="store_true",
                    help="both arms generate with cache_implementation=static, which transformers compiles "
                         "into CUDA graphs on a GPU: the host no longer paces the GPU, so throughput stops "
