@@ -21,6 +21,8 @@ to do the same. A follower still alive after ``stop_timeout_s`` is terminated, t
 """
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import json
 import os
 import sys
@@ -179,6 +181,8 @@ class PyTorchBackend(Backend):
         self.model = None
         self.tokenizer = None
         self.load_notes: list[str] = []
+        #: library, version and scheme of int8/int4 weights, for measurement_methodology
+        self.quantization: Optional[dict[str, Any]] = None
         self._rank = 0
         self._world = 1
         self._followers: list = []
@@ -289,22 +293,58 @@ class PyTorchBackend(Backend):
         import torch
 
         lib = self._quant_library()
+        try:
+            version = importlib.metadata.version(lib)
+        except importlib.metadata.PackageNotFoundError:  # importable but not pip-installed
+            version = None
         if lib == "bitsandbytes":
             from transformers import BitsAndBytesConfig
 
             if prec == "int8":
+                self.quantization = {"library": lib, "version": version, "scheme": "LLM.int8 (load_in_8bit)"}
                 return BitsAndBytesConfig(load_in_8bit=True)
+            self.quantization = {"library": lib, "version": version, "scheme": "nf4 (load_in_4bit)",
+                                 "compute_dtype": "bfloat16"}
             return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                       bnb_4bit_compute_dtype=torch.bfloat16)
         from transformers import TorchAoConfig
 
         try:  # torchao >= 0.10: config objects
             from torchao.quantization import Int4WeightOnlyConfig, Int8WeightOnlyConfig
-
-            q = Int8WeightOnlyConfig() if prec == "int8" else Int4WeightOnlyConfig(group_size=128)
-            return TorchAoConfig(quant_type=q)
         except ImportError:
+            self.quantization = {"library": lib, "version": version, "scheme": f"{prec}_weight_only, group 128"}
             return TorchAoConfig("int8_weight_only" if prec == "int8" else "int4_weight_only", group_size=128)
+        if prec == "int8":
+            self.quantization = {"library": lib, "version": version, "scheme": "Int8WeightOnlyConfig"}
+            return TorchAoConfig(quant_type=Int8WeightOnlyConfig())
+        q, packing = self._torchao_int4(Int4WeightOnlyConfig)
+        self.quantization = {"library": lib, "version": version, "scheme": "Int4WeightOnlyConfig, group 128",
+                             "int4_packing_format": packing}
+        return TorchAoConfig(quant_type=q)
+
+    @staticmethod
+    def _torchao_int4(config_cls):
+        """torchao's default int4 layout ("plain", torchao >= 0.14) runs on kernels from the
+        separate ``mslk`` package; without it loading fails halfway through the weights (seen on
+        an H100 with torchao 0.17). The tinygemm layout's kernel ships with torch itself."""
+        if importlib.util.find_spec("mslk") is not None:
+            return config_cls(group_size=128), "plain (mslk kernels)"
+        try:
+            return config_cls(group_size=128, int4_packing_format="tile_packed_to_4d"), \
+                "tile_packed_to_4d (tinygemm kernel in torch; mslk not installed)"
+        except TypeError:  # torchao before 0.14: one layout, no choice to make
+            return config_cls(group_size=128), "torchao default (no int4_packing_format in this version)"
+
+    def describe(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if getattr(self, "quantization", None) is not None:
+            d["quantization"] = self.quantization
+        model = getattr(self, "model", None)
+        if model is not None and getattr(model, "config", None) is not None:
+            d["attn_implementation"] = getattr(model.config, "_attn_implementation", None)
+        if self.load_notes:
+            d["load_notes"] = list(self.load_notes)
+        return d
 
     def load_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``from_pretrained`` from the typed section and the passthrough."""

@@ -161,8 +161,11 @@ def task(cfg) -> int:
         return 2
     import logging
 
+    from llem.logfilter import collapse_repeats
+
     log = logging.getLogger("llem")
-    result = execute_job(config, out_dir, progress=log.info, raise_errors=False)
+    with collapse_repeats():
+        result = execute_job(config, out_dir, progress=log.info, raise_errors=False)
     if not _state.get("quiet"):
         print_summary(result, out_dir / "result.json")
     if result.status != "completed":

@@ -166,3 +166,26 @@ def test_typed_decoding_fields_reach_generate(fields):
     assert out.output_tokens == 4
 
 
+
+
+def test_torchao_int4_uses_the_kernel_that_ships_with_torch_without_mslk(monkeypatch):
+    """Real torchao config objects; the GPU is faked for the config-building step only (an H100
+    run with torchao 0.17's default "plain" int4 layout failed: it needs the mslk package)."""
+    torchao = pytest.importorskip("torchao")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n in ("mslk", "bitsandbytes") else real_find(n, *a))
+    be = PyTorchBackend.__new__(PyTorchBackend)
+    be.config = make(precision="int4", device="auto")
+    be.load_notes = []
+    q = be.load_kwargs()["quantization_config"]
+    assert type(q).__name__ == "TorchAoConfig"
+    assert str(getattr(q.quant_type.int4_packing_format, "value", q.quant_type.int4_packing_format)) == "tile_packed_to_4d"
+    d = be.describe()["quantization"]
+    assert d["library"] == "torchao" and d["version"] == torchao.__version__ and "tile_packed_to_4d" in d["int4_packing_format"]
+    # with mslk present torchao's own default stays
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "mslk" else
+                        (None if n == "bitsandbytes" else real_find(n, *a)))
+    q = be.load_kwargs()["quantization_config"]
+    assert str(getattr(q.quant_type.int4_packing_format, "value", q.quant_type.int4_packing_format)) == "plain"
+    assert be.describe()["quantization"]["int4_packing_format"].startswith("plain")
