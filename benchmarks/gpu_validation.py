@@ -6,9 +6,13 @@ For each batch size of the reference workload (``no_weights`` Llama-3.2-1B, bf16
 1. agreement: llem's NVML-counter energy vs Zeus ``ZeusMonitor`` vs the raw NVML counter, read on
    the *same* windows (observers opened/closed immediately inside llem's window edges);
 2. overhead: llem's measured windows vs a bare ``model.generate`` loop written here without
-   llem (same architecture, dtype, inputs, the same number of calls per window as the llem
-   window it is paired with, raw counter read the same way: opening edge aligned to a counter
-   step). The windows are interleaved in one process, in ABBA blocks -- llem, bare, bare, llem --
+   llem (plain transformers kwargs, inputs of the same shape, the same number of calls per
+   window as the llem window it is paired with, raw counter read the same way: opening edge
+   aligned to a counter step). By default the bare loop runs on llem's own model object
+   (``--bare-model shared``; its config is compared with what plain transformers builds from the
+   same architecture and recorded): with ``--static-cache`` (torch.compile + CUDA graphs) a
+   second model in the process shares compile caches and CUDA-graph pools with the first, and an
+   H100 run with ``--bare-model separate`` cannot tell that apart from llem's own cost. The windows are interleaved in one process, in ABBA blocks -- llem, bare, bare, llem --
    through the harness's ``between_cycles`` hook (llem's sampler is stopped while a bare window
    runs, so the bare arm is truly bare). A linear drift of the host or the GPU then cancels
    inside every block. HF ``generate`` on a 1B model is host-CPU bound (GPU utilisation 20-40%),
@@ -134,12 +138,14 @@ def bare_model(model: str, precision: str, device: str, seed: int):
 class BareLoop:
     """``model.generate`` in a loop, with the raw counter read around each window."""
 
-    def __init__(self, args, batch: int, raw: Optional[RawNvml]) -> None:
+    def __init__(self, args, batch: int, raw: Optional[RawNvml], model=None) -> None:
+        """``model``: an already loaded model (llem's own, ``--bare-model shared``); by default a
+        separate one is built here with plain transformers."""
         import torch
 
         self.torch, self.args, self.raw = torch, args, raw
         self.device = "cpu" if args.cpu else "cuda:0"
-        self.model = bare_model(args.model, args.precision, self.device, args.seed)
+        self.model = model if model is not None else bare_model(args.model, args.precision, self.device, args.seed)
         g = torch.Generator().manual_seed(args.seed)
         self.ids = torch.randint(1, self.model.config.vocab_size, (batch, args.input_len), generator=g).to(self.device)
         self.kw = dict(attention_mask=torch.ones_like(self.ids), max_new_tokens=args.output_len,
@@ -308,12 +314,33 @@ def abba_overhead(llem_cycles: list[dict], bare_cycles: list[dict], samples: int
             "time_verdict": verdict(time_m), "energy_verdict": verdict(energy_m)}
 
 
+def _config_vs_plain(args, model) -> dict[str, Any]:
+    """Where llem's loaded model differs from the one plain transformers builds from the same
+    architecture numbers (``{}`` when it does not): the shared-model A/B would otherwise hide a
+    loading difference."""
+    import torch
+    from transformers import AutoConfig
+
+    from llem.config.compose import load_config
+    from llem.models.sources import architecture_config
+
+    plain = AutoConfig.for_model(**architecture_config(load_config([f"model={args.model}"]).model)).to_dict()
+    mine = model.config.to_dict()
+    skip = {"_name_or_path", "transformers_version", "dtype", "torch_dtype", "architectures"}
+    diff = {k: [mine.get(k), plain.get(k)] for k in set(mine) | set(plain) if k not in skip and mine.get(k) != plain.get(k)}
+    want = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(args.precision)
+    return {"differing_keys": diff, "attn_implementation": getattr(model.config, "_attn_implementation", None),
+            "dtype": str(model.dtype), "dtype_as_requested": model.dtype == want}
+
+
 def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
     if args.cycles < 2 or args.cycles % 2:
         raise SystemExit(f"--cycles={args.cycles}: the ABBA design needs an even number >= 2")
     raw = None if args.cpu else RawNvml()
-    print(f"batch {batch}: bare model (load and warm-up)", flush=True)
-    bare_loop = BareLoop(args, batch, raw)
+    loops: list[BareLoop] = []
+    if args.bare_model == "separate":
+        print(f"batch {batch}: separate bare model (load and warm-up)", flush=True)
+        loops.append(BareLoop(args, batch, raw))
     observers: list = []
     zeus_reason = None
     if not args.cpu and not args.no_observers:
@@ -324,18 +351,27 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
         except Exception as err:  # recorded, never silently passed
             zeus_reason = f"{type(err).__name__}: {err}"
 
-    def bare_between(index: int, cycle) -> None:
+    model_check: dict[str, Any] = {}
+
+    def bare_between(index: int, cycle, backend) -> None:
+        if not loops:
+            # shared: plain generate on llem's own model object, so the two arms cannot differ
+            # through two models' compile caches, CUDA graphs or allocations; its warm-up runs
+            # here, between windows
+            print(f"  bare: warm-up on llem's model object", flush=True)
+            model_check.update(_config_vs_plain(args, backend.model))
+            loops.append(BareLoop(args, batch, raw, model=backend.model))
         # after llem window 2k: the block's two bare windows, each with as many calls as that
         # llem window made (its repeats x the batches of one pass: 1 here)
         if index % 2 == 0:
-            bare_loop.windows(2, calls=cycle.repeats)
+            loops[0].windows(2, calls=cycle.repeats)
             print(f"  bare: windows {index + 1}-{index + 2}: "
-                  + ", ".join(f"{c['output_tokens'] / c['duration_s']:.1f} tok/s" for c in bare_loop.cycles[-2:]),
+                  + ", ".join(f"{c['output_tokens'] / c['duration_s']:.1f} tok/s" for c in loops[0].cycles[-2:]),
                   flush=True)
 
     print(f"batch {batch}: llem, {args.cycles} windows interleaved with {args.cycles} bare windows (ABBA)", flush=True)
     llem = run_llem(args, batch, observers, out / f"batch{batch}", between_cycles=bare_between)
-    bare = bare_loop.close()
+    bare = loops[0].close()
     res: dict[str, Any] = {"batch": batch, "bare": bare, "llem": llem}
     le = [c["energy_j"] for c in llem["cycles"]]
     for o in observers:
@@ -348,6 +384,9 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
         **abba_overhead(llem["cycles"], bare["cycles"], seed=args.seed),
         "calls_per_window": {"llem": [c["calls"] for c in llem["cycles"]], "bare": [c["calls"] for c in bare["cycles"]]},
         "order": f"{args.cycles // 2} blocks of llem, bare, bare, llem; one process",
+        "bare_model": "llem's own model object (plain generate on it)" if args.bare_model == "shared"
+        else "a separate model object built with plain transformers (same architecture and dtype)",
+        "llem_model_config_vs_plain_transformers": model_check or None,
     }
 
     def check(v, lim):
@@ -397,7 +436,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"{pct(r['overhead']['time_per_call_rel'])} {ci(r['overhead']['time_per_call_ci95'])} | "
             f"{pct(r['overhead']['energy_per_output_token_rel'])} {ci(r['overhead']['energy_per_output_token_ci95'])} | "
             f"{pct(L['quantisation_bound_max'])} | {r['overhead']['blocks']} |")
-    lines += ["", "Checks (None = could not be evaluated, with the reason in validation.json):", ""]
+    lines += ["", f"Bare arm: {report['batches'][0]['overhead']['bare_model']}." if report["batches"] else "",
+              "", "Checks (None = could not be evaluated, with the reason in validation.json):", ""]
     for r in report["batches"]:
         lines.append(f"- batch {r['batch']}: " + ", ".join(f"{k}={v}" for k, v in r["checks"].items()))
         lines.append(f"  overhead: time {r['overhead']['time_verdict']}; energy {r['overhead']['energy_verdict']}")
@@ -433,6 +473,9 @@ def parse_args(argv=None):
     p.add_argument("--min-window-s", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cpu", action="store_true", help="tiny CPU mode: tiny model, no meters, wall time only")
+    p.add_argument("--bare-model", choices=("shared", "separate"), default="shared",
+                   help="shared: the bare loop runs plain generate on llem's own model object (default: "
+                        "with torch.compile/CUDA graphs two models can interfere); separate: its own model")
     p.add_argument("--override", action="append", default=[],
                    help="extra llem override for the llem arm, e.g. energy.sample_interval_s=null (repeatable)")
     p.add_argument("--no-observers", action="store_true",

@@ -15,7 +15,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from llem._version import __version__
 from llem.backends import backend_class
@@ -55,15 +55,16 @@ def _wants_gpu(config: ExperimentConfig) -> bool:
 
 def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
         progress: Optional[Callable[[str], None]] = None, observers: Sequence = (),
-        between_cycles: Optional[Callable[[int, CycleResult], None]] = None) -> ExperimentResult:
+        between_cycles: Optional[Callable[[int, CycleResult, Any], None]] = None) -> ExperimentResult:
     """Run one experiment. Two hooks exist for validation only:
 
     - ``observers``: extra meters with ``begin()`` / ``end()``, opened immediately after llem's
       meter opens each measured window and closed immediately before it closes, so they read the
       very same windows;
-    - ``between_cycles(index, cycle)``: called after each measured window has closed and before
-      the next opens, with the sampler stopped, so a benchmark can interleave its own windows
-      with llem's (benchmarks/gpu_validation.py's bare ``generate`` windows)."""
+    - ``between_cycles(index, cycle, backend)``: called after each measured window has closed and
+      before the next opens, with the sampler stopped, so a benchmark can interleave its own
+      windows with llem's (benchmarks/gpu_validation.py's bare ``generate`` windows, on the
+      backend's own model object)."""
     opened: list = []
     try:
         return _run(config, job_dir, progress, observers, opened, between_cycles)
@@ -215,7 +216,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
                 + (f", {cycles[-1].energy_per_output_token_j:.4g} J/token" if cycles[-1].energy_per_output_token_j else ""))
             if between_cycles is not None:
                 sampler.stop()
-                between_cycles(c, cycles[-1])
+                between_cycles(c, cycles[-1], backend)
                 sampler.start()
     finally:
         steady_end = time.perf_counter() - t0

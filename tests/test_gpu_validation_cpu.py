@@ -31,6 +31,11 @@ def test_cpu_mode_writes_json_and_markdown(tmp_path, capsys):
     assert calls["bare"] == [calls["llem"][0]] * 2 + [calls["llem"][2]] * 2
     ov = b["overhead"]
     assert ov["blocks"] == 2 and ov["time_per_call_rel"] is not None and len(ov["time_per_call_rel_per_block"]) == 2
+    # default: the bare loop runs on llem's own model object, whose config matches what plain
+    # transformers builds from the same architecture numbers
+    assert ov["bare_model"].startswith("llem's own model object")
+    assert ov["llem_model_config_vs_plain_transformers"]["differing_keys"] == {}
+    assert ov["llem_model_config_vs_plain_transformers"]["dtype_as_requested"] is True
     lo, hi = ov["time_per_call_ci95"]
     assert lo <= ov["time_per_call_rel"] <= hi and ov["time_verdict"]
     # the bare windows ran between llem's, not before or after them all
@@ -62,3 +67,14 @@ def test_abba_overhead_is_the_ratio_of_sums_with_a_block_bootstrap():
     ov = mod.abba_overhead([win(1.0)] * 4, [win(1.0)] * 4, samples=50)
     assert ov["energy_per_output_token_rel"] is None and ov["energy_verdict"] is None
     assert ov["time_verdict"].startswith("shown")
+
+
+@pytest.mark.slow
+def test_separate_bare_model_mode(tmp_path):
+    out = tmp_path / "sep"
+    argv = ["--cpu", "--out", str(out), "--batches", "1", "--cycles", "2", "--warmup", "1", "--min-window-s", "0.02",
+            "--bare-model", "separate"]
+    assert _load().main(argv) == 0
+    ov = json.loads((out / "validation.json").read_text())["batches"][0]["overhead"]
+    assert ov["bare_model"].startswith("a separate model object") and ov["llem_model_config_vs_plain_transformers"] is None
+    assert ov["blocks"] == 1 and ov["time_verdict"] == "not resolved (one block: no CI)"
