@@ -130,6 +130,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     backend.synchronize()
     load_reading = meter.end(lh) if lh is not None else None
     load_time_s = time.perf_counter() - tl
+    warnings.extend(getattr(backend, "load_warnings", []))
 
     from llem.datasets import load_prompts
 

@@ -12,6 +12,10 @@ from llem.sampler import throttle_names
 MIN_WINDOW_WARN_S = 1.0
 
 
+#: below this mean utilisation (NVML, %) inside the windows a measured GPU counts as idle
+IDLE_GPU_UTIL_PCT = 2.0
+
+
 def environment_warnings(environment: dict, sampler, config) -> list[str]:
     out: list[str] = []
     for g in environment.get("gpus", []):
@@ -47,6 +51,13 @@ def sampler_warnings(rows: list[dict], drift_threshold_c: float) -> list[str]:
         if names:
             out.append(f"throttling: GPU {idx} reported {', '.join(names)} in {hit} of {len(rs)} samples "
                        "inside the measured windows")
+        util = [r["utilization_gpu_pct"] for r in rs if r.get("utilization_gpu_pct") is not None]
+        # an idle measured GPU means the energy is not the workload's: an H100 run whose torchao
+        # int8 model stayed on the CPU read 0% here while reporting J/token of an idle GPU
+        if len(util) >= 3 and sum(util) / len(util) < IDLE_GPU_UTIL_PCT:
+            out.append(f"GPU {idx} was nearly idle during the measured windows (mean utilisation "
+                       f"{sum(util) / len(util):.1f}% over {len(util)} samples): the workload may not run on the "
+                       "GPU whose energy is measured, so its energy is not the workload's")
     return out
 
 

@@ -60,3 +60,15 @@ def test_measurement_warnings():
     ok = SimpleNamespace(name="nvml", estimated=False, caveat=None)
     assert measurement_warnings(meter=ok, bounds=[0.004], target=0.005, durations_s=[20.0], cv=0.01,
                                 cv_threshold=0.05) == []
+
+
+def test_an_idle_measured_gpu_is_flagged():
+    def row(t, util):
+        return dict(_row(t, 40), utilization_gpu_pct=util)
+
+    # torchao int8 left on the CPU by an H100 run: 0% in every window sample
+    w = sampler_warnings([row(t, 0) for t in range(5)], drift_threshold_c=5)
+    assert any(x.startswith("GPU 0 was nearly idle during the measured windows (mean utilisation 0.0% over 5") for x in w)
+    # a real (host-bound) workload: 9-25% on the H100 -> nothing said; too few samples -> nothing said
+    assert not any("idle" in x for x in sampler_warnings([row(t, 9) for t in range(5)], drift_threshold_c=5))
+    assert not any("idle" in x for x in sampler_warnings([row(0, 0), row(1, 0)], drift_threshold_c=5))

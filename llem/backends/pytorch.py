@@ -181,6 +181,8 @@ class PyTorchBackend(Backend):
         self.model = None
         self.tokenizer = None
         self.load_notes: list[str] = []
+        #: said in the result's warnings (e.g. part of the model offloaded to the host)
+        self.load_warnings: list[str] = []
         #: library, version and scheme of int8/int4 weights, for measurement_methodology
         self.quantization: Optional[dict[str, Any]] = None
         self._rank = 0
@@ -258,7 +260,7 @@ class PyTorchBackend(Backend):
         import torch
 
         dev = self.config.device
-        if self._world > 1 and torch.cuda.is_available() and dev != "cpu":
+        if getattr(self, "_world", 1) > 1 and torch.cuda.is_available() and dev != "cpu":
             return f"cuda:{self._rank}"
         if dev == "auto":
             return "cuda:0" if torch.cuda.is_available() else "cpu"
@@ -354,6 +356,10 @@ class PyTorchBackend(Backend):
             kw["attn_implementation"] = pt.attn_implementation
         if pt.device_map is not None:
             kw["device_map"] = pt.device_map
+        elif self.config.precision in ("int8", "int4") and not pt.tp_plan:
+            # quantised weights are placed while loading, where device_map says: without one,
+            # torchao left them on the CPU (an H100 run measured an idle GPU)
+            kw["device_map"] = {"": self._device()}
         if pt.max_memory is not None:
             kw["max_memory"] = pt.max_memory
         # transformers >= 5 accepts and ignores it (loading is always low-memory); kept for 4.x
@@ -465,6 +471,7 @@ class PyTorchBackend(Backend):
         placed = pt.device_map is not None or pt.tp_plan or self.config.precision in ("int8", "int4")
         if not placed:
             model = model.to(self.device)
+        self._check_placement(model)
         model.eval()
         if pt.torch_compile:
             ckw = {k: v for k, v in (("mode", pt.torch_compile_mode), ("backend", pt.torch_compile_backend)) if v}
@@ -478,6 +485,32 @@ class PyTorchBackend(Backend):
             self._check_followers()
             self._tp_in_sync = True
         self._reset_peak_memory()
+
+    def _check_placement(self, model) -> None:
+        """The energy read is the job's GPUs': weights anywhere else make it the wrong number.
+        Without an explicit device_map every parameter must be on the job's device; with one,
+        accelerate's CPU/disk offload is allowed but said in the result."""
+        import torch
+
+        want = torch.device(self.device)
+        if want.type != "cuda" or self._world > 1:
+            return
+        pt = self.config.pytorch
+        if pt.device_map is None:
+            where: dict[str, int] = {}
+            for prm in model.parameters():
+                d = prm.device
+                if d.type != "cuda" or (d.index or 0) != (want.index or 0):
+                    where[str(d)] = where.get(str(d), 0) + 1
+            if where:
+                raise RuntimeError(f"after loading, parameters are on {', '.join(f'{k} ({n})' for k, n in where.items())} "
+                                   f"instead of {want}: the GPU's energy would not be the model's "
+                                   f"(precision={self.config.precision}, pytorch.quantization={pt.quantization})")
+            return
+        off = sorted({str(v) for v in (getattr(model, "hf_device_map", None) or {}).values()} & {"cpu", "disk"})
+        if off:
+            self.load_warnings.append(f"pytorch.device_map offloaded part of the model to {' and '.join(off)}: that "
+                                      "part runs on the host, whose energy the GPU meter does not read")
 
     # --- tensor parallelism -------------------------------------------------------------------
     def _start_tensor_parallel(self) -> None:

@@ -90,7 +90,13 @@ def test_int8_on_cpu_fails_at_validation_naming_allowed_values():
         load_config(["precision=int8", "device=cpu"])
 
 
-def test_int4_without_a_quantisation_library_fails_at_validation():
+def test_int4_without_a_quantisation_library_fails_at_validation(monkeypatch):
+    import importlib.util
+
+    # the dev install has torchao (for its config path): hide both libraries here
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda n, *a: None if n in ("bitsandbytes", "torchao") else real_find(n, *a))
     with pytest.raises(ConfigError, match=r"precision=int4 needs bitsandbytes or torchao.*allowed without them"):
         load_config(["precision=int4"])
 

@@ -189,3 +189,33 @@ def test_torchao_int4_uses_the_kernel_that_ships_with_torch_without_mslk(monkeyp
     q = be.load_kwargs()["quantization_config"]
     assert str(getattr(q.quant_type.int4_packing_format, "value", q.quant_type.int4_packing_format)) == "plain"
     assert be.describe()["quantization"]["int4_packing_format"].startswith("plain")
+
+
+def test_quantised_weights_are_placed_on_the_job_gpu(monkeypatch):
+    """Test double for the GPU (config step only): without a device_map torchao left an H100
+    run's int8 weights on the CPU, so llem now always says where quantised weights go."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "bitsandbytes" else real_find(n, *a))
+    be = PyTorchBackend.__new__(PyTorchBackend)
+    be.config = make(precision="int8", device="cuda:0")
+    assert be.load_kwargs()["device_map"] == {"": "cuda:0"}
+    be.config = make(precision="int8", device="auto", pytorch={"device_map": "auto"})
+    assert be.load_kwargs()["device_map"] == "auto"  # the user's own map wins
+
+
+def test_a_model_left_off_the_job_gpu_fails_the_job_and_offload_is_a_warning():
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from llem.models.sources import architecture_config
+
+    cfg = make(precision="fp32", device="cuda:0")
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**architecture_config(cfg.model)))  # on the CPU
+    be = PyTorchBackend.__new__(PyTorchBackend)
+    be.config, be.device, be._world, be.load_warnings = cfg, "cuda:0", 1, []
+    with pytest.raises(RuntimeError, match=r"parameters are on cpu \(\d+\) instead of cuda:0"):
+        be._check_placement(model)
+    be.config = make(precision="fp32", device="cuda:0", pytorch={"device_map": "auto"})
+    model.hf_device_map = {"model.embed_tokens": 0, "model.layers": "cpu", "lm_head": "disk"}
+    be._check_placement(model)
+    assert be.load_warnings and "offloaded part of the model to cpu and disk" in be.load_warnings[0]
