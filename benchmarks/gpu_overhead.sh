@@ -6,6 +6,7 @@
 #   static           torch.compile + CUDA graphs (GPU-bound: host noise no longer swamps 1%)
 #   static-bare-llem same, without the Zeus/raw observers and without llem's sampler thread
 #   static-sampler   same, sampler on, no observers (isolates the sampler)
+#   static-sampler-process  same, the sampler in a child process (energy.sampler=process)
 #   eager            default HF generate (host-CPU bound, noisy)
 # AFTER_EACH (a shell command) runs after every variant, e.g. to copy results off a machine
 # with a time limit: AFTER_EACH='tar czf "$OUT/ov.tgz" -C /tmp ov'.
@@ -26,5 +27,6 @@ run() {
 run static --static-cache
 run static-bare-llem --static-cache --no-observers --override energy.sample_interval_s=null
 run static-sampler --static-cache --no-observers
+run static-sampler-process --static-cache --no-observers --override energy.sampler=process
 run eager
 cat "$out/variants.txt"

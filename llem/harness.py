@@ -182,9 +182,9 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     }
 
     # -- measured cycles -------------------------------------------------------------------
-    from llem.sampler import Sampler
+    from llem.sampler import make_sampler
 
-    sampler = Sampler(devices, config.energy.sample_interval_s, t0=t0)
+    sampler = make_sampler(config.energy.sampler, devices, config.energy.sample_interval_s, t0=t0)
     cycles: list[CycleResult] = []
     readings: list[WindowReading] = []
     say(f"measuring {config.measurement.cycles} cycles x {repeats} passes")

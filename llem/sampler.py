@@ -1,4 +1,5 @@
-"""Power / temperature / clock sampler: a thread beside the measured windows.
+"""Power / temperature / clock sampler: a thread (or, with ``energy.sampler=process``, a child
+process) beside the measured windows.
 
 Every ``interval_s`` (default 0.1 s, the H100 counter's step) it reads, per GPU the job uses:
 power, temperature, SM clock, memory used, utilisation and throttle reasons. The rows go to
@@ -29,6 +30,8 @@ def throttle_names(mask: int) -> list[str]:
 
 
 class Sampler:
+    mode = "thread"
+
     def __init__(self, devices, interval_s: Optional[float], t0: float) -> None:
         self.devices = devices
         self.interval_s = interval_s
@@ -121,7 +124,7 @@ class Sampler:
 
     def describe(self) -> dict:
         per = self.cpu_s / self.loop_samples if self.loop_samples else None
-        return {"interval_s": self.interval_s, "enabled": self.enabled, "rows": len(self.rows),
+        return {"interval_s": self.interval_s, "mode": self.mode, "enabled": self.enabled, "rows": len(self.rows),
                 "errors": self.errors[:5], "columns": COLUMNS, "thread_cpu_s": self.cpu_s,
                 "cpu_s_per_sample": per,
                 "share_of_one_core": per / self.interval_s if per is not None and self.interval_s else None}
@@ -133,3 +136,102 @@ class Sampler:
         path.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(self.rows, columns=COLUMNS).to_parquet(path)
         return path
+
+
+class ProcessSampler(Sampler):
+    """The same readings, taken by a child process (``energy.sampler=process``).
+
+    A sampler thread shares the interpreter lock with the workload's Python thread: HF
+    ``generate`` runs Python for every decode step, and each NVML call hands the lock back and
+    forth. A child process cannot touch that lock; it costs a process start (outside the
+    windows) and one pipe transfer at ``stop()``. ``time.perf_counter`` is the system-wide
+    monotonic clock on Linux, so the child's timestamps share the parent's ``t0``.
+    """
+
+    mode = "process"
+
+    def __init__(self, devices, interval_s: Optional[float], t0: float) -> None:
+        super().__init__(devices, interval_s, t0)
+        self._proc = None
+        self._conn = None
+        self._stop_evt = None
+
+    def start(self) -> None:
+        if not self.enabled or self._proc is not None:
+            return
+        import multiprocessing as mp
+
+        # spawn, not fork: the parent holds CUDA state and torch's threads
+        ctx = mp.get_context("spawn")
+        self._stop_evt, ready = ctx.Event(), ctx.Event()
+        self._conn, child_conn = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_sample_in_child, name="llem-sampler", daemon=True,
+                                 args=([d.uuid for d in self.devices], self.interval_s, self.t0,
+                                       self._stop_evt, ready, child_conn))
+        self._proc.start()
+        child_conn.close()
+        # the first window must not open before the first sample is taken
+        if not ready.wait(START_TIMEOUT_S):
+            self.errors.append(f"sampler process not ready after {START_TIMEOUT_S:g} s")
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._stop_evt.set()
+        try:
+            if self._conn.poll(START_TIMEOUT_S):
+                rows, errors, cpu_s, n = self._conn.recv()
+                self.rows.extend(rows)
+                self.errors.extend(errors)
+                self.cpu_s += cpu_s
+                self.loop_samples += n
+            else:
+                self.errors.append("sampler process sent no rows")
+        except (EOFError, OSError) as err:
+            self.errors.append(f"sampler process: {type(err).__name__}: {err}")
+        self._proc.join(5)
+        if self._proc.is_alive():
+            self._proc.kill()
+        self._proc = self._conn = None
+        self.rows.sort(key=lambda r: r["t_s"])
+
+
+#: how long a sampler process may take to start and to hand over its rows
+START_TIMEOUT_S = 60.0
+
+
+def _sample_in_child(uuids, interval_s, t0, stop_evt, ready, conn) -> None:
+    rows: list = []
+    errors: list = []
+    cpu_s, n = 0.0, 0
+    try:
+        from llem.devices import DeviceSet, resolve_devices
+
+        # the child inherits the environment (CUDA_VISIBLE_DEVICES, a simulated NVML's spec), so
+        # it finds the same GPUs; it keeps those the parent measures, by UUID
+        found = {d.uuid: d for d in resolve_devices()}
+        missing = [u for u in uuids if u not in found]
+        if missing:
+            errors.append(f"sampler process cannot see GPU(s) {', '.join(missing)}")
+        s = Sampler(DeviceSet(gpus=[found[u] for u in uuids if u in found], mapping={}), interval_s, t0)
+        errors.extend(s.errors)
+        if s.enabled:
+            s.sample()
+            ready.set()
+            while not stop_evt.wait(interval_s):
+                c0 = time.process_time()
+                s.sample()
+                cpu_s += time.process_time() - c0
+                n += 1
+            s.sample()
+        rows = s.rows
+    except Exception as err:  # reported to the parent, which records it; never a crash there
+        errors.append(f"{type(err).__name__}: {err}")
+    finally:
+        ready.set()
+        conn.send((rows, errors, cpu_s, n))
+        conn.close()
+
+
+def make_sampler(mode: str, devices, interval_s: Optional[float], t0: float) -> Sampler:
+    return (ProcessSampler if mode == "process" else Sampler)(devices, interval_s, t0)

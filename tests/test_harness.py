@@ -86,3 +86,16 @@ def test_no_meter_is_not_measured_never_zero(monkeypatch, tmp_path):
     assert r.energy.energy_j is None and all(c.energy_j is None for c in r.cycles)
     assert r.stats["energy_per_output_token_j"].mean is None
     assert r.output_tokens > 0
+
+
+def test_sampler_in_a_child_process_fills_the_same_time_series(monkeypatch, tmp_path):
+    use_sim(monkeypatch, tmp_path, [gpu(0, power_w=120.0, counter_period_ms=20, utilization_pct=80)])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    r = harness.run(_cfg(tmp_path, "measurement.warmup_runs=1", "energy.sampler=process",
+                         "energy.sample_interval_s=0.02"), tmp_path / "job")
+    s = r.measurement_methodology["sampler"]
+    assert s["mode"] == "process" and s["enabled"] and not s["errors"] and s["rows"] > 0
+    ts = pd.read_parquet(tmp_path / "job" / r.timeseries_path)
+    # rows inside both windows, on the parent's clock, and the in-window checks ran on them
+    assert set(ts["cycle"]) >= {0, 1} and set(ts["uuid"]) == {UUIDS[0]} and set(ts["power_w"]) == {120.0}
+    assert not any("nearly idle" in w for w in r.warnings)

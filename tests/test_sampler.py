@@ -56,3 +56,34 @@ def test_a_stopped_sampler_starts_again(monkeypatch, tmp_path):
     time.sleep(0.1)
     s.stop()
     assert first >= 1 and s.loop_samples - first >= 3
+
+
+def test_process_sampler_reads_the_same_gpus_from_a_child_process(monkeypatch, tmp_path):
+    import os
+
+    from llem.sampler import ProcessSampler, make_sampler
+
+    use_sim(monkeypatch, tmp_path, [gpu(0, power_w=150.0), gpu(1, power_w=320.0, temperature_c=55)])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    t0 = time.perf_counter()
+    s = make_sampler("process", resolve_devices(), 0.02, t0=t0)
+    assert isinstance(s, ProcessSampler)
+    before = time.perf_counter() - t0
+    s.start()  # returns once the child has taken its first sample
+    time.sleep(0.3)
+    s.stop()
+    after = time.perf_counter() - t0
+    assert not s.errors and s.loop_samples >= 5
+    # only the job's GPU (CUDA 1 -> NVML 1), with its readings, timestamps on the parent's clock
+    assert {r["gpu_index"] for r in s.rows} == {1} and {r["power_w"] for r in s.rows} == {320.0}
+    ts = [r["t_s"] for r in s.rows]
+    assert ts == sorted(ts) and before <= ts[0] <= ts[-1] <= after
+    assert s.describe()["mode"] == "process" and s.describe()["cpu_s_per_sample"] is not None
+    # restartable like the thread sampler, and no child left behind
+    n = len(s.rows)
+    s.start()
+    time.sleep(0.1)
+    s.stop()
+    assert len(s.rows) > n and s._proc is None
+    assert not [p for p in __import__("multiprocessing").active_children() if p.name == "llem-sampler"]
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"

@@ -122,6 +122,9 @@ class BaselineConfig(_Strict):
 class EnergyConfig(_Strict):
     meter: Literal["auto", "nvml", "nvml_power", "zeus", "codecarbon", "none"] = "auto"
     sample_interval_s: Optional[float] = Field(0.1, gt=0)
+    # thread: a thread in the job's process; process: a child process, which cannot compete
+    # with the workload's Python thread for the interpreter lock
+    sampler: Literal["thread", "process"] = "thread"
     baseline: BaselineConfig = BaselineConfig()
     country_iso_code: str = "USA"
 
