@@ -122,6 +122,19 @@ class _TimingStreamer:
         pass
 
 
+def _tensor_bytes(t) -> int:
+    flatten = getattr(type(t), "__tensor_flatten__", None)
+    if flatten is not None:  # a wrapper subclass: its outer dtype is not what it stores
+        names, _ = t.__tensor_flatten__()
+        return sum(_tensor_bytes(getattr(t, n)) for n in names)
+    return t.numel() * t.element_size()
+
+
+def _stored_bytes(model) -> int:
+    """Bytes the model's parameters and buffers occupy (each tied tensor once)."""
+    return int(sum(_tensor_bytes(p) for p in model.parameters()) + sum(_tensor_bytes(b) for b in model.buffers()))
+
+
 def _free_port() -> int:
     import socket
 
@@ -691,8 +704,10 @@ class PyTorchBackend(Backend):
         if self.model is None:
             return None
         out: dict[str, Any] = {
-            "weights_bytes": int(self.model.get_memory_footprint()),
-            "weights_method": "transformers get_memory_footprint(): parameters + buffers as stored",
+            "weights_bytes": _stored_bytes(self.model),
+            "weights_method": "parameters + buffers as stored (tensor subclasses such as torchao's quantised "
+                              "weights counted by their inner tensors; transformers' get_memory_footprint() "
+                              "counts those at their outer dtype)",
         }
         devs = self.devices_used() if self._world == 1 else [self._rank]
         if torch.cuda.is_available() and devs:

@@ -219,3 +219,23 @@ def test_a_model_left_off_the_job_gpu_fails_the_job_and_offload_is_a_warning():
     model.hf_device_map = {"model.embed_tokens": 0, "model.layers": "cpu", "lm_head": "disk"}
     be._check_placement(model)
     assert be.load_warnings and "offloaded part of the model to cpu and disk" in be.load_warnings[0]
+
+
+def test_weights_bytes_count_what_torchao_stores_not_its_outer_dtype():
+    """Real torchao int8 on the CPU (quantize_ directly; llem itself runs int8 on GPUs only): an
+    H100 result reported torchao int8 weights at their bf16 size."""
+    pytest.importorskip("torchao")
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from llem.models.sources import architecture_config
+
+    cfg = make(precision="bf16", device="cpu")
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**architecture_config(cfg.model)), dtype=torch.bfloat16)
+    be = PyTorchBackend.__new__(PyTorchBackend)
+    be.config, be.device, be._world, be._rank, be.model = cfg, "cpu", 1, 0, model
+    bf16 = be.memory()["weights_bytes"]
+    assert bf16 == model.get_memory_footprint()  # plain tensors: the same as transformers' count
+    quantize_(model, Int8WeightOnlyConfig())
+    int8 = be.memory()["weights_bytes"]
+    assert int8 < 0.8 * bf16 and model.get_memory_footprint() == bf16  # transformers still says bf16
