@@ -77,8 +77,11 @@ def test_a_failed_and_a_killed_job_do_not_stop_the_study(workdir):
 
 def test_ctrl_c_then_resume(workdir):
     study = workdir / "study"
+    # A shell that starts a command in the background makes it ignore SIGINT, and Python keeps an
+    # inherited SIG_IGN: give the study the default disposition, as a terminal's Ctrl-C finds it.
     proc = subprocess.Popen(llem_cmd("-m", "batch=1,2", *TINY, f"hydra.sweep.dir={study}"),
-                            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     job1 = _wait_for_job_process(proc, study, "0001")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
