@@ -123,10 +123,19 @@ class _TimingStreamer:
 
 
 def _tensor_bytes(t) -> int:
-    flatten = getattr(type(t), "__tensor_flatten__", None)
-    if flatten is not None:  # a wrapper subclass: its outer dtype is not what it stores
+    import torch
+
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # a torch without distributed
+        DTensor = ()
+    # a tensor-parallel shard counts at its logical (all-ranks) size, like an unsharded model
+    if not isinstance(t, DTensor) and getattr(type(t), "__tensor_flatten__", None) is not None:
+        # a wrapper subclass (torchao's quantised weights): its outer dtype is not what it stores
         names, _ = t.__tensor_flatten__()
-        return sum(_tensor_bytes(getattr(t, n)) for n in names)
+        inner = [x for x in (getattr(t, n, None) for n in names) if isinstance(x, torch.Tensor)]
+        if inner:
+            return sum(_tensor_bytes(x) for x in inner)
     return t.numel() * t.element_size()
 
 
