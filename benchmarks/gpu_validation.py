@@ -412,12 +412,17 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
     return res
 
 
-def markdown(report: dict[str, Any]) -> str:
-    def f(v, spec=".4g"):
-        return "n/a" if v is None else format(v, spec)
+def num(v, spec=".4g") -> str:
+    """A table cell: the number, or n/a when it was not measured."""
+    return "n/a" if v is None else format(v, spec)
 
-    def pct(v):
-        return "n/a" if v is None else f"{v:+.2%}"
+
+def pct(v) -> str:
+    return "n/a" if v is None else f"{v:+.2%}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    f = num
 
     def ci(c):
         return "" if c is None else f"[{c[0]:+.2%}, {c[1]:+.2%}]"

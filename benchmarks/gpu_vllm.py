@@ -173,11 +173,7 @@ def run_batch(args, batch: int, out: Path, counter, zeus_factory) -> dict[str, A
 
 
 def markdown(rep: dict[str, Any]) -> str:
-    def f(v, spec=".4g"):
-        return "n/a" if v is None else format(v, spec)
-
-    def pct(v):
-        return "n/a" if v is None else f"{v:+.2%}"
+    f = num
 
     lines = [f"# llem vLLM backend validation ({rep['device']}, vLLM {rep['vllm_version']})", "",
              f"Reproduce: `{rep['command']}` (commit {rep['commit']}); engine start {f(rep.get('engine_start_s'), '.0f')} s, "
@@ -212,7 +208,7 @@ def markdown(rep: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-from gpu_validation import _commit  # noqa: E402  (same repo, benchmarks/ is on sys.path)
+from gpu_validation import _commit, num, pct  # noqa: E402  (same repo, benchmarks/ is on sys.path)
 
 
 def parse_args(argv=None):

@@ -214,17 +214,15 @@ def _sample_in_child(uuids, interval_s, t0, stop_evt, ready, conn) -> None:
         if missing:
             errors.append(f"sampler process cannot see GPU(s) {', '.join(missing)}")
         s = Sampler(DeviceSet(gpus=[found[u] for u in uuids if u in found], mapping={}), interval_s, t0)
-        errors.extend(s.errors)
         if s.enabled:
+            # the thread sampler's own loop, run by this process's main thread until the parent's stop
+            s._stop = stop_evt
             s.sample()
             ready.set()
-            while not stop_evt.wait(interval_s):
-                c0 = time.process_time()
-                s.sample()
-                cpu_s += time.process_time() - c0
-                n += 1
+            s._loop()
             s.sample()
-        rows = s.rows
+        rows, cpu_s, n = s.rows, s.cpu_s, s.loop_samples
+        errors.extend(s.errors)
     except Exception as err:  # reported to the parent, which records it; never a crash there
         errors.append(f"{type(err).__name__}: {err}")
     finally:

@@ -122,26 +122,27 @@ class _TimingStreamer:
         pass
 
 
-def _tensor_bytes(t) -> int:
+def _tensor_bytes(t, dtensor) -> int:
     import torch
 
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # a torch without distributed
-        DTensor = ()
-    # a tensor-parallel shard counts at its logical (all-ranks) size, like an unsharded model
-    if not isinstance(t, DTensor) and getattr(type(t), "__tensor_flatten__", None) is not None:
+    # a tensor-parallel shard (DTensor) counts at its logical, all-ranks size, like an unsharded model
+    if not isinstance(t, dtensor) and getattr(type(t), "__tensor_flatten__", None) is not None:
         # a wrapper subclass (torchao's quantised weights): its outer dtype is not what it stores
         names, _ = t.__tensor_flatten__()
         inner = [x for x in (getattr(t, n, None) for n in names) if isinstance(x, torch.Tensor)]
         if inner:
-            return sum(_tensor_bytes(x) for x in inner)
+            return sum(_tensor_bytes(x, dtensor) for x in inner)
     return t.numel() * t.element_size()
 
 
 def _stored_bytes(model) -> int:
     """Bytes the model's parameters and buffers occupy (each tied tensor once)."""
-    return int(sum(_tensor_bytes(p) for p in model.parameters()) + sum(_tensor_bytes(b) for b in model.buffers()))
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # a torch without distributed
+        DTensor = ()
+    tensors = [*model.parameters(), *model.buffers()]
+    return int(sum(_tensor_bytes(t, DTensor) for t in tensors))
 
 
 def _free_port() -> int:
