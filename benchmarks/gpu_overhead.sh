@@ -9,7 +9,8 @@
 #   static-sampler-process  same, the sampler in a child process (energy.sampler=process)
 #   eager            default HF generate (host-CPU bound, noisy)
 # AFTER_EACH (a shell command) runs after every variant, e.g. to copy results off a machine
-# with a time limit: AFTER_EACH='tar czf "$OUT/ov.tgz" -C /tmp ov'.
+# with a time limit: AFTER_EACH='tar czf "$OUT/ov.tgz" -C /tmp ov'. VARIANTS (space-separated
+# names) runs only those, to split the work across commands with a time limit.
 set -uo pipefail
 out=${1:?usage: gpu_overhead.sh OUT_DIR [BATCHES] [CYCLES]}
 batches=${2:-8,1}
@@ -18,6 +19,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 common=(--batches "$batches" --cycles "$cycles" --warmup 3 --quantisation-target 0.02)
 run() {
   local name=$1; shift
+  [[ -z "${VARIANTS:-}" || " $VARIANTS " == *" $name "* ]] || return 0
   mkdir -p "$out/$name"
   python3 "$here/gpu_validation.py" --out "$out/$name" "${common[@]}" "$@" > "$out/$name/log.txt" 2>&1
   echo "$name: exit $?" >> "$out/variants.txt"
@@ -29,4 +31,4 @@ run static-bare-llem --static-cache --no-observers --override energy.sample_inte
 run static-sampler --static-cache --no-observers
 run static-sampler-process --static-cache --no-observers --override energy.sampler=process
 run eager
-cat "$out/variants.txt"
+cat "$out/variants.txt" 2>/dev/null

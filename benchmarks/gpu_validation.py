@@ -182,13 +182,21 @@ class BareLoop:
             v0 = raw.aligned_read_mj() if raw else None
             t0 = time.perf_counter()
             tokens = 0
-            for _ in range(calls):
-                tokens += self.call()
+            call_s: list[float] = []
+            if self.args.per_call:
+                for _ in range(calls):
+                    tc = time.perf_counter()
+                    tokens += self.call()
+                    call_s.append(time.perf_counter() - tc)
+            else:
+                for _ in range(calls):
+                    tokens += self.call()
             self.sync()
             v1 = raw.read_mj() if raw else None
             dur = time.perf_counter() - t0
             self.cycles.append({"duration_s": dur, "calls": calls, "output_tokens": tokens,
-                                "energy_j": (v1 - v0) / 1e3 if raw else None})
+                                "energy_j": (v1 - v0) / 1e3 if raw else None,
+                                **({"call_s": call_s} if self.args.per_call else {})})
 
     def close(self) -> dict[str, Any]:
         del self.model
@@ -235,16 +243,58 @@ def llem_overrides(args, batch: int) -> list[str]:
     return ov + list(args.override)
 
 
+class CallTimes:
+    """``--per-call``: the duration of every ``generate`` call of llem's backend, as the backend
+    itself timed it (``GenerationOutput.start_time`` / ``end_time``: perf_counter around
+    ``model.generate``, the same clock reads the bare arm takes around its calls). The only thing
+    added to llem's window is this wrapper's frame and a list append per call (microseconds
+    against calls of 0.1-1 s); off by default."""
+
+    def __init__(self, backend_cls) -> None:
+        self.cls, self.orig, self.calls = backend_cls, backend_cls.generate, []
+        orig, calls = self.orig, self.calls
+
+        def generate(backend, batch, **kw):
+            out = orig(backend, batch, **kw)
+            calls.append(out.end_time - out.start_time)
+            return out
+
+        backend_cls.generate = generate
+
+    def take(self, n: int) -> list[float]:
+        """The last ``n`` calls (a window's, when called right after it closed)."""
+        return list(self.calls[-n:])
+
+    def restore(self) -> None:
+        self.cls.generate = self.orig
+
+
 def run_llem(args, batch: int, observers: list, job_dir: Path, between_cycles=None) -> dict[str, Any]:
     from llem import harness
+    from llem.backends import backend_class
     from llem.config.compose import load_config
 
     cfg = load_config(llem_overrides(args, batch))
-    r = harness.run(cfg, job_dir, progress=lambda m: print(f"  llem: {m}", flush=True), observers=observers,
-                    between_cycles=between_cycles)
+    timer = CallTimes(backend_class(cfg.backend)) if args.per_call else None
+    per_window: list[list[float]] = []
+
+    def hook(index: int, cycle, backend) -> None:
+        if timer is not None:
+            per_window.append(timer.take(cycle.repeats * math.ceil(cfg.dataset.num_prompts / cfg.batch)))
+        if between_cycles is not None:
+            between_cycles(index, cycle, backend)
+
+    try:
+        r = harness.run(cfg, job_dir, progress=lambda m: print(f"  llem: {m}", flush=True), observers=observers,
+                        between_cycles=hook if timer is not None or between_cycles is not None else None)
+    finally:
+        if timer is not None:
+            timer.restore()
     r.save(job_dir / "result.json")
     cycles = [{"duration_s": c.duration_s, "calls": c.repeats * r.measurement_methodology["window"]["batches_per_pass"],
                "output_tokens": c.output_tokens, "energy_j": c.energy_j} for c in r.cycles]
+    for c, calls in zip(cycles, per_window):
+        c["call_s"] = calls
     m = r.measurement_methodology
     return {"cycles": cycles, **_per_token(cycles),
             "energy_adjusted_per_output_token_j": r.energy.energy_adjusted_per_output_token_j,
@@ -312,6 +362,31 @@ def abba_overhead(llem_cycles: list[dict], bare_cycles: list[dict], samples: int
             "energy_per_output_token_ci95": energy_m["ci95"] if energy_m else None,
             "energy_per_output_token_rel_per_block": energy_m["per_block"] if energy_m else None,
             "time_verdict": verdict(time_m), "energy_verdict": verdict(energy_m)}
+
+
+def per_call_split(llem_cycles: list[dict], bare_cycles: list[dict]) -> Optional[dict[str, Any]]:
+    """``--per-call``: where each arm's window time went. ``in_calls`` is the time inside
+    ``generate`` calls, ``outside_calls`` the rest of the window (loop, device sync, edge reads).
+    llem's extra time (if any) then shows as slower calls (the generate path or its inputs) or as
+    time between them (the harness), and a slow first call per window as a switch cost."""
+    if not llem_cycles or any("call_s" not in c or len(c["call_s"]) != c["calls"] for c in llem_cycles + bare_cycles):
+        return None
+
+    def arm(cycles: list[dict]) -> dict[str, Any]:
+        calls = [t for c in cycles for t in c["call_s"]]
+        firsts = [c["call_s"][0] for c in cycles]
+        rest = [t for c in cycles for t in c["call_s"][1:]]
+        outside = [c["duration_s"] - sum(c["call_s"]) for c in cycles]
+        return {"mean_call_s": statistics.mean(calls), "median_call_s": statistics.median(calls),
+                "mean_first_call_s": statistics.mean(firsts),
+                "mean_other_call_s": statistics.mean(rest) if rest else None,
+                "mean_outside_calls_per_window_s": statistics.mean(outside),
+                "outside_calls_share_of_window": sum(outside) / sum(c["duration_s"] for c in cycles)}
+
+    L, B = arm(llem_cycles), arm(bare_cycles)
+    return {"llem": L, "bare": B, "mean_call_rel": _rel(L["mean_call_s"], B["mean_call_s"]),
+            "median_call_rel": _rel(L["median_call_s"], B["median_call_s"]),
+            "first_call_rel": _rel(L["mean_first_call_s"], B["mean_first_call_s"])}
 
 
 def _config_vs_plain(args, model) -> dict[str, Any]:
@@ -388,6 +463,8 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
         else "a separate model object built with plain transformers (same architecture and dtype)",
         "llem_model_config_vs_plain_transformers": model_check or None,
     }
+    if args.per_call:
+        res["overhead"]["per_call"] = per_call_split(llem["cycles"], bare["cycles"])
 
     def check(v, lim):
         return None if v is None else abs(v) <= lim
@@ -446,6 +523,12 @@ def markdown(report: dict[str, Any]) -> str:
     for r in report["batches"]:
         lines.append(f"- batch {r['batch']}: " + ", ".join(f"{k}={v}" for k, v in r["checks"].items()))
         lines.append(f"  overhead: time {r['overhead']['time_verdict']}; energy {r['overhead']['energy_verdict']}")
+        pc = r["overhead"].get("per_call")
+        if pc:
+            lines.append(f"  per call: llem vs bare mean {pct(pc['mean_call_rel'])}, median {pct(pc['median_call_rel'])}, "
+                         f"first call of a window {pct(pc['first_call_rel'])}; outside the calls per window "
+                         f"llem {pc['llem']['mean_outside_calls_per_window_s'] * 1e3:.1f} ms, "
+                         f"bare {pc['bare']['mean_outside_calls_per_window_s'] * 1e3:.1f} ms")
     if any("facts_reference" in r for r in report["batches"]):
         lines += ["", "Against FACTS.md's bare-generate reference (ratio llem / reference):", ""]
         for r in report["batches"]:
@@ -486,6 +569,9 @@ def parse_args(argv=None):
     p.add_argument("--no-observers", action="store_true",
                    help="no Zeus / raw-counter observers inside llem's windows (agreement not checked): "
                         "isolates llem's own overhead from the observers'")
+    p.add_argument("--per-call", action="store_true",
+                   help="record every generate call's duration in both arms and split each window into "
+                        "time inside and outside the calls (attributes an overhead; adds a list append per call)")
     p.add_argument("--static-cache", action="store_true",
                    help="both arms generate with cache_implementation=static, which transformers compiles "
                         "into CUDA graphs on a GPU: the host no longer paces the GPU, so throughput stops "

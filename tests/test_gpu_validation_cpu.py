@@ -78,3 +78,24 @@ def test_separate_bare_model_mode(tmp_path):
     ov = json.loads((out / "validation.json").read_text())["batches"][0]["overhead"]
     assert ov["bare_model"].startswith("a separate model object") and ov["llem_model_config_vs_plain_transformers"] is None
     assert ov["blocks"] == 1 and ov["time_verdict"] == "not resolved (one block: no CI)"
+
+
+@pytest.mark.slow
+def test_per_call_splits_each_window_into_calls_and_the_rest(tmp_path):
+    out = tmp_path / "pc"
+    argv = ["--cpu", "--out", str(out), "--batches", "1", "--cycles", "2", "--warmup", "1", "--min-window-s", "0.05",
+            "--per-call"]
+    mod = _load()
+    assert mod.main(argv) == 0
+    b = json.loads((out / "validation.json").read_text())["batches"][0]
+    for c in b["llem"]["cycles"] + b["bare"]["cycles"]:
+        # one duration per generate call of the window, all inside it
+        assert len(c["call_s"]) == c["calls"] and 0 < sum(c["call_s"]) <= c["duration_s"]
+    pc = b["overhead"]["per_call"]
+    assert pc["llem"]["mean_call_s"] > 0 and pc["bare"]["mean_outside_calls_per_window_s"] >= 0
+    assert pc["mean_call_rel"] == pytest.approx(pc["llem"]["mean_call_s"] / pc["bare"]["mean_call_s"] - 1)
+    # the backend's generate is restored after the run
+    from llem.backends import backend_class
+
+    assert backend_class("pytorch").generate.__qualname__.endswith("Backend.generate")
+    assert "per call: llem vs bare" in (out / "validation.md").read_text()
