@@ -104,6 +104,13 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
 
     environment = snapshot(devices)
 
+    # -- the dataset's texts, before anything slow: a missing dataset fails here -------------
+    from llem.datasets import load_prompts, load_texts
+
+    if config.dataset.kind != "synthetic":
+        say(f"reading dataset {config.dataset.path or config.dataset.name} ({config.dataset.kind})")
+    texts = load_texts(config.dataset)
+
     # -- idle baseline, before the model loads ------------------------------------------------
     baseline = None
     if meter.measures_gpu and config.energy.baseline.enabled:
@@ -132,12 +139,11 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     load_time_s = time.perf_counter() - tl
     warnings.extend(getattr(backend, "load_warnings", []))
 
-    from llem.datasets import load_prompts
-
     b = config.batch
     n_batches = max(1, math.ceil(config.dataset.num_prompts / b))
     prompts = load_prompts(config.dataset, getattr(backend, "tokenizer", None),
-                           getattr(backend, "vocab_size", 512), min_count=n_batches * b)
+                           getattr(backend, "vocab_size", 512), min_count=n_batches * b,
+                           texts=texts)
     batches = [backend.prepare(p) for p in backend.plan_batches(prompts[:n_batches * b], b)]
     work = Workload(backend, batches)
 

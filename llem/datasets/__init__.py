@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Optional
 
 from llem.errors import ConfigError
 
@@ -41,7 +42,12 @@ def check_jsonl(path: str, text_field: str) -> None:
         raise ValueError(f"dataset.path={path!r} holds no prompts")
 
 
-def _texts(cfg) -> list[str]:
+def load_texts(cfg) -> Optional[list[str]]:
+    """The dataset's texts (``None`` for synthetic prompts, which need none). The harness reads
+    them before the idle baseline and the model load, so a missing or unreachable dataset fails
+    the job in seconds instead of after a model load."""
+    if cfg.kind == "synthetic":
+        return None
     if cfg.kind == "builtin":
         return [line for line in BUILTIN_PROMPTS.read_text(encoding="utf-8").splitlines() if line.strip()]
     if cfg.kind == "jsonl":
@@ -57,7 +63,16 @@ def _texts(cfg) -> list[str]:
         except ImportError:
             raise ConfigError(f"dataset.kind=hf needs the `datasets` package (pip install 'llenergymeasure[hf]'); "
                               "allowed without it: synthetic, builtin, jsonl") from None
-        ds = datasets.load_dataset(cfg.path, cfg.subset, split=cfg.split or "train")
+        split = cfg.split or "train"
+        try:
+            ds = datasets.load_dataset(cfg.path, cfg.subset, split=split)
+        except datasets.exceptions.DatasetNotFoundError as err:
+            raise ConfigError(f"dataset.path={cfg.path!r}: no such dataset, or no access to it ({err})") from None
+        except ValueError as err:
+            if "split" not in str(err).lower():
+                raise
+            # datasets names the splits that exist in this message
+            raise ConfigError(f"dataset.split={split!r} is not a split of {cfg.path} ({err})") from None
         if cfg.text_field not in ds.column_names:
             raise ConfigError(f"dataset.text_field={cfg.text_field!r} is not a column of {cfg.path}; "
                               f"allowed: {', '.join(ds.column_names)}")
@@ -77,16 +92,18 @@ def fit_length(ids: list[int], input_len: int) -> list[int]:
     return out[:input_len]
 
 
-def load_prompts(cfg, tokenizer, vocab_size: int, *, min_count: int = 1) -> list[list[int]]:
+def load_prompts(cfg, tokenizer, vocab_size: int, *, min_count: int = 1,
+                 texts: Optional[list[str]] = None) -> list[list[int]]:
     """``num_prompts`` token-id prompts of ``input_len`` tokens, in the configured order, then
-    recycled in that order up to ``min_count`` so every batch is full."""
+    recycled in that order up to ``min_count`` so every batch is full. ``texts``: what
+    ``load_texts`` already read (read here otherwise)."""
     n = max(cfg.num_prompts, min_count)
     if cfg.kind == "synthetic":
         rng = random.Random(cfg.seed)
         base = [[rng.randrange(_FIRST_ORDINARY_ID, vocab_size) for _ in range(cfg.input_len)]
                 for _ in range(cfg.num_prompts)]
     else:
-        texts = _texts(cfg)
+        texts = list(texts) if texts is not None else load_texts(cfg)
         if not texts:
             raise ConfigError(f"dataset {cfg.name!r} has no prompts")
         if cfg.order == "shuffled":

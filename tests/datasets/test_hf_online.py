@@ -93,6 +93,8 @@ def probed(hub, tmp_path_factory):
         "shuffled_3": [*base, "dataset.order=shuffled", "dataset.seed=3"],
         "shuffled_4": [*base, "dataset.order=shuffled", "dataset.seed=4"],
         "missing_column": [*base, "dataset.text_field=prompt"],
+        "missing_split": [*base, "dataset.split=validation"],
+        "missing_dataset": [*base, "dataset.path=llem-test/absent"],
     }
     home = tmp_path_factory.mktemp("hf-home")
     hub.requests.clear()
@@ -138,6 +140,36 @@ def test_missing_column_names_the_columns_that_exist(probed):
     err = out["missing_column"]["error"]
     assert "dataset.text_field='prompt'" in err and REPO_ID in err
     assert all(col in err for col in TEST_ROWS[0])
+
+
+def test_missing_split_and_missing_dataset_name_the_field(probed):
+    out, _ = probed
+    err = out["missing_split"]["error"]
+    assert err.startswith("dataset.split='validation' is not a split of " + REPO_ID)
+    assert "test" in err and "train" in err  # the splits that exist
+    assert out["missing_dataset"]["error"].startswith("dataset.path='llem-test/absent': no such dataset")
+
+
+def test_an_unreachable_dataset_fails_the_job_before_the_model_loads(tmp_path, monkeypatch):
+    import os
+
+    from llem import harness
+    from llem.config.compose import load_config
+    from llem.errors import ConfigError
+
+    offline = {k: os.environ[k] for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+               if k in os.environ}
+    for k in offline:  # validated online (where the name cannot be checked without the hub) ...
+        monkeypatch.delenv(k)
+    cfg = load_config(["dataset=hf", "dataset.path=llem-test/absent", "device=cpu", "energy=none", *FAST])
+    for k, v in offline.items():  # ... run offline: the dataset cannot be fetched, and that is found first
+        monkeypatch.setenv(k, v)
+    assert offline, "tests run offline (tests/conftest.py)"
+    seen: list[str] = []
+    with pytest.raises(ConfigError, match="llem-test/absent"):
+        harness.run(cfg, tmp_path, progress=seen.append)
+    assert seen and seen[0].startswith("reading dataset llem-test/absent")
+    assert not any(m.startswith("loading") or "baseline" in m for m in seen)
 
 
 def test_rows_came_from_the_hub_through_datasets(probed, hub):
