@@ -138,17 +138,22 @@ def bare_model(model: str, precision: str, device: str, seed: int):
 class BareLoop:
     """``model.generate`` in a loop, with the raw counter read around each window."""
 
-    def __init__(self, args, batch: int, raw: Optional[RawNvml], model=None) -> None:
+    def __init__(self, args, batch: int, raw: Optional[RawNvml], model=None, inputs=None) -> None:
         """``model``: an already loaded model (llem's own, ``--bare-model shared``); by default a
-        separate one is built here with plain transformers."""
+        separate one is built here with plain transformers. ``inputs``: llem's own prepared
+        ``input_ids`` and ``attention_mask`` (``--bare-inputs llem``) instead of random ids."""
         import torch
 
         self.torch, self.args, self.raw = torch, args, raw
         self.device = "cpu" if args.cpu else "cuda:0"
         self.model = model if model is not None else bare_model(args.model, args.precision, self.device, args.seed)
         g = torch.Generator().manual_seed(args.seed)
-        self.ids = torch.randint(1, self.model.config.vocab_size, (batch, args.input_len), generator=g).to(self.device)
-        self.kw = dict(attention_mask=torch.ones_like(self.ids), max_new_tokens=args.output_len,
+        if inputs is not None:
+            self.ids, mask = inputs["input_ids"], inputs["attention_mask"]
+        else:
+            self.ids = torch.randint(1, self.model.config.vocab_size, (batch, args.input_len), generator=g).to(self.device)
+            mask = torch.ones_like(self.ids)
+        self.kw = dict(attention_mask=mask, max_new_tokens=args.output_len,
                        min_new_tokens=args.output_len, do_sample=False, num_beams=1, pad_token_id=0)
         if args.static_cache:
             self.kw["cache_implementation"] = "static"
@@ -389,6 +394,18 @@ def per_call_split(llem_cycles: list[dict], bare_cycles: list[dict]) -> Optional
             "first_call_rel": _rel(L["mean_first_call_s"], B["mean_first_call_s"])}
 
 
+def _llem_inputs(args, batch: int, backend) -> dict[str, Any]:
+    """The very tensors llem's windows feed ``generate``: the same prompts, prepared by the backend
+    (the dataset is deterministic for a config)."""
+    from llem.config.compose import load_config
+    from llem.datasets import load_prompts
+
+    cfg = load_config(llem_overrides(args, batch))
+    prompts = load_prompts(cfg.dataset, getattr(backend, "tokenizer", None), getattr(backend, "vocab_size", 512),
+                           min_count=batch)
+    return backend.prepare(prompts[:batch]).payload
+
+
 def _config_vs_plain(args, model) -> dict[str, Any]:
     """Where llem's loaded model differs from the one plain transformers builds from the same
     architecture numbers (``{}`` when it does not): the shared-model A/B would otherwise hide a
@@ -435,7 +452,12 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
             # here, between windows
             print(f"  bare: warm-up on llem's model object", flush=True)
             model_check.update(_config_vs_plain(args, backend.model))
-            loops.append(BareLoop(args, batch, raw, model=backend.model))
+            loops.append(BareLoop(args, batch, raw, model=backend.model,
+                                  inputs=_llem_inputs(args, batch, backend) if args.bare_inputs == "llem" else None))
+            # llem's last output starts with the ids its window fed generate
+            ids, last = loops[0].ids, getattr(backend, "last_output_ids", None)
+            model_check["bare_ids_equal_llem_ids"] = None if last is None else bool(
+                last.shape[0] == ids.shape[0] and (last[:, :ids.shape[1]] == ids).all())
         # after llem window 2k: the block's two bare windows, each with as many calls as that
         # llem window made (its repeats x the batches of one pass: 1 here)
         if index % 2 == 0:
@@ -462,6 +484,7 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
         "bare_model": "llem's own model object (plain generate on it)" if args.bare_model == "shared"
         else "a separate model object built with plain transformers (same architecture and dtype)",
         "llem_model_config_vs_plain_transformers": model_check or None,
+        "bare_inputs": "llem's prepared input tensors" if args.bare_inputs == "llem" else "random ids of the same shape",
     }
     if args.per_call:
         res["overhead"]["per_call"] = per_call_split(llem["cycles"], bare["cycles"])
@@ -569,6 +592,10 @@ def parse_args(argv=None):
     p.add_argument("--no-observers", action="store_true",
                    help="no Zeus / raw-counter observers inside llem's windows (agreement not checked): "
                         "isolates llem's own overhead from the observers'")
+    p.add_argument("--bare-inputs", choices=("random", "llem"), default="random",
+                   help="random: the bare loop's own random ids (plain transformers usage); llem: the input "
+                        "tensors llem's backend prepared (with --bare-model shared, the two arms then differ "
+                        "only in llem's harness around the call)")
     p.add_argument("--per-call", action="store_true",
                    help="record every generate call's duration in both arms and split each window into "
                         "time inside and outside the calls (attributes an overhead; adds a list append per call)")

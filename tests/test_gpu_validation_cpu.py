@@ -99,3 +99,18 @@ def test_per_call_splits_each_window_into_calls_and_the_rest(tmp_path):
 
     assert backend_class("pytorch").generate.__qualname__.endswith("Backend.generate")
     assert "per call: llem vs bare" in (out / "validation.md").read_text()
+
+
+@pytest.mark.slow
+def test_bare_inputs_llem_feeds_the_bare_loop_llems_own_tensors(tmp_path):
+    def run(mode):
+        out = tmp_path / mode
+        argv = ["--cpu", "--out", str(out), "--batches", "2", "--cycles", "2", "--warmup", "1", "--min-window-s",
+                "0.02", "--bare-inputs", mode]
+        assert _load().main(argv) == 0
+        return json.loads((out / "validation.json").read_text())["batches"][0]["overhead"]
+
+    llem, rand = run("llem"), run("random")
+    assert llem["bare_inputs"] == "llem's prepared input tensors"
+    assert llem["llem_model_config_vs_plain_transformers"]["bare_ids_equal_llem_ids"] is True
+    assert rand["llem_model_config_vs_plain_transformers"]["bare_ids_equal_llem_ids"] is False
