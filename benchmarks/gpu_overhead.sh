@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # llem's overhead against a bare generate loop, and where it comes from (issue 3, item 10).
 #   bash benchmarks/gpu_overhead.sh OUT_DIR [BATCHES] [CYCLES]
-# Runs benchmarks/gpu_validation.py (ABBA blocks, bare loop on llem's own model object) in four
+# Runs benchmarks/gpu_validation.py (ABBA blocks, bare loop on llem's own model object) in these
 # variants, each into OUT_DIR/<variant>:
 #   static           torch.compile + CUDA graphs (GPU-bound: host noise no longer swamps 1%)
 #   static-bare-llem same, without the Zeus/raw observers and without llem's sampler thread
 #   static-sampler   same, sampler on, no observers (isolates the sampler)
 #   static-sampler-process  same, the sampler in a child process (energy.sampler=process)
 #   eager            default HF generate (host-CPU bound, noisy)
+#   static-percall   static, llem's default sampler, no observers, every call timed (--per-call)
+#   static-percall-llem-inputs  same, the bare loop fed llem's own prepared input tensors
 # AFTER_EACH (a shell command) runs after every variant, e.g. to copy results off a machine
 # with a time limit: AFTER_EACH='tar czf "$OUT/ov.tgz" -C /tmp ov'. VARIANTS (space-separated
 # names) runs only those, to split the work across commands with a time limit.
@@ -31,4 +33,6 @@ run static-bare-llem --static-cache --no-observers --override energy.sample_inte
 run static-sampler --static-cache --no-observers
 run static-sampler-process --static-cache --no-observers --override energy.sampler=process
 run eager
+run static-percall --static-cache --no-observers --per-call
+run static-percall-llem-inputs --static-cache --no-observers --per-call --bare-inputs llem
 cat "$out/variants.txt" 2>/dev/null
