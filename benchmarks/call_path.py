@@ -38,6 +38,7 @@ def main(argv=None) -> int:
 
     import torch
 
+    from benchmarks.gpu_validation import plain_generate
     from llem.backends import backend_class
     from llem.config.compose import load_config
     from llem.datasets import load_prompts
@@ -57,12 +58,8 @@ def main(argv=None) -> int:
     batches = [backend.prepare(p) for p in backend.plan_batches(prompts[:a.batch], a.batch)]
     work = Workload(backend, batches)
     model, payload = backend.model, batches[0].payload
-    ids = torch.randint(1, model.config.vocab_size, tuple(payload["input_ids"].shape),
-                        generator=torch.Generator().manual_seed(0)).to(payload["input_ids"].device)
-    bare_kw = dict(attention_mask=torch.ones_like(ids), max_new_tokens=a.output_len, min_new_tokens=a.output_len,
-                   do_sample=False, num_beams=1, pad_token_id=0)
-    if a.static_cache:
-        bare_kw["cache_implementation"] = "static"
+    ids, bare_kw = plain_generate(model, a.batch, a.input_len, a.output_len, a.static_cache, 0,
+                                  payload["input_ids"].device)
     llem_kw = backend.generate_kwargs()
 
     def bare() -> None:

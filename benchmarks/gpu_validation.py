@@ -135,6 +135,21 @@ def bare_model(model: str, precision: str, device: str, seed: int):
     return m.eval()
 
 
+def plain_generate(model, batch: int, input_len: int, output_len: int, static_cache: bool, seed: int,
+                   device) -> tuple[Any, dict[str, Any]]:
+    """Random input ids and the kwargs a plain transformers user passes for a fixed-length greedy
+    generation: ``model.generate(ids, **kw)``."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, model.config.vocab_size, (batch, input_len), generator=g).to(device)
+    kw = dict(attention_mask=torch.ones_like(ids), max_new_tokens=output_len, min_new_tokens=output_len,
+              do_sample=False, num_beams=1, pad_token_id=0)
+    if static_cache:
+        kw["cache_implementation"] = "static"
+    return ids, kw
+
+
 class BareLoop:
     """``model.generate`` in a loop, with the raw counter read around each window."""
 
@@ -147,16 +162,10 @@ class BareLoop:
         self.torch, self.args, self.raw = torch, args, raw
         self.device = "cpu" if args.cpu else "cuda:0"
         self.model = model if model is not None else bare_model(args.model, args.precision, self.device, args.seed)
-        g = torch.Generator().manual_seed(args.seed)
+        self.ids, self.kw = plain_generate(self.model, batch, args.input_len, args.output_len, args.static_cache,
+                                           args.seed, self.device)
         if inputs is not None:
-            self.ids, mask = inputs["input_ids"], inputs["attention_mask"]
-        else:
-            self.ids = torch.randint(1, self.model.config.vocab_size, (batch, args.input_len), generator=g).to(self.device)
-            mask = torch.ones_like(self.ids)
-        self.kw = dict(attention_mask=mask, max_new_tokens=args.output_len,
-                       min_new_tokens=args.output_len, do_sample=False, num_beams=1, pad_token_id=0)
-        if args.static_cache:
-            self.kw["cache_implementation"] = "static"
+            self.ids, self.kw["attention_mask"] = inputs["input_ids"], inputs["attention_mask"]
         pass_s = []
         for _ in range(max(2, args.warmup)):
             self.sync()
@@ -188,20 +197,16 @@ class BareLoop:
             t0 = time.perf_counter()
             tokens = 0
             call_s: list[float] = []
-            if self.args.per_call:
-                for _ in range(calls):
-                    tc = time.perf_counter()
-                    tokens += self.call()
-                    call_s.append(time.perf_counter() - tc)
-            else:
-                for _ in range(calls):
-                    tokens += self.call()
+            # each call stamped, as llem's backend stamps each of its calls (GenerationOutput)
+            for _ in range(calls):
+                tc = time.perf_counter()
+                tokens += self.call()
+                call_s.append(time.perf_counter() - tc)
             self.sync()
             v1 = raw.read_mj() if raw else None
             dur = time.perf_counter() - t0
             self.cycles.append({"duration_s": dur, "calls": calls, "output_tokens": tokens,
-                                "energy_j": (v1 - v0) / 1e3 if raw else None,
-                                **({"call_s": call_s} if self.args.per_call else {})})
+                                "energy_j": (v1 - v0) / 1e3 if raw else None, "call_s": call_s})
 
     def close(self) -> dict[str, Any]:
         del self.model
@@ -266,10 +271,6 @@ class CallTimes:
 
         backend_cls.generate = generate
 
-    def take(self, n: int) -> list[float]:
-        """The last ``n`` calls (a window's, when called right after it closed)."""
-        return list(self.calls[-n:])
-
     def restore(self) -> None:
         self.cls.generate = self.orig
 
@@ -281,11 +282,11 @@ def run_llem(args, batch: int, observers: list, job_dir: Path, between_cycles=No
 
     cfg = load_config(llem_overrides(args, batch))
     timer = CallTimes(backend_class(cfg.backend)) if args.per_call else None
-    per_window: list[list[float]] = []
+    window_ends: list[int] = []  # how many calls had been made when each window closed
 
     def hook(index: int, cycle, backend) -> None:
         if timer is not None:
-            per_window.append(timer.take(cycle.repeats * math.ceil(cfg.dataset.num_prompts / cfg.batch)))
+            window_ends.append(len(timer.calls))
         if between_cycles is not None:
             between_cycles(index, cycle, backend)
 
@@ -298,8 +299,8 @@ def run_llem(args, batch: int, observers: list, job_dir: Path, between_cycles=No
     r.save(job_dir / "result.json")
     cycles = [{"duration_s": c.duration_s, "calls": c.repeats * r.measurement_methodology["window"]["batches_per_pass"],
                "output_tokens": c.output_tokens, "energy_j": c.energy_j} for c in r.cycles]
-    for c, calls in zip(cycles, per_window):
-        c["call_s"] = calls
+    for c, end in zip(cycles, window_ends):
+        c["call_s"] = timer.calls[end - c["calls"]:end]
     m = r.measurement_methodology
     return {"cycles": cycles, **_per_token(cycles),
             "energy_adjusted_per_output_token_j": r.energy.energy_adjusted_per_output_token_j,
@@ -597,8 +598,9 @@ def parse_args(argv=None):
                         "tensors llem's backend prepared (with --bare-model shared, the two arms then differ "
                         "only in llem's harness around the call)")
     p.add_argument("--per-call", action="store_true",
-                   help="record every generate call's duration in both arms and split each window into "
-                        "time inside and outside the calls (attributes an overhead; adds a list append per call)")
+                   help="record every generate call's duration in llem's arm too (the bare arm always does) and "
+                        "split each window into time inside and outside the calls (attributes an overhead; "
+                        "adds a wrapper frame and a list append per llem call)")
     p.add_argument("--static-cache", action="store_true",
                    help="both arms generate with cache_implementation=static, which transformers compiles "
                         "into CUDA graphs on a GPU: the host no longer paces the GPU, so throughput stops "

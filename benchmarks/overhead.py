@@ -40,7 +40,7 @@ def _gpu() -> bool:
 def sampler_cost(args, gpu: bool) -> dict:
     import torch
 
-    from benchmarks.gpu_validation import bare_model
+    from benchmarks.gpu_validation import bare_model, plain_generate
     from llem.devices import resolve_devices
     from llem.sampler import Sampler
 
@@ -53,10 +53,7 @@ def sampler_cost(args, gpu: bool) -> dict:
     devices = resolve_devices()
     device = "cuda:0" if gpu else "cpu"
     model = bare_model(args.model, args.precision, device, 0)
-    ids = torch.randint(1, model.config.vocab_size, (args.batch, args.input_len),
-                        generator=torch.Generator().manual_seed(0)).to(device)
-    kw = dict(attention_mask=torch.ones_like(ids), max_new_tokens=args.output_len, min_new_tokens=args.output_len,
-              do_sample=False, pad_token_id=0)
+    ids, kw = plain_generate(model, args.batch, args.input_len, args.output_len, False, 0, device)
 
     def window(calls: int) -> float:
         if gpu:
