@@ -5,9 +5,17 @@ Three arms alternate call by call, in an order reversed every round, so drift hi
 ``llem`` (the harness's ``Workload.run`` -> backend ``generate`` -> ``model.generate``), ``bare``
 (plain ``model.generate`` on random ids, plain kwargs) and ``bare_llem_kwargs`` (plain
 ``model.generate`` with llem's prepared tensors and llem's generate kwargs). Reports the median
-time per call of each arm and its difference from ``bare``.
+time per call of each arm and its difference from ``bare``, and the paired difference: per round,
+each arm's call against that round's bare call, as a ratio of sums with a seeded bootstrap 95% CI
+over rounds (rounds are seconds apart, so clock and thermal drift cancel far better than between
+multi-second windows).
 
-    python benchmarks/call_path.py [--static-cache] [--rounds 300] [--model tiny --device cpu]
+``--sampler`` runs llem's sampler thread (NVML reads every ``energy.sample_interval_s``) during
+every llem call, as it runs during llem's windows; it is started before and stopped after the
+timed call, so the llem arm's time includes only what the thread costs the call itself.
+
+    python benchmarks/call_path.py [--static-cache] [--rounds 300] [--max-s 200] [--sampler]
+        [--model tiny --device cpu]
 """
 from __future__ import annotations
 
@@ -23,6 +31,23 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
+def paired(arm: list[float], bare: list[float], samples: int = 10000, seed: int = 0) -> dict:
+    """The arm's total time over the bare arm's minus 1, with a seeded bootstrap 95% CI that
+    resamples rounds (each round holds one call of every arm, back to back)."""
+    import numpy as np
+
+    x, y = np.asarray(arm, dtype=float), np.asarray(bare, dtype=float)
+    n = len(x)
+    rng = np.random.default_rng(seed)
+    boot = [(x[i].sum() / y[i].sum()) - 1 for i in (rng.integers(0, n, n) for _ in range(samples))] if n > 1 else []
+    return {"rel": float(x.sum() / y.sum() - 1), "rounds": n,
+            "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))] if boot else None}
+
+
+def _device_name(torch, device: str) -> str:
+    return torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="tiny")
@@ -33,6 +58,9 @@ def main(argv=None) -> int:
     ap.add_argument("--output-len", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=300)
     ap.add_argument("--static-cache", action="store_true")
+    ap.add_argument("--max-s", type=float, default=None,
+                    help="stop after the round that passes this many seconds (a device time limit)")
+    ap.add_argument("--sampler", action="store_true", help="llem's sampler thread runs during each llem call")
     ap.add_argument("--out", default=None, help="write the report as JSON here too")
     a = ap.parse_args(argv)
 
@@ -44,6 +72,7 @@ def main(argv=None) -> int:
     from llem.datasets import load_prompts
     from llem.devices import DeviceSet, resolve_devices, select_for_job
     from llem.harness import Workload
+    from llem.sampler import Sampler
 
     ov = [f"model={a.model}", f"precision={a.precision}", f"batch={a.batch}", f"dataset.num_prompts={a.batch}",
           f"dataset.input_len={a.input_len}", f"output_len={a.output_len}", f"device={a.device}", "energy=none"]
@@ -70,26 +99,41 @@ def main(argv=None) -> int:
         with torch.inference_mode():
             model.generate(**payload, **llem_kw)
 
+    sampler = Sampler(devices, cfg.energy.sample_interval_s, time.perf_counter()) if a.sampler else None
+    if sampler is not None and not sampler.enabled:
+        raise SystemExit(f"--sampler: llem's sampler cannot run here ({devices.unavailable_reason or sampler.errors})")
     arms = {"llem": work.run, "bare": bare, "bare_llem_kwargs": bare_llem_kwargs}
     for f in arms.values():
         for _ in range(5):
             f()
     times: dict[str, list[float]] = {k: [] for k in arms}
     order = list(arms.items())
+    t_start = time.perf_counter()
     for r in range(a.rounds):
         for k, f in (order if r % 2 else order[::-1]):
+            if sampler is not None and k == "llem":
+                sampler.start()
             backend.synchronize()
             t = time.perf_counter()
             f()
             backend.synchronize()
             times[k].append(time.perf_counter() - t)
+            if sampler is not None and k == "llem":
+                sampler.stop()
+        if a.max_s is not None and time.perf_counter() - t_start > a.max_s:
+            break
     backend.close()
     med = {k: statistics.median(v) for k, v in times.items()}
-    report = {"args": vars(a), "llem_generate_kwargs": {k: str(v) for k, v in llem_kw.items()},
+    report = {"args": vars(a), "device": _device_name(torch, a.device), "rounds_done": len(times["bare"]),
+              "llem_generate_kwargs": {k: str(v) for k, v in llem_kw.items()},
               "median_call_s": med, "mean_call_s": {k: statistics.mean(v) for k, v in times.items()},
-              "median_vs_bare": {k: med[k] / med["bare"] - 1 for k in med}}
+              "median_vs_bare": {k: med[k] / med["bare"] - 1 for k in med},
+              "paired_vs_bare": {k: paired(times[k], times["bare"]) for k in arms if k != "bare"},
+              "sampler": sampler.describe() if sampler is not None else None}
     for k in arms:
-        print(f"{k:17s} median {med[k] * 1e3:8.3f} ms  vs bare {report['median_vs_bare'][k]:+.2%}")
+        pv = report["paired_vs_bare"].get(k)
+        ci = f"  paired {pv['rel']:+.2%} [{pv['ci95'][0]:+.2%}, {pv['ci95'][1]:+.2%}]" if pv and pv["ci95"] else ""
+        print(f"{k:17s} median {med[k] * 1e3:8.3f} ms  vs bare {report['median_vs_bare'][k]:+.2%}{ci}")
     if a.out:
         Path(a.out).write_text(json.dumps(report, indent=2))
     return 0

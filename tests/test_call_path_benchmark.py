@@ -8,15 +8,38 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-def test_call_path_reports_each_arm_against_bare(tmp_path):
+def _load():
     spec = importlib.util.spec_from_file_location("call_path", REPO / "benchmarks" / "call_path.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_paired_difference_is_a_ratio_of_sums_with_a_round_bootstrap():
+    mod = _load()
+    rep = mod.paired([1.1, 2.2, 3.3], [1.0, 2.0, 3.0])
+    assert rep["rel"] == pytest.approx(0.1) and rep["rounds"] == 3
+    # every round is +10%, so every resample is too
+    assert rep["ci95"] == pytest.approx([0.1, 0.1])
+    assert mod.paired([1.0], [1.0])["ci95"] is None
+
+
+@pytest.mark.slow
+def test_call_path_reports_each_arm_against_bare(tmp_path):
+    mod = _load()
     out = tmp_path / "cp.json"
-    assert mod.main(["--rounds", "2", "--batch", "2", "--output-len", "4", "--out", str(out)]) == 0
+    assert mod.main(["--rounds", "3", "--max-s", "0", "--batch", "2", "--output-len", "4", "--out", str(out)]) == 0
     rep = json.loads(out.read_text())
+    # --max-s 0 stops after the first round
+    assert rep["rounds_done"] == 1 and rep["device"] == "cpu" and rep["sampler"] is None
+    assert set(rep["paired_vs_bare"]) == {"llem", "bare_llem_kwargs"}
     assert set(rep["median_call_s"]) == {"llem", "bare", "bare_llem_kwargs"}
     assert all(v > 0 for v in rep["median_call_s"].values()) and rep["median_vs_bare"]["bare"] == 0
     # llem's kwargs fix the output length, as the bare arm's do
     assert rep["llem_generate_kwargs"]["min_new_tokens"] == rep["llem_generate_kwargs"]["max_new_tokens"] == "4"
+
+
+@pytest.mark.slow
+def test_call_path_sampler_needs_a_gpu():
+    with pytest.raises(SystemExit, match="--sampler: llem's sampler cannot run here"):
+        _load().main(["--rounds", "1", "--batch", "2", "--output-len", "4", "--sampler"])
