@@ -129,7 +129,7 @@ def main(argv=None) -> int:
               "median_call_s": med, "mean_call_s": {k: statistics.mean(v) for k, v in times.items()},
               "median_vs_bare": {k: med[k] / med["bare"] - 1 for k in med},
               "paired_vs_bare": {k: paired(times[k], times["bare"]) for k in arms if k != "bare"},
-              "sampler": sampler.describe() if sampler is not None else None}
+              "sampler": sampler.describe() if sampler is not None else None, "call_s": times}
     for k in arms:
         pv = report["paired_vs_bare"].get(k)
         ci = f"  paired {pv['rel']:+.2%} [{pv['ci95'][0]:+.2%}, {pv['ci95'][1]:+.2%}]" if pv and pv["ci95"] else ""

@@ -1,0 +1,127 @@
+"""Pool the ABBA overhead blocks of several ``gpu_validation.py`` runs (issue 3, item 10).
+
+One run gives 6-8 blocks; on an H100 under its power cap, adjacent 5 s windows of the same
+``generate`` vary by several per cent, so one run's 95% CI is about +/-1-2% wide. This reads the
+per-block relative differences (llem vs bare, time per call and J/token) of every run given, per
+batch, and reports their mean with a seeded bootstrap 95% CI that resamples blocks within each
+run (a stratified bootstrap: every run keeps its block count, so no run can stand in for another
+host's). Runs are pooled only when they measured the same workload with the same llem
+configuration; anything else is refused.
+
+    python benchmarks/pool_overhead.py RUN_DIR_OR_VALIDATION_JSON ... [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+LIMIT = 0.01
+# what must match for two runs' blocks to measure the same thing
+SAME = ("model", "precision", "input_len", "output_len", "static_cache", "bare_model", "override", "no_observers")
+
+
+class Refused(Exception):
+    """Bad input: a run that is not there or does not pool with the others."""
+
+
+def load(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "validation.json"
+    if not p.is_file():
+        raise Refused(f"run={path!r}: no validation.json there (a gpu_validation.py --out folder is expected)")
+    rep = json.loads(p.read_text())
+    rep["_path"] = str(p)
+    return rep
+
+
+def host(rep: dict[str, Any]) -> Optional[str]:
+    uuids = sorted((rep.get("idle_baseline") or {}).get("power_w") or {})
+    return ",".join(uuids) or None
+
+
+def pooled(per_run: list[list[float]], samples: int = 10000, seed: int = 0) -> dict[str, Any]:
+    import numpy as np
+
+    arrs = [np.asarray(a, dtype=float) for a in per_run if len(a)]
+    allv = np.concatenate(arrs)
+    rng = np.random.default_rng(seed)
+    boot = [np.concatenate([a[rng.integers(0, len(a), len(a))] for a in arrs]).mean() for _ in range(samples)]
+    lo, hi = float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
+    verdict = ("shown: 95% CI upper end <= +1%" if hi <= LIMIT else
+               "exceeded: 95% CI lower end > +1%" if lo > LIMIT else "not resolved: the 95% CI straddles +1%")
+    return {"mean": float(allv.mean()), "ci95": [lo, hi], "blocks": int(allv.size), "verdict": verdict}
+
+
+def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    ref = reports[0]["args"]
+    for r in reports[1:]:
+        for k in SAME:
+            if r["args"].get(k) != ref.get(k):
+                raise Refused(f"{k}={r['args'].get(k)!r} in {r['_path']} differs from {ref.get(k)!r} in "
+                                 f"{reports[0]['_path']}: only runs of the same workload and llem configuration pool")
+    by_batch: dict[int, list[tuple[dict, dict]]] = {}
+    for r in reports:
+        for b in r["batches"]:
+            if b["overhead"].get("time_per_call_rel_per_block"):
+                by_batch.setdefault(b["batch"], []).append((r, b))
+    out = {"runs": [{"path": r["_path"], "host": host(r), "commit": r.get("commit"), "command": r.get("command")}
+                    for r in reports],
+           "workload": {k: ref.get(k) for k in SAME}, "design": __doc__.split("\n\n")[1].replace("\n", " ").replace("``", "`"),
+           "batches": []}
+    for batch, rows in sorted(by_batch.items()):
+        out["batches"].append({
+            "batch": batch, "runs": len(rows), "hosts": sorted({host(r) or "?" for r, _ in rows}),
+            "time_per_call": pooled([b["overhead"]["time_per_call_rel_per_block"] for _, b in rows]),
+            "energy_per_output_token": pooled([b["overhead"]["energy_per_output_token_rel_per_block"] for _, b in rows]),
+            "per_run": [{"path": r["_path"], "time_per_call_rel": b["overhead"]["time_per_call_rel"],
+                         "time_per_call_ci95": b["overhead"]["time_per_call_ci95"],
+                         "energy_per_output_token_rel": b["overhead"]["energy_per_output_token_rel"],
+                         "energy_per_output_token_ci95": b["overhead"]["energy_per_output_token_ci95"],
+                         "blocks": b["overhead"]["blocks"]} for r, b in rows],
+        })
+    return out
+
+
+def markdown(rep: dict[str, Any]) -> str:
+    def f(m):
+        return f"{m['mean']:+.2%} [{m['ci95'][0]:+.2%}, {m['ci95'][1]:+.2%}]"
+
+    lines = ["# llem vs bare generate: ABBA blocks pooled over runs", "",
+             f"Reproduce: `python benchmarks/pool_overhead.py {' '.join(r['path'] for r in rep['runs'])}`", "",
+             rep["design"], "",
+             "| batch | runs | hosts | blocks | time/call vs bare [95% CI] | J/token vs bare [95% CI] | time | energy |",
+             "|---|---|---|---|---|---|---|---|"]
+    for b in rep["batches"]:
+        t, e = b["time_per_call"], b["energy_per_output_token"]
+        lines.append(f"| {b['batch']} | {b['runs']} | {len(b['hosts'])} | {t['blocks']} | {f(t)} | {f(e)} | "
+                     f"{t['verdict'].split(':')[0]} | {e['verdict'].split(':')[0]} |")
+    lines += ["", "Runs:", ""] + [f"- `{r['path']}` (host {r['host']}, commit {r['commit']})" for r in rep["runs"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", help="gpu_validation.py --out folders (or their validation.json)")
+    ap.add_argument("--out", default=None, help="write pooled.json and pooled.md here")
+    a = ap.parse_args(argv)
+    try:
+        rep = pool([load(p) for p in a.runs])
+    except Refused as err:
+        print(f"pool_overhead: {err}", file=sys.stderr)
+        return 2
+    md = markdown(rep)
+    print(md)
+    if a.out:
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "pooled.json").write_text(json.dumps(rep, indent=2))
+        (out / "pooled.md").write_text(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

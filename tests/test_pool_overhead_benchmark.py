@@ -1,0 +1,63 @@
+"""benchmarks/pool_overhead.py pools ABBA blocks of runs of one workload, and refuses others."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("pool_overhead", REPO / "benchmarks" / "pool_overhead.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(tmp_path, name, blocks_by_batch, uuid="GPU-a", **args):
+    base = {"model": "llama-3.2-1b", "precision": "bf16", "input_len": 128, "output_len": 128,
+            "static_cache": True, "bare_model": "shared", "override": [], "no_observers": True}
+    rep = {"args": {**base, **args}, "commit": "abc", "command": "python benchmarks/gpu_validation.py",
+           "idle_baseline": {"power_w": {uuid: 72.0}},
+           "batches": [{"batch": b, "overhead": {
+               "blocks": len(t), "time_per_call_rel": sum(t) / len(t), "time_per_call_ci95": None,
+               "energy_per_output_token_rel": sum(e) / len(e), "energy_per_output_token_ci95": None,
+               "time_per_call_rel_per_block": t, "energy_per_output_token_rel_per_block": e}}
+               for b, (t, e) in blocks_by_batch.items()]}
+    d = tmp_path / name
+    d.mkdir()
+    (d / "validation.json").write_text(json.dumps(rep))
+    return str(d)
+
+
+def test_blocks_of_every_run_pool_per_batch(tmp_path):
+    mod = _load()
+    a = _run(tmp_path, "a", {128: ([0.02, 0.0], [0.001, 0.003])}, uuid="GPU-a")
+    b = _run(tmp_path, "b", {128: ([0.01, -0.01, 0.0], [0.0, 0.002, 0.004]), 8: ([0.5, 0.7], [0.02, 0.04])},
+             uuid="GPU-b")
+    out = tmp_path / "pooled"
+    assert mod.main([a, b, "--out", str(out)]) == 0
+    rep = json.loads((out / "pooled.json").read_text())
+    by = {x["batch"]: x for x in rep["batches"]}
+    t128 = by[128]["time_per_call"]
+    assert t128["blocks"] == 5 and t128["mean"] == pytest.approx(0.02 / 5)
+    assert t128["ci95"][0] <= t128["mean"] <= t128["ci95"][1]
+    assert by[128]["hosts"] == ["GPU-a", "GPU-b"] and by[128]["runs"] == 2
+    # energy: every block under +1%, so the whole CI is too
+    assert by[128]["energy_per_output_token"]["verdict"].startswith("shown")
+    # batch 8 only in run b: +50% and +70% blocks exceed the limit outright
+    assert by[8]["runs"] == 1 and by[8]["time_per_call"]["verdict"].startswith("exceeded")
+    assert "| 128 | 2 | 2 | 5 |" in (out / "pooled.md").read_text()
+
+
+def test_runs_of_another_configuration_are_refused(tmp_path, capsys):
+    mod = _load()
+    a = _run(tmp_path, "a", {8: ([0.0, 0.0], [0.0, 0.0])})
+    b = _run(tmp_path, "b", {8: ([0.0, 0.0], [0.0, 0.0])}, override=["energy.sample_interval_s=null"])
+    assert mod.main([a, b, "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert "override=['energy.sample_interval_s=null']" in err and "only runs of the same workload" in err
+    assert not (tmp_path / "p").exists()
+    assert mod.main([str(tmp_path / "missing")]) == 2
+    assert "no validation.json there" in capsys.readouterr().err
