@@ -19,6 +19,16 @@ LLEM = str(Path(sys.executable).parent / "llem")
 FAST = ["measurement.cycles=2", "measurement.warmup_runs=0", "dataset.num_prompts=2", "output_len=4"]
 
 
+def load_benchmark(name: str):
+    """A script under benchmarks/ as a module (the folder is scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def run_llem(args, cwd, env=None, timeout=300, input=None) -> subprocess.CompletedProcess:
     """Run the CLI as a user types it."""
     e = dict(os.environ)

@@ -1,18 +1,13 @@
 """benchmarks/call_path.py runs on CPU and compares the three arms on one model object."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import load_benchmark
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("call_path", REPO / "benchmarks" / "call_path.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("call_path")
 
 
 def test_paired_difference_is_a_ratio_of_sums_with_a_round_bootstrap():

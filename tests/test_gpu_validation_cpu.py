@@ -1,19 +1,14 @@
 """benchmarks/gpu_validation.py in its CPU mode (tiny model, no meters): the same code path the
 lead runs on the H100, minus the meters."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import load_benchmark
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("gpu_validation", REPO / "benchmarks" / "gpu_validation.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("gpu_validation")
 
 
 @pytest.mark.slow

@@ -1,18 +1,13 @@
 """benchmarks/pool_overhead.py pools ABBA blocks of runs of one workload, and refuses others."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import load_benchmark
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("pool_overhead", REPO / "benchmarks" / "pool_overhead.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("pool_overhead")
 
 
 def _run(tmp_path, name, blocks_by_batch, uuid="GPU-a", **args):
