@@ -259,14 +259,14 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
 
     # -- statistics and result ---------------------------------------------------------------
     stats_seed = config.seed
-    ns = config.measurement.bootstrap_samples
+    how = {"method": config.measurement.ci_method, "samples": config.measurement.bootstrap_samples, "seed": stats_seed}
     stats = {
-        "energy_per_output_token_j": summarize([c.energy_per_output_token_j for c in cycles], samples=ns, seed=stats_seed),
-        "tokens_per_joule": summarize([c.tokens_per_joule for c in cycles], samples=ns, seed=stats_seed),
-        "output_tokens_per_s": summarize([c.output_tokens_per_s for c in cycles], samples=ns, seed=stats_seed),
+        "energy_per_output_token_j": summarize([c.energy_per_output_token_j for c in cycles], **how),
+        "tokens_per_joule": summarize([c.tokens_per_joule for c in cycles], **how),
+        "output_tokens_per_s": summarize([c.output_tokens_per_s for c in cycles], **how),
         "energy_adjusted_per_output_token_j": summarize(
             [(c.energy_adjusted_j / c.output_tokens) if c.energy_adjusted_j is not None and c.output_tokens else None
-             for c in cycles], samples=ns, seed=stats_seed),
+             for c in cycles], **how),
     }
     energy = _energy_summary(meter, cycles, baseline, load_reading)
     from llem.warnings_check import environment_warnings, foreign_process_warnings, measurement_warnings

@@ -114,6 +114,9 @@ def measurement_warnings(*, meter, bounds: list[float], target: float, durations
                    f"(< {MIN_WINDOW_WARN_S:g} s)")
     if cv is not None and cv > cv_threshold:
         out.append(f"high CV: energy per token varies {cv:.1%} across cycles (threshold {cv_threshold:.1%})")
+    if len(durations_s) == 1:
+        out.append("one cycle: no spread or confidence interval can be estimated (measurement.cycles=1; "
+                   "use 2 or more, 5 by default)")
     if meter.estimated:
         out.append(f"estimated meter: {meter.name} does not read a hardware energy counter; its energy is a "
                    "model-based estimate")

@@ -58,7 +58,7 @@ def test_measured_run_with_baseline_windows_and_timeseries(monkeypatch, tmp_path
     for c, e in zip(r.cycles, obs.energies_j):
         assert abs(c.energy_j - e) <= 120.0 * 0.02 + 0.01
     s = r.stats["energy_per_output_token_j"]
-    assert s.n == 2 and s.ci95_low <= s.mean <= s.ci95_high
+    assert s.n == 2 and s.ci95_low <= s.mean <= s.ci95_high and s.method.startswith("Student t")
     assert r.steady_state_window and m["steady_state_claimed"]
     assert r.steady_state_window[0] >= m["warmup"]["durations_s"][0]
     ts = pd.read_parquet(tmp_path / "job" / r.timeseries_path)
@@ -86,6 +86,13 @@ def test_no_meter_is_not_measured_never_zero(monkeypatch, tmp_path):
     assert r.energy.energy_j is None and all(c.energy_j is None for c in r.cycles)
     assert r.stats["energy_per_output_token_j"].mean is None
     assert r.output_tokens > 0
+
+
+def test_bootstrap_ci_when_asked(tmp_path):
+    r = harness.run(load_config([*FAST, "energy=none", "measurement.ci_method=bootstrap",
+                                 "measurement.bootstrap_samples=300"]), tmp_path / "j")
+    s = r.stats["output_tokens_per_s"]
+    assert "bootstrap" in s.method and "300 resamples" in s.method and s.ci95_low <= s.mean <= s.ci95_high
 
 
 def test_sampler_in_a_child_process_fills_the_same_time_series(monkeypatch, tmp_path):

@@ -55,10 +55,11 @@ def test_measurement_warnings():
     est = SimpleNamespace(name="codecarbon", estimated=True, caveat=None)
     w = measurement_warnings(meter=est, bounds=[0.009], target=0.005, durations_s=[0.5], cv=0.2, cv_threshold=0.05)
     text = "\n".join(w)
-    for key in ("short window: quantisation bound 0.90%", "shortest measured window", "high CV", "estimated meter"):
+    for key in ("short window: quantisation bound 0.90%", "shortest measured window", "high CV", "estimated meter",
+                "one cycle: no spread or confidence interval"):
         assert key in text
     ok = SimpleNamespace(name="nvml", estimated=False, caveat=None)
-    assert measurement_warnings(meter=ok, bounds=[0.004], target=0.005, durations_s=[20.0], cv=0.01,
+    assert measurement_warnings(meter=ok, bounds=[0.004, 0.004], target=0.005, durations_s=[20.0, 20.0], cv=0.01,
                                 cv_threshold=0.05) == []
 
 

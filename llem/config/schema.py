@@ -138,6 +138,8 @@ class MeasurementConfig(_Strict):
     min_window_s: float = Field(0.0, ge=0)
     quantisation_target: float = Field(0.005, gt=0, lt=1)
     max_repeats_per_cycle: PositiveInt = 1000
+    # 95% CI of the mean over cycles: Student's t (right for a few cycles) or a seeded bootstrap
+    ci_method: Literal["t", "bootstrap"] = "t"
     bootstrap_samples: PositiveInt = 2000
     cv_warn_threshold: float = Field(0.05, gt=0)
     temperature_drift_warn_c: float = Field(5.0, gt=0)
