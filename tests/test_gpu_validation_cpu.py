@@ -58,6 +58,13 @@ def test_abba_overhead_is_the_ratio_of_sums_with_a_block_bootstrap():
     assert ov["time_per_call_rel"] == pytest.approx(0.02) and ov["energy_per_output_token_rel"] == pytest.approx(0.02)
     assert ov["time_per_call_ci95"] == pytest.approx([0.02, 0.02])
     assert ov["time_verdict"].startswith("exceeded")
+    # blocks that disagree: the CI is the wider of the block bootstrap and the t interval
+    llem = [win(d * f) for d, f in ((1.00, 1.0), (1.00, 1.0), (1.03, 1.1), (1.03, 1.1), (0.99, 1.2), (0.99, 1.2))]
+    bare = [win(1.0 * f) for f in (1.0, 1.0, 1.1, 1.1, 1.2, 1.2)]
+    ov = mod.abba_overhead(llem, bare, samples=500)
+    boot, t = ov["time_per_call_ci95_bootstrap"], ov["time_per_call_ci95_t"]
+    assert t[1] - t[0] > boot[1] - boot[0]
+    assert ov["time_per_call_ci95"] == [min(boot[0], t[0]), max(boot[1], t[1])]
     # no energy readings: energy is "not evaluated", never a pass
     ov = mod.abba_overhead([win(1.0)] * 4, [win(1.0)] * 4, samples=50)
     assert ov["energy_per_output_token_rel"] is None and ov["energy_verdict"] is None

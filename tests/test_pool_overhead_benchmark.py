@@ -29,7 +29,7 @@ def _run(tmp_path, name, blocks_by_batch, uuid="GPU-a", **args):
 def test_blocks_of_every_run_pool_per_batch(tmp_path):
     mod = _load()
     a = _run(tmp_path, "a", {128: ([0.02, 0.0], [0.001, 0.003])}, uuid="GPU-a")
-    b = _run(tmp_path, "b", {128: ([0.01, -0.01, 0.0], [0.0, 0.002, 0.004]), 8: ([0.5, 0.7], [0.02, 0.04])},
+    b = _run(tmp_path, "b", {128: ([0.01, -0.01, 0.0], [0.0, 0.002, 0.004]), 8: ([0.5, 0.6, 0.7], [0.02, 0.03, 0.04])},
              uuid="GPU-b")
     out = tmp_path / "pooled"
     assert mod.main([a, b, "--out", str(out)]) == 0
@@ -41,8 +41,12 @@ def test_blocks_of_every_run_pool_per_batch(tmp_path):
     assert by[128]["hosts"] == ["GPU-a", "GPU-b"] and by[128]["runs"] == 2
     # energy: every block under +1%, so the whole CI is too
     assert by[128]["energy_per_output_token"]["verdict"].startswith("shown")
-    # batch 8 only in run b: +50% and +70% blocks exceed the limit outright
+    # batch 8 only in run b: +50% to +70% blocks exceed the limit outright
     assert by[8]["runs"] == 1 and by[8]["time_per_call"]["verdict"].startswith("exceeded")
+    # the CI is the wider envelope of the bootstrap and the t interval
+    for m in (t128, by[8]["time_per_call"]):
+        assert m["ci95"][0] == min(m["ci95_bootstrap"][0], m["ci95_t"][0])
+        assert m["ci95"][1] == max(m["ci95_bootstrap"][1], m["ci95_t"][1])
     assert "| 128 | 2 | 2 | 5 |" in (out / "pooled.md").read_text()
 
 
