@@ -4,7 +4,7 @@ Arms (``--finding attn``, default): ``pytorch.attn_implementation=eager`` agains
 (``--finding compile``): default dynamic cache against ``cache_implementation=static`` +
 ``torch_compile``. Each arm at each batch size is one full ``llem.harness.run`` experiment
 (idle baseline, warm-up, cycles of counter-metered windows, latency pass), so the numbers carry
-llem's CIs (percentile bootstrap over cycles) and its warnings. Arms alternate within each batch
+llem's CIs over cycles (``measurement.ci_method``) and its warnings. Arms alternate within each batch
 size, and with ``--rounds 2`` the order flips (ABBA) so slow drift does not favour one arm.
 
 GPU (H100, ~3 minutes; needs llem's dependencies staged):
@@ -100,7 +100,8 @@ def main(argv=None) -> int:
                "output_len": a.output_len, "cycles": a.cycles, "rounds": a.rounds, "cpu_mode": a.cpu,
                "host": platform.node(), "total_wall_s": time.perf_counter() - t_start,
                "command": "python benchmarks/gpu_pytorch.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "ci_method": "95% percentile bootstrap over measured cycles (llem.stats)", "rows": rows}
+               "ci_method": next((r["output_tokens_per_s"].get("method") for r in rows if r["output_tokens_per_s"]), None),
+               "rows": rows}
     (out / "finding.json").write_text(json.dumps(finding, indent=1, default=str))
     md = [f"# {a.finding}: {' vs '.join(n for n, _ in ARMS[a.finding])}, {a.model} {a.precision}, "
           f"{a.input_len} in / {a.output_len} out" + (" (CPU smoke run: not a finding)" if a.cpu else ""), "",
