@@ -43,11 +43,22 @@ def test_blocks_of_every_run_pool_per_batch(tmp_path):
     assert by[128]["energy_per_output_token"]["verdict"].startswith("shown")
     # batch 8 only in run b: +50% to +70% blocks exceed the limit outright
     assert by[8]["runs"] == 1 and by[8]["time_per_call"]["verdict"].startswith("exceeded")
-    # the CI is the wider envelope of the bootstrap and the t interval
+    # the CI is the widest envelope of the bootstrap, the t interval and (two runs or more) the
+    # inverse-variance weighted estimate
     for m in (t128, by[8]["time_per_call"]):
-        assert m["ci95"][0] == min(m["ci95_bootstrap"][0], m["ci95_t"][0])
-        assert m["ci95"][1] == max(m["ci95_bootstrap"][1], m["ci95_t"][1])
+        cis = [m["ci95_bootstrap"], m["ci95_t"]] + ([m["fixed_effect"]["ci95"]] if m["fixed_effect"] else [])
+        assert m["ci95"] == [min(c[0] for c in cis), max(c[1] for c in cis)]
+    assert by[8]["time_per_call"]["fixed_effect"] is None
     assert "| 128 | 2 | 2 | 5 |" in (out / "pooled.md").read_text()
+
+
+def test_fixed_effect_trusts_the_quiet_run():
+    import numpy as np
+
+    fe = _load().fixed_effect([np.array([0.010, 0.011, 0.009]), np.array([-0.05, 0.05, 0.0])])
+    # run 1's blocks vary 0.1%, run 2's 5%: the weighted mean sits at run 1's +1.0%
+    assert fe["mean"] == pytest.approx(0.01, abs=1e-4) and fe["runs"] == 2 and fe["q_df"] == 1
+    assert fe["ci95"][0] < fe["mean"] < fe["ci95"][1]
 
 
 def test_runs_of_another_configuration_are_refused(tmp_path, capsys):
