@@ -379,7 +379,29 @@ def abba_overhead(llem_cycles: list[dict], bare_cycles: list[dict], samples: int
             "energy_per_output_token_ci95_bootstrap": energy_m["ci95_bootstrap"] if energy_m else None,
             "energy_per_output_token_ci95_t": energy_m["ci95_t"] if energy_m else None,
             "energy_per_output_token_rel_per_block": energy_m["per_block"] if energy_m else None,
-            "time_verdict": verdict(time_m), "energy_verdict": verdict(energy_m)}
+            "time_verdict": verdict(time_m), "energy_verdict": verdict(energy_m),
+            "regrouped_baab": regrouped_baab(llem_cycles, bare_cycles)}
+
+
+def regrouped_baab(llem_cycles: list[dict], bare_cycles: list[dict]) -> Optional[dict[str, Any]]:
+    """The same windows grouped the other way: llem 0 | bare 0, 1 | llem 1, 2 | bare 2, 3 | ...
+    also reads as blocks (bare 2k+1, llem 2k+1, llem 2k+2, bare 2k+2), i.e. BAAB. If a difference
+    came from where the block edges fall (a one-window transient, or drift that is not linear
+    within a block), the two groupings disagree; an overhead of llem's shows in both. Ratio of
+    sums over the BAAB blocks."""
+    n = min(len(llem_cycles), len(bare_cycles)) // 2 - 1
+    if n < 1:
+        return None
+    L = [c for k in range(n) for c in llem_cycles[2 * k + 1:2 * k + 3]]
+    B = [c for k in range(n) for c in bare_cycles[2 * k + 1:2 * k + 3]]
+
+    def rel(num: str, den: str) -> Optional[float]:
+        if any(c[num] is None for c in L + B):
+            return None
+        return (sum(c[num] for c in L) / sum(c[den] for c in L)) / (sum(c[num] for c in B) / sum(c[den] for c in B)) - 1
+
+    return {"blocks": n, "time_per_call_rel": rel("duration_s", "calls"),
+            "energy_per_output_token_rel": rel("energy_j", "output_tokens")}
 
 
 def per_call_split(llem_cycles: list[dict], bare_cycles: list[dict]) -> Optional[dict[str, Any]]:

@@ -58,6 +58,16 @@ def test_abba_overhead_is_the_ratio_of_sums_with_a_block_bootstrap():
     assert ov["time_per_call_rel"] == pytest.approx(0.02) and ov["energy_per_output_token_rel"] == pytest.approx(0.02)
     assert ov["time_per_call_ci95"] == pytest.approx([0.02, 0.02])
     assert ov["time_verdict"].startswith("exceeded")
+    # regrouped as BAAB blocks (bare 1, llem 1, llem 2, bare 2), llem's +2% is still there
+    assert ov["regrouped_baab"]["blocks"] == 2
+    assert ov["regrouped_baab"]["time_per_call_rel"] == pytest.approx(0.02)
+    # one transient (bare window 0 is 12% slow) moves the ABBA reading; the BAAB grouping, which
+    # leaves that window out, does not see it: the two disagreeing flags such an artefact
+    flat = [win(1.0 * f) for f in (1.0, 1.0, 1.1, 1.1, 1.2, 1.2)]
+    hiccup = [win(1.12)] + flat[1:]
+    ov2 = mod.abba_overhead(flat, hiccup, samples=50)
+    assert ov2["time_per_call_rel"] < -0.01
+    assert ov2["regrouped_baab"]["time_per_call_rel"] == pytest.approx(0.0)
     # blocks that disagree: the CI is the wider of the block bootstrap and the t interval
     llem = [win(d * f) for d, f in ((1.00, 1.0), (1.00, 1.0), (1.03, 1.1), (1.03, 1.1), (0.99, 1.2), (0.99, 1.2))]
     bare = [win(1.0 * f) for f in (1.0, 1.0, 1.1, 1.1, 1.2, 1.2)]
