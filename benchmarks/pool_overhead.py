@@ -96,7 +96,7 @@ def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
         for k in SAME:
             if r["args"].get(k) != ref.get(k):
                 raise Refused(f"{k}={r['args'].get(k)!r} in {r['_path']} differs from {ref.get(k)!r} in "
-                                 f"{reports[0]['_path']}: only runs of the same workload and llem configuration pool")
+                              f"{reports[0]['_path']}: only runs of the same workload and llem configuration pool")
     by_batch: dict[int, list[tuple[dict, dict]]] = {}
     for r in reports:
         for b in r["batches"]:
@@ -104,8 +104,8 @@ def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
                 by_batch.setdefault(b["batch"], []).append((r, b))
     out = {"runs": [{"path": r["_path"], "host": host(r), "commit": r.get("commit"), "command": r.get("command")}
                     for r in reports],
-           "workload": {k: ref.get(k) for k in SAME}, "design": __doc__.split("\n\n")[1].replace("\n", " ").replace("``", "`"),
-           "batches": []}
+           "workload": {k: ref.get(k) for k in SAME},
+           "design": __doc__.split("\n\n")[1].replace("\n", " ").replace("``", "`"), "batches": []}
     for batch, rows in sorted(by_batch.items()):
         out["batches"].append({
             "batch": batch, "runs": len(rows), "hosts": sorted({host(r) or "?" for r, _ in rows}),
