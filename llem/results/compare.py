@@ -21,6 +21,9 @@ from llem.results.table import STAT_METRICS, metric_columns
 DEFAULT_METRICS = ["energy_per_output_token_j", "energy_adjusted_per_output_token_j", "tokens_per_joule",
                    "output_tokens_per_s", "energy_j", "ttft_ms_p50", "itl_ms_p50", "e2e_latency_ms_p50"]
 DEFAULT_STUDY_METRICS = ["energy_per_output_token_j", "output_tokens_per_s"]
+# totals over a job's measured windows: their size is set by window sizing and cycles, not by the
+# configuration, so two jobs' totals differ whenever their windows do
+TOTAL_METRICS = {"energy_j", "energy_adjusted_j", "cpu_energy_j", "dram_energy_j"}
 MATCH_COLUMNS = ["backend", "model", "precision", "batch", "output_len", "input_len", "num_prompts"]
 
 COMPARE_COLUMNS = ["match", "job_id_a", "job_id_b", "backend", "model", "precision", "batch", "metric",
@@ -51,6 +54,12 @@ def _val(row: Optional[pd.Series], col: str):
         return None
     v = row[col]
     return None if pd.isna(v) else v
+
+
+def _ci_kind(method: Optional[str]) -> Optional[str]:
+    if not method:
+        return None
+    return "Student t" if method.startswith("Student t") else "bootstrap" if "bootstrap" in method else method
 
 
 def _why_missing(row: pd.Series, metric: str, side: str) -> str:
@@ -89,6 +98,14 @@ def _pair_rows(a_row, b_row, metrics, match) -> list[dict]:
                                            rec["b_ci95_high"])
             if rec["ci_overlap"] is None:
                 notes.append("no CI" if m not in STAT_METRICS else "CI missing")
+            elif m in STAT_METRICS:
+                ma, mb = _ci_kind(_val(a_row, "ci_method")), _ci_kind(_val(b_row, "ci_method"))
+                if ma and mb and ma != mb:
+                    notes.append(f"CIs made differently (A: {ma}, B: {mb}): the overlap is not like for like")
+            ta, tb = _val(a_row, "output_tokens"), _val(b_row, "output_tokens")
+            if m in TOTAL_METRICS and ta is not None and tb is not None and ta != tb:
+                notes.append(f"a total over each job's windows (A: {ta}, B: {tb} output tokens); "
+                             "compare per-token metrics")
         rec["note"] = "; ".join(notes) or None
         out.append(rec)
     return out

@@ -54,7 +54,7 @@ def base_columns() -> list[str]:
     cols = ID_COLUMNS + CONFIG_COLUMNS + ENERGY_COLUMNS
     for m in STAT_METRICS:
         cols += stat_columns(m)
-    return cols + WORK_COLUMNS + latency_columns() + PHASE_COLUMNS + META_COLUMNS
+    return cols + ["ci_method"] + WORK_COLUMNS + latency_columns() + PHASE_COLUMNS + META_COLUMNS
 
 
 _BASE = frozenset(base_columns())
@@ -167,6 +167,10 @@ def result_row(result: ExperimentResult) -> dict[str, Any]:
     point = {"energy_per_output_token_j": e.energy_per_output_token_j,
              "energy_adjusted_per_output_token_j": e.energy_adjusted_per_output_token_j,
              "tokens_per_joule": e.tokens_per_joule, "output_tokens_per_s": r.output_tokens_per_s}
+    # how the CIs were made (result.stats.*.method): Student's t since llem 0.1.0's CI change,
+    # a percentile bootstrap in older results; compare flags a mix
+    row["ci_method"] = next((r.stats[m].method for m in STAT_METRICS if r.stats.get(m) is not None
+                             and r.stats[m].method), None)
     for m in STAT_METRICS:
         st = r.stats.get(m)
         v = point.get(m)

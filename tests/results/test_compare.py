@@ -53,6 +53,31 @@ def test_two_studies_match_jobs_by_config(study_dir, study_dir_b):
     assert set(only_a["job_id_a"]) == {"0008", "0009", "0010"}
 
 
+def test_mixed_ci_methods_and_totals_are_flagged(measured_jobs, real_job):
+    a, b = frame(measured_jobs[0]), frame(real_job)
+    # the stored real result predates the Student-t CI: its stats say "bootstrap"
+    assert "bootstrap" in b.loc[0, "ci_method"] and a.loc[0, "ci_method"].startswith("Student t")
+    cmp = compare_frames(a, b)
+    tps = cmp[cmp["metric"] == "output_tokens_per_s"].iloc[0]
+    assert "CIs made differently (A: Student t, B: bootstrap)" in tps["note"]
+    same = compare_frames(*(frame(p) for p in measured_jobs))
+    assert not any("CIs made differently" in (n or "") for n in same["note"].fillna(""))
+
+
+def test_totals_over_different_windows_are_flagged(tmp_path):
+    from tests.results.results_fixtures import real_result, synthetic_result
+
+    for name, n in (("a", 3), ("b", 5)):
+        (tmp_path / name).mkdir()
+        synthetic_result(real_result(), backend="pytorch", batch=4, j_per_token=0.5, tokens_per_s=900.0,
+                         n_cycles=n).save(tmp_path / name / "result.json")
+    cmp = compare_frames(frame(tmp_path / "a"), frame(tmp_path / "b"))
+    row = cmp[cmp["metric"] == "energy_j"].iloc[0]
+    assert "a total over each job's windows (A: 768, B: 1280 output tokens)" in row["note"]
+    per_tok = cmp[cmp["metric"] == "energy_per_output_token_j"].iloc[0]
+    assert pd.isna(per_tok["note"]) or "total over" not in per_tok["note"]
+
+
 def test_unknown_metric_is_rejected(study_dir, study_dir_b):
     with pytest.raises(ConfigError, match="--metric: 'joules' is not a metric column"):
         compare_frames(frame(study_dir), frame(study_dir_b), ["joules"])
