@@ -13,8 +13,11 @@ multi-second windows).
 ``--sampler`` runs llem's sampler thread (NVML reads every ``energy.sample_interval_s``) during
 every llem call, as it runs during llem's windows; it is started before and stopped after the
 timed call, so the llem arm's time includes only what the thread costs the call itself.
+``--sampler-arm`` instead adds a fourth arm, ``llem_sampler`` (llem's call path with the sampler
+running), beside a ``llem`` arm without it: the sampler's cost to the call, alternated round by
+round on one model object.
 
-    python benchmarks/call_path.py [--static-cache] [--rounds 300] [--max-s 200] [--sampler]
+    python benchmarks/call_path.py [--static-cache] [--rounds 300] [--max-s 200] [--sampler | --sampler-arm]
         [--model tiny --device cpu]
 """
 from __future__ import annotations
@@ -44,6 +47,13 @@ def paired(arm: list[float], bare: list[float], samples: int = 10000, seed: int 
             "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))] if boot else None}
 
 
+def cpu_devices():
+    """No GPU for a CPU run (its own function so a test can hand the sampler a simulated one)."""
+    from llem.devices import DeviceSet
+
+    return DeviceSet(unavailable_reason="device=cpu")
+
+
 def _device_name(torch, device: str) -> str:
     return torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu"
 
@@ -60,7 +70,10 @@ def main(argv=None) -> int:
     ap.add_argument("--static-cache", action="store_true")
     ap.add_argument("--max-s", type=float, default=None,
                     help="stop after the round that passes this many seconds (a device time limit)")
-    ap.add_argument("--sampler", action="store_true", help="llem's sampler thread runs during each llem call")
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument("--sampler", action="store_true", help="llem's sampler thread runs during each llem call")
+    group.add_argument("--sampler-arm", action="store_true",
+                       help="a fourth arm, llem_sampler: llem's call path with the sampler thread running")
     ap.add_argument("--out", default=None, help="write the report as JSON here too")
     a = ap.parse_args(argv)
 
@@ -70,7 +83,7 @@ def main(argv=None) -> int:
     from llem.backends import backend_class
     from llem.config.compose import load_config
     from llem.datasets import load_prompts
-    from llem.devices import DeviceSet, resolve_devices, select_for_job
+    from llem.devices import resolve_devices, select_for_job
     from llem.harness import Workload
     from llem.sampler import Sampler
 
@@ -79,7 +92,7 @@ def main(argv=None) -> int:
     if a.static_cache:
         ov.append("pytorch.cache_implementation=static")
     cfg = load_config(ov)
-    devices = DeviceSet(unavailable_reason="device=cpu") if a.device == "cpu" else select_for_job(resolve_devices(), cfg)
+    devices = cpu_devices() if a.device == "cpu" else select_for_job(resolve_devices(), cfg)
     backend = backend_class(cfg.backend)(cfg, devices)
     backend.load()
     prompts = load_prompts(cfg.dataset, getattr(backend, "tokenizer", None), getattr(backend, "vocab_size", 512),
@@ -99,10 +112,14 @@ def main(argv=None) -> int:
         with torch.inference_mode():
             model.generate(**payload, **llem_kw)
 
-    sampler = Sampler(devices, cfg.energy.sample_interval_s, time.perf_counter()) if a.sampler else None
+    flag = "--sampler" if a.sampler else "--sampler-arm" if a.sampler_arm else None
+    sampler = Sampler(devices, cfg.energy.sample_interval_s, time.perf_counter()) if flag else None
     if sampler is not None and not sampler.enabled:
-        raise SystemExit(f"--sampler: llem's sampler cannot run here ({devices.unavailable_reason or sampler.errors})")
+        raise SystemExit(f"{flag}: llem's sampler cannot run here ({devices.unavailable_reason or sampler.errors})")
+    sampled = "llem" if a.sampler else "llem_sampler"
     arms = {"llem": work.run, "bare": bare, "bare_llem_kwargs": bare_llem_kwargs}
+    if a.sampler_arm:
+        arms["llem_sampler"] = work.run
     for f in arms.values():
         for _ in range(5):
             f()
@@ -111,14 +128,14 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     for r in range(a.rounds):
         for k, f in (order if r % 2 else order[::-1]):
-            if sampler is not None and k == "llem":
+            if sampler is not None and k == sampled:
                 sampler.start()
             backend.synchronize()
             t = time.perf_counter()
             f()
             backend.synchronize()
             times[k].append(time.perf_counter() - t)
-            if sampler is not None and k == "llem":
+            if sampler is not None and k == sampled:
                 sampler.stop()
         if a.max_s is not None and time.perf_counter() - t_start > a.max_s:
             break

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import statistics
 import subprocess
@@ -485,7 +484,7 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
             # shared: plain generate on llem's own model object, so the two arms cannot differ
             # through two models' compile caches, CUDA graphs or allocations; its warm-up runs
             # here, between windows
-            print(f"  bare: warm-up on llem's model object", flush=True)
+            print("  bare: warm-up on llem's model object", flush=True)
             model_check.update(_config_vs_plain(args, backend.model))
             loops.append(BareLoop(args, batch, raw, model=backend.model,
                                   inputs=_llem_inputs(args, batch, backend) if args.bare_inputs == "llem" else None))

@@ -38,3 +38,24 @@ def test_call_path_reports_each_arm_against_bare(tmp_path):
 def test_call_path_sampler_needs_a_gpu():
     with pytest.raises(SystemExit, match="--sampler: llem's sampler cannot run here"):
         _load().main(["--rounds", "1", "--batch", "2", "--output-len", "4", "--sampler"])
+    with pytest.raises(SystemExit, match="--sampler-arm: llem's sampler cannot run here"):
+        _load().main(["--rounds", "1", "--batch", "2", "--output-len", "4", "--sampler-arm"])
+
+
+@pytest.mark.slow
+def test_call_path_sampler_arm_on_simulated_nvml(monkeypatch, tmp_path):
+    """The fourth arm with the sampler on the simulated NVML (a test double: no GPU here); the
+    call path itself runs on CPU."""
+    from llem.devices import DeviceSet, resolve_devices
+    from tests.devices.sim import gpu, use_sim
+
+    use_sim(monkeypatch, tmp_path, [gpu(0, power_w=100.0)])
+    mod = _load()
+    # the model runs on CPU, while the sampler reads the simulated GPU's NVML
+    real = resolve_devices()
+    monkeypatch.setattr(mod, "cpu_devices", lambda: DeviceSet(gpus=real.gpus, mapping={}))
+    out = tmp_path / "cp.json"
+    assert mod.main(["--rounds", "2", "--batch", "2", "--output-len", "4", "--sampler-arm", "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert set(rep["paired_vs_bare"]) == {"llem", "bare_llem_kwargs", "llem_sampler"}
+    assert rep["sampler"]["enabled"] and rep["sampler"]["rows"] >= 4 and not rep["sampler"]["errors"]

@@ -9,7 +9,6 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Optional
 
 from llem.errors import ConfigError
 

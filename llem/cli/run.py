@@ -24,7 +24,6 @@ def split_args(args: list[str]) -> dict:
     """Separate Hydra flags, llem flags and overrides."""
     out = {"overrides": [], "hydra_flags": [], "llem": {}, "multirun": False, "config_dir": None,
            "config_path": None, "config_name": "config", "cfg": None}
-    it = iter(range(len(args)))
     i = 0
     while i < len(args):
         a = args[i]
@@ -92,15 +91,15 @@ def run_command(args: list[str]) -> int:
     if parsed["llem"].get("dry_run"):
         raise ConfigError("--dry-run previews a study grid: use it with -m (e.g. llem run -m batch=1,8 --dry-run)")
     skip_validation = any(f in _NO_VALIDATE for f in parsed["hydra_flags"])
-    config = None
     if not skip_validation:
         from llem.config.compose import load_config
 
         cdir = _resolve_config_dir(parsed)
         if not (cdir / f"{parsed['config_name']}.yaml").is_file() and not parsed["config_dir"]:
             raise ConfigError(f"config {parsed['config_name']!r} not found in {cdir}")
-        config = load_config(parsed["overrides"], config_dir=cdir if not parsed["config_dir"] else _merged_dir(parsed),
-                             config_name=parsed["config_name"])
+        # validated here, before Hydra starts, so bad input exits 2 with nothing written
+        load_config(parsed["overrides"], config_dir=cdir if not parsed["config_dir"] else _merged_dir(parsed),
+                    config_name=parsed["config_name"])
     _state["quiet"] = parsed["llem"].get("quiet", False)
     _state["exit_code"] = 0
     hydra_main(absolute_config_path(args_without_llem_flags(args)))

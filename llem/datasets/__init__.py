@@ -61,7 +61,7 @@ def load_texts(cfg) -> Optional[list[str]]:
         try:
             import datasets  # type: ignore
         except ImportError:
-            raise ConfigError(f"dataset.kind=hf needs the `datasets` package (pip install 'llenergymeasure[hf]'); "
+            raise ConfigError("dataset.kind=hf needs the `datasets` package (pip install 'llenergymeasure[hf]'); "
                               "allowed without it: synthetic, builtin, jsonl") from None
         split = cfg.split or "train"
         try:

@@ -1,5 +1,3 @@
-import pytest
-
 from llem.config.schema import EnergyConfig
 from llem.devices import DeviceSet, resolve_devices
 from llem.meters.base import NoMeter

@@ -30,7 +30,7 @@ def test_runtime_failure_in_the_venv_is_a_failed_result(second_venv, tmp_path):
     # a model file that validates but breaks at load time
     bad = tmp_path / "bad.gguf"
     bad.write_text("not a gguf")
-    config = load_config([f"model=gguf", f"model.path={bad}", f"runner.pytorch=venv:{second_venv}"] + TINY)
+    config = load_config(["model=gguf", f"model.path={bad}", f"runner.pytorch=venv:{second_venv}"] + TINY)
     result = execute_job(config, tmp_path / "job", raise_errors=False)
     assert result.status == "failed" and result.error_type and result.error_message
     assert result.extra["runner"]["python"].startswith(str(second_venv))

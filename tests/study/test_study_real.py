@@ -4,7 +4,6 @@ Each job is a real subprocess running the real harness; the manifest is checked 
 event, and against a rebuild from the job directories.
 """
 import json
-import os
 import signal
 import subprocess
 import time
