@@ -167,8 +167,9 @@ def result_row(result: ExperimentResult) -> dict[str, Any]:
     point = {"energy_per_output_token_j": e.energy_per_output_token_j,
              "energy_adjusted_per_output_token_j": e.energy_adjusted_per_output_token_j,
              "tokens_per_joule": e.tokens_per_joule, "output_tokens_per_s": r.output_tokens_per_s}
-    # how the CIs were made (result.stats.*.method): Student's t since llem 0.1.0's CI change,
-    # a percentile bootstrap in older results; compare flags a mix
+    # how the CIs were made (result.stats.*.method): Student's t by default, a percentile
+    # bootstrap in results written before that default (or with ci_method=bootstrap); compare
+    # flags a mix
     row["ci_method"] = next((r.stats[m].method for m in STAT_METRICS if r.stats.get(m) is not None
                              and r.stats[m].method), None)
     for m in STAT_METRICS:
