@@ -21,9 +21,12 @@ def print_summary(result, path=None) -> None:
             s = r.stats.get("energy_per_output_token_j")
             ci = f" (95% CI {s.ci95_low:.4g}-{s.ci95_high:.4g})" if s and s.ci95_low is not None else ""
             label = " [ESTIMATED]" if e.estimated else ""
-            print(f"   energy{label}: {_fmt(e.energy_j, '.2f')} J raw, {_fmt(e.energy_adjusted_j, '.2f')} J baseline-adjusted "
-                  f"(meter {e.meter})")
-            print(f"   {_fmt(e.energy_per_output_token_j)} J/token{ci}, adjusted {_fmt(e.energy_adjusted_per_output_token_j)} J/token")
+            adj = (f"{e.energy_adjusted_j:.2f} J baseline-adjusted" if e.energy_adjusted_j is not None
+                   else f"baseline-adjusted n/a ({e.energy_adjusted_reason or 'no idle baseline'})")
+            print(f"   energy{label}: {_fmt(e.energy_j, '.2f')} J raw, {adj} (meter {e.meter})")
+            adj_tok = e.energy_adjusted_per_output_token_j
+            print(f"   {_fmt(e.energy_per_output_token_j)} J/token{ci}, adjusted "
+                  + (f"{adj_tok:.4g} J/token" if adj_tok is not None else "n/a"))
         else:
             print(f"   energy: not measured ({e.not_measured_reason})")
     for w in r.warnings:
