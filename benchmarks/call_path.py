@@ -82,9 +82,8 @@ def main(argv=None) -> int:
     from benchmarks.gpu_validation import plain_generate
     from llem.backends import backend_class
     from llem.config.compose import load_config
-    from llem.datasets import load_prompts
     from llem.devices import resolve_devices, select_for_job
-    from llem.harness import Workload
+    from llem.harness import Workload, prepare_batches
     from llem.sampler import Sampler
 
     ov = [f"model={a.model}", f"precision={a.precision}", f"batch={a.batch}", f"dataset.num_prompts={a.batch}",
@@ -95,9 +94,7 @@ def main(argv=None) -> int:
     devices = cpu_devices() if a.device == "cpu" else select_for_job(resolve_devices(), cfg)
     backend = backend_class(cfg.backend)(cfg, devices)
     backend.load()
-    prompts = load_prompts(cfg.dataset, getattr(backend, "tokenizer", None), getattr(backend, "vocab_size", 512),
-                           min_count=a.batch)
-    batches = [backend.prepare(p) for p in backend.plan_batches(prompts[:a.batch], a.batch)]
+    batches = prepare_batches(cfg, backend)
     work = Workload(backend, batches)
     model, payload = backend.model, batches[0].payload
     ids, bare_kw = plain_generate(model, a.batch, a.input_len, a.output_len, a.static_cache, 0,

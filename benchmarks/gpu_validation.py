@@ -315,6 +315,16 @@ def _rel(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return (a - b) / b if a is not None and b else None
 
 
+def ci_verdict(ci95) -> str:
+    """Item 10's reading of an overhead CI: shown only when its upper end is inside +1%."""
+    lo, hi = ci95
+    if hi <= OVERHEAD_LIMIT:
+        return "shown: 95% CI upper end <= +1%"
+    if lo > OVERHEAD_LIMIT:
+        return "exceeded: 95% CI lower end > +1%"
+    return "not resolved: the 95% CI straddles +1%"
+
+
 def abba_overhead(llem_cycles: list[dict], bare_cycles: list[dict], samples: int = 10000,
                   seed: int = 0) -> dict[str, Any]:
     """llem vs bare from interleaved ABBA blocks: block k = llem window 2k, bare windows 2k and
@@ -357,14 +367,7 @@ def abba_overhead(llem_cycles: list[dict], bare_cycles: list[dict], samples: int
     def verdict(m):
         if m is None:
             return None
-        if m["ci95"] is None:
-            return "not resolved (one block: no CI)"
-        lo, hi = m["ci95"]
-        if hi <= OVERHEAD_LIMIT:
-            return "shown: 95% CI upper end <= +1%"
-        if lo > OVERHEAD_LIMIT:
-            return "exceeded: 95% CI lower end > +1%"
-        return "not resolved: the 95% CI straddles +1%"
+        return "not resolved (one block: no CI)" if m["ci95"] is None else ci_verdict(m["ci95"])
 
     return {"blocks": n, "design": "ABBA blocks (llem, bare, bare, llem), one process, both models resident; "
             "llem's sampler stopped during bare windows", "bootstrap_samples": samples, "seed": seed,
@@ -429,15 +432,12 @@ def per_call_split(llem_cycles: list[dict], bare_cycles: list[dict]) -> Optional
 
 
 def _llem_inputs(args, batch: int, backend) -> dict[str, Any]:
-    """The very tensors llem's windows feed ``generate``: the same prompts, prepared by the backend
-    (the dataset is deterministic for a config)."""
+    """The very tensors llem's windows feed ``generate``: the harness's own batches for this config
+    (the dataset is deterministic for a config; one batch here, as num_prompts = batch)."""
     from llem.config.compose import load_config
-    from llem.datasets import load_prompts
+    from llem.harness import prepare_batches
 
-    cfg = load_config(llem_overrides(args, batch))
-    prompts = load_prompts(cfg.dataset, getattr(backend, "tokenizer", None), getattr(backend, "vocab_size", 512),
-                           min_count=batch)
-    return backend.prepare(prompts[:batch]).payload
+    return prepare_batches(load_config(llem_overrides(args, batch)), backend)[0].payload
 
 
 def _config_vs_plain(args, model) -> dict[str, Any]:

@@ -24,7 +24,6 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-LIMIT = 0.01
 # what must match for two runs' blocks to measure the same thing
 SAME = ("model", "precision", "input_len", "output_len", "static_cache", "bare_model", "override", "no_observers")
 
@@ -52,6 +51,7 @@ def host(rep: dict[str, Any]) -> Optional[str]:
 def pooled(per_run: list[list[float]], samples: int = 10000, seed: int = 0) -> dict[str, Any]:
     import numpy as np
 
+    from benchmarks.gpu_validation import ci_verdict
     from llem.stats import mean_ci95
 
     arrs = [np.asarray(a, dtype=float) for a in per_run if len(a)]
@@ -65,10 +65,8 @@ def pooled(per_run: list[list[float]], samples: int = 10000, seed: int = 0) -> d
     # the inverse-variance (fixed-effect) estimate: each weighs the runs differently
     cis = [ci_boot, ci_t] + ([fe["ci95"]] if fe else [])
     lo, hi = min(c[0] for c in cis), max(c[1] for c in cis)
-    verdict = ("shown: 95% CI upper end <= +1%" if hi <= LIMIT else
-               "exceeded: 95% CI lower end > +1%" if lo > LIMIT else "not resolved: the 95% CI straddles +1%")
     return {"mean": float(allv.mean()), "ci95": [lo, hi], "ci95_bootstrap": ci_boot, "ci95_t": ci_t,
-            "fixed_effect": fe, "blocks": int(allv.size), "verdict": verdict}
+            "fixed_effect": fe, "blocks": int(allv.size), "verdict": ci_verdict([lo, hi])}
 
 
 def fixed_effect(arrs) -> Optional[dict[str, Any]]:

@@ -49,6 +49,19 @@ class Workload:
         return out
 
 
+def prepare_batches(config: ExperimentConfig, backend, texts=None) -> list:
+    """The batches every measured window feeds the backend: ``num_prompts`` prompts rounded up to
+    whole batches of ``batch`` (recycled in order), prepared by the backend. Benchmarks that
+    compare against llem's windows build their inputs here too. ``texts``: ``load_texts``'s."""
+    from llem.datasets import load_prompts
+
+    b = config.batch
+    n = max(1, math.ceil(config.dataset.num_prompts / b)) * b
+    prompts = load_prompts(config.dataset, getattr(backend, "tokenizer", None), getattr(backend, "vocab_size", 512),
+                           min_count=n, texts=texts)
+    return [backend.prepare(p) for p in backend.plan_batches(prompts[:n], b)]
+
+
 def _wants_gpu(config: ExperimentConfig) -> bool:
     return config.device != "cpu"
 
@@ -105,7 +118,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     environment = snapshot(devices)
 
     # -- the dataset's texts, before anything slow: a missing dataset fails here -------------
-    from llem.datasets import load_prompts, load_texts
+    from llem.datasets import load_texts
 
     if config.dataset.kind != "synthetic":
         say(f"reading dataset {config.dataset.path or config.dataset.name} ({config.dataset.kind})")
@@ -140,11 +153,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     warnings.extend(getattr(backend, "load_warnings", []))
 
     b = config.batch
-    n_batches = max(1, math.ceil(config.dataset.num_prompts / b))
-    prompts = load_prompts(config.dataset, getattr(backend, "tokenizer", None),
-                           getattr(backend, "vocab_size", 512), min_count=n_batches * b,
-                           texts=texts)
-    batches = [backend.prepare(p) for p in backend.plan_batches(prompts[:n_batches * b], b)]
+    batches = prepare_batches(config, backend, texts)
     work = Workload(backend, batches)
 
     # -- warm-up -------------------------------------------------------------------------
@@ -182,7 +191,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     methodology["window"] = {
         "workload_pass_s": pass_s, "repeats_per_cycle": repeats, "target_window_s": needed_s,
         "counter_update_period_s": period, "edge_uncertainty_s": edge_s, "quantisation_target": target,
-        "batches_per_pass": len(batches), "prompts_per_pass": n_batches * b, "calibration_passes": calibration_passes,
+        "batches_per_pass": len(batches), "prompts_per_pass": sum(len(x.prompts) for x in batches), "calibration_passes": calibration_passes,
         "bound_formula": "edge_uncertainty_s / window_duration_s (opening edge aligned to a counter step: "
                          "edge_uncertainty_s = one counter period)",
     }
@@ -258,8 +267,8 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
                         f"{len(used)} (cuda {used}); set CUDA_VISIBLE_DEVICES to exactly those GPUs")
 
     # -- statistics and result ---------------------------------------------------------------
-    stats_seed = config.seed
-    how = {"method": config.measurement.ci_method, "samples": config.measurement.bootstrap_samples, "seed": stats_seed}
+    how = {"method": config.measurement.ci_method, "samples": config.measurement.bootstrap_samples,
+           "seed": config.seed}
     stats = {
         "energy_per_output_token_j": summarize([c.energy_per_output_token_j for c in cycles], **how),
         "tokens_per_joule": summarize([c.tokens_per_joule for c in cycles], **how),
