@@ -7,8 +7,9 @@ batch, and reports their mean with a seeded bootstrap 95% CI that resamples bloc
 run (a stratified bootstrap: every run keeps its block count, so no run can stand in for another
 host's). The verdict's CI is the widest envelope of that, a Student-t interval over all blocks
 (a percentile bootstrap of few blocks runs narrow) and, with two runs or more, the
-inverse-variance weighted (fixed-effect) estimate over runs, which trusts a quiet run more. Runs are pooled only when they measured the same workload with the same llem
-configuration; anything else is refused.
+inverse-variance weighted (fixed-effect) estimate over runs, which trusts a quiet run more.
+Runs are pooled only when they measured the same workload with the same llem configuration;
+anything else is refused.
 
     python benchmarks/pool_overhead.py RUN_DIR_OR_VALIDATION_JSON ... [--out DIR]
 """

@@ -191,7 +191,8 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     methodology["window"] = {
         "workload_pass_s": pass_s, "repeats_per_cycle": repeats, "target_window_s": needed_s,
         "counter_update_period_s": period, "edge_uncertainty_s": edge_s, "quantisation_target": target,
-        "batches_per_pass": len(batches), "prompts_per_pass": sum(len(x.prompts) for x in batches), "calibration_passes": calibration_passes,
+        "batches_per_pass": len(batches), "prompts_per_pass": sum(len(x.prompts) for x in batches),
+        "calibration_passes": calibration_passes,
         "bound_formula": "edge_uncertainty_s / window_duration_s (opening edge aligned to a counter step: "
                          "edge_uncertainty_s = one counter period)",
     }
