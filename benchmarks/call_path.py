@@ -17,12 +17,18 @@ timed call, so the llem arm's time includes only what the thread costs the call 
 running), beside a ``llem`` arm without it: the sampler's cost to the call, alternated round by
 round on one model object.
 
+``--gc-stats`` times every pause of Python's cyclic garbage collector (``gc.callbacks``) and charges
+it to the arm whose call it fell in: a host-bound ``generate`` allocates Python objects at every
+step, and a full collection walks every object the process holds (torch, transformers, llem), so
+a difference in how often each arm triggers one is a candidate for a per-cent difference.
+
     python benchmarks/call_path.py [--static-cache] [--rounds 300] [--max-s 200] [--sampler | --sampler-arm]
-        [--model tiny --device cpu]
+        [--gc-stats] [--model tiny --device cpu]
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import sys
@@ -45,6 +51,44 @@ def paired(arm: list[float], bare: list[float], samples: int = 10000, seed: int 
     boot = [(x[i].sum() / y[i].sum()) - 1 for i in (rng.integers(0, n, n) for _ in range(samples))] if n > 1 else []
     return {"rel": float(x.sum() / y.sum() - 1), "rounds": n,
             "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))] if boot else None}
+
+
+class GcClock:
+    """``gc.callbacks`` hook: the collector's pauses during each arm's calls, by generation."""
+
+    def __init__(self) -> None:
+        self.arm: str | None = None
+        self._t: float | None = None
+        self.pauses: dict[str, list[list[float]]] = {}  # arm -> per call -> [gen0 s, gen1 s, gen2 s]
+        self.counts: dict[str, list[list[int]]] = {}
+
+    def begin_call(self, arm: str) -> None:
+        self.pauses.setdefault(arm, []).append([0.0, 0.0, 0.0])
+        self.counts.setdefault(arm, []).append([0, 0, 0])
+        self.arm = arm
+
+    def end_call(self) -> None:
+        self.arm = None
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t = time.perf_counter()
+        elif self.arm is not None and self._t is not None:
+            g = info["generation"]
+            self.pauses[self.arm][-1][g] += time.perf_counter() - self._t
+            self.counts[self.arm][-1][g] += 1
+
+    def report(self, call_s: dict[str, list[float]]) -> dict:
+        out = {}
+        for arm, per_call in self.pauses.items():
+            n = len(per_call)
+            tot = [sum(c[g] for c in per_call) for g in range(3)]
+            out[arm] = {"calls": n,
+                        "collections_per_call": [sum(c[g] for c in self.counts[arm]) / n for g in range(3)],
+                        "pause_s_per_call": [t / n for t in tot],
+                        "pause_share_of_call_time": sum(tot) / sum(call_s[arm]),
+                        "calls_with_gen2": sum(1 for c in self.counts[arm] if c[2])}
+        return out
 
 
 def cpu_devices():
@@ -74,6 +118,8 @@ def main(argv=None) -> int:
     group.add_argument("--sampler", action="store_true", help="llem's sampler thread runs during each llem call")
     group.add_argument("--sampler-arm", action="store_true",
                        help="a fourth arm, llem_sampler: llem's call path with the sampler thread running")
+    ap.add_argument("--gc-stats", action="store_true",
+                    help="time the garbage collector's pauses in each arm's calls (gc.callbacks)")
     ap.add_argument("--out", default=None, help="write the report as JSON here too")
     a = ap.parse_args(argv)
 
@@ -121,6 +167,9 @@ def main(argv=None) -> int:
         for _ in range(5):
             f()
     times: dict[str, list[float]] = {k: [] for k in arms}
+    gclock = GcClock() if a.gc_stats else None
+    if gclock is not None:
+        gc.callbacks.append(gclock)
     order = list(arms.items())
     t_start = time.perf_counter()
     for r in range(a.rounds):
@@ -128,14 +177,20 @@ def main(argv=None) -> int:
             if sampler is not None and k == sampled:
                 sampler.start()
             backend.synchronize()
+            if gclock is not None:
+                gclock.begin_call(k)
             t = time.perf_counter()
             f()
             backend.synchronize()
             times[k].append(time.perf_counter() - t)
+            if gclock is not None:
+                gclock.end_call()
             if sampler is not None and k == sampled:
                 sampler.stop()
         if a.max_s is not None and time.perf_counter() - t_start > a.max_s:
             break
+    if gclock is not None:
+        gc.callbacks.remove(gclock)
     backend.close()
     med = {k: statistics.median(v) for k, v in times.items()}
     report = {"args": vars(a), "device": _device_name(torch, a.device), "rounds_done": len(times["bare"]),
@@ -143,11 +198,15 @@ def main(argv=None) -> int:
               "median_call_s": med, "mean_call_s": {k: statistics.mean(v) for k, v in times.items()},
               "median_vs_bare": {k: med[k] / med["bare"] - 1 for k in med},
               "paired_vs_bare": {k: paired(times[k], times["bare"]) for k in arms if k != "bare"},
-              "sampler": sampler.describe() if sampler is not None else None, "call_s": times}
+              "sampler": sampler.describe() if sampler is not None else None, "call_s": times,
+              "gc": gclock.report(times) if gclock is not None else None,
+              "gc_pause_s_per_call": gclock.pauses if gclock is not None else None}
     for k in arms:
         pv = report["paired_vs_bare"].get(k)
         ci = f"  paired {pv['rel']:+.2%} [{pv['ci95'][0]:+.2%}, {pv['ci95'][1]:+.2%}]" if pv and pv["ci95"] else ""
-        print(f"{k:17s} median {med[k] * 1e3:8.3f} ms  vs bare {report['median_vs_bare'][k]:+.2%}{ci}")
+        g = report["gc"][k] if report["gc"] else None
+        gcs = f"  gc {sum(g['pause_s_per_call']) * 1e3:.2f} ms/call, gen2 in {g['calls_with_gen2']} calls" if g else ""
+        print(f"{k:17s} median {med[k] * 1e3:8.3f} ms  vs bare {report['median_vs_bare'][k]:+.2%}{ci}{gcs}")
     if a.out:
         Path(a.out).write_text(json.dumps(report, indent=2))
     return 0

@@ -1,15 +1,19 @@
 """Pool the ABBA overhead blocks of several ``gpu_validation.py`` runs (issue 3, item 10).
 
-One run gives 6-8 blocks; on an H100 under its power cap, adjacent 5 s windows of the same
+One run gives 4-8 blocks; on an H100 under its power cap, adjacent 5 s windows of the same
 ``generate`` vary by several per cent, so one run's 95% CI is about +/-1-2% wide. This reads the
 per-block relative differences (llem vs bare, time per call and J/token) of every run given, per
 batch, and reports their mean with a seeded bootstrap 95% CI that resamples blocks within each
 run (a stratified bootstrap: every run keeps its block count, so no run can stand in for another
 host's). The verdict's CI is the widest envelope of that, a Student-t interval over all blocks
-(a percentile bootstrap of few blocks runs narrow) and, with two runs or more, the
-inverse-variance weighted (fixed-effect) estimate over runs, which trusts a quiet run more.
-Runs are pooled only when they measured the same workload with the same llem configuration;
-anything else is refused.
+(a percentile bootstrap of few blocks runs narrow) and, with two runs or more, two estimates
+over runs: the inverse-variance weighted (fixed-effect) mean, which trusts a quiet run more, and
+a random-effects mean (DerSimonian-Laird between-run variance, Hartung-Knapp t interval on
+runs - 1 df), which counts the run, not the block, as the unit of replication. Runs of one
+configuration differ by more than their blocks say (Cochran's Q above its df), so only the
+random-effects interval is honest about how far another run could land; it is usually the
+widest. Runs are pooled only when they measured the same workload with the same llem
+configuration; anything else is refused.
 
     python benchmarks/pool_overhead.py RUN_DIR_OR_VALIDATION_JSON ... [--out DIR]
 """
@@ -62,12 +66,17 @@ def pooled(per_run: list[list[float]], samples: int = 10000, seed: int = 0) -> d
     ci_boot = [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]
     ci_t = list(mean_ci95(allv, "t"))
     fe = fixed_effect(arrs)
+    rnd = random_effects(arrs)
     # the verdict uses the widest envelope of the stratified bootstrap, a Student-t interval and
-    # the inverse-variance (fixed-effect) estimate: each weighs the runs differently
-    cis = [ci_boot, ci_t] + ([fe["ci95"]] if fe else [])
+    # the fixed- and random-effects estimates over runs: each weighs the runs differently
+    cis = [ci_boot, ci_t] + [e["ci95"] for e in (fe, rnd) if e]
     lo, hi = min(c[0] for c in cis), max(c[1] for c in cis)
     return {"mean": float(allv.mean()), "ci95": [lo, hi], "ci95_bootstrap": ci_boot, "ci95_t": ci_t,
-            "fixed_effect": fe, "blocks": int(allv.size), "verdict": ci_verdict([lo, hi])}
+            "fixed_effect": fe, "random_effects": rnd, "blocks": int(allv.size), "verdict": ci_verdict([lo, hi])}
+
+
+def _runs_with_variance(arrs) -> list:
+    return [a for a in arrs if len(a) > 1 and a.std(ddof=1) > 0]
 
 
 def fixed_effect(arrs) -> Optional[dict[str, Any]]:
@@ -78,7 +87,7 @@ def fixed_effect(arrs) -> Optional[dict[str, Any]]:
 
     from llem.stats import t_quantile
 
-    runs = [a for a in arrs if len(a) > 1 and a.std(ddof=1) > 0]
+    runs = _runs_with_variance(arrs)
     if len(runs) < 2:
         return None
     m = np.array([a.mean() for a in runs])
@@ -87,6 +96,36 @@ def fixed_effect(arrs) -> Optional[dict[str, Any]]:
     half = t_quantile(0.975, int(sum(len(a) - 1 for a in runs))) * se
     return {"mean": est, "ci95": [est - half, est + half], "runs": len(runs),
             "q": float((w * (m - est) ** 2).sum()), "q_df": len(runs) - 1}
+
+
+def random_effects(arrs) -> Optional[dict[str, Any]]:
+    """Random-effects mean of the runs' mean differences: each run's own value scatters around
+    the common one with a between-run variance tau^2 (DerSimonian-Laird, from Cochran's Q), so a
+    run counts 1 / (its within-run variance + tau^2). The 95% CI is Hartung-Knapp's (t on runs - 1
+    df, its variance scale kept at 1 or more): with few runs it is wide, as it should be. I^2 is
+    the share of the runs' scatter that the within-run noise does not explain."""
+    import numpy as np
+
+    from llem.stats import t_quantile
+
+    runs = _runs_with_variance(arrs)
+    k = len(runs)
+    if k < 2:
+        return None
+    m = np.array([a.mean() for a in runs])
+    v = np.array([a.var(ddof=1) / len(a) for a in runs])
+    w = 1 / v
+    fe = (w * m).sum() / w.sum()
+    q = float((w * (m - fe) ** 2).sum())
+    c = w.sum() - (w ** 2).sum() / w.sum()
+    tau2 = max(0.0, (q - (k - 1)) / c)
+    ws = 1 / (v + tau2)
+    est = float((ws * m).sum() / ws.sum())
+    scale = max(1.0, float((ws * (m - est) ** 2).sum()) / (k - 1))
+    half = t_quantile(0.975, k - 1) * float(np.sqrt(scale / ws.sum()))
+    return {"mean": est, "ci95": [est - half, est + half], "runs": k, "tau": float(np.sqrt(tau2)),
+            "i2": max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0, "q": q, "q_df": k - 1,
+            "method": "DerSimonian-Laird tau^2, Hartung-Knapp t interval (scale >= 1)"}
 
 
 def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -127,17 +166,23 @@ def markdown(rep: dict[str, Any]) -> str:
              f"Reproduce: `python benchmarks/pool_overhead.py {' '.join(r['path'] for r in rep['runs'])}`", "",
              rep["design"], "",
              "| batch | runs | hosts | blocks | time/call vs bare [95% CI] | J/token vs bare [95% CI] | "
-             "time, fixed effect | J/token, fixed effect | time | energy |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "time, fixed effect | J/token, fixed effect | time, random effects | J/token, random effects | "
+             "time | energy |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def fe(m):
         x = m["fixed_effect"]
         return f"{x['mean']:+.2%} (Q {x['q']:.2f}, {x['q_df']} df)" if x else "n/a (one run)"
 
+    def rand(m):
+        x = m["random_effects"]
+        return f"{f(x)} (tau {x['tau']:.2%}, I² {x['i2']:.0%})" if x else "n/a (one run)"
+
     for b in rep["batches"]:
         t, e = b["time_per_call"], b["energy_per_output_token"]
         lines.append(f"| {b['batch']} | {b['runs']} | {len(b['hosts'])} | {t['blocks']} | {f(t)} | {f(e)} | "
-                     f"{fe(t)} | {fe(e)} | {t['verdict'].split(':')[0]} | {e['verdict'].split(':')[0]} |")
+                     f"{fe(t)} | {fe(e)} | {rand(t)} | {rand(e)} | "
+                     f"{t['verdict'].split(':')[0]} | {e['verdict'].split(':')[0]} |")
     lines += ["", "Runs:", ""] + [f"- `{r['path']}` (host {r['host']}, commit {r['commit']})" for r in rep["runs"]]
     return "\n".join(lines) + "\n"
 

@@ -23,10 +23,16 @@ def test_paired_difference_is_a_ratio_of_sums_with_a_round_bootstrap():
 def test_call_path_reports_each_arm_against_bare(tmp_path):
     mod = _load()
     out = tmp_path / "cp.json"
-    assert mod.main(["--rounds", "3", "--max-s", "0", "--batch", "2", "--output-len", "4", "--out", str(out)]) == 0
+    assert mod.main(["--rounds", "3", "--max-s", "0", "--batch", "2", "--output-len", "4", "--gc-stats",
+                     "--out", str(out)]) == 0
     rep = json.loads(out.read_text())
     # --max-s 0 stops after the first round
     assert rep["rounds_done"] == 1 and rep["device"] == "cpu" and rep["sampler"] is None
+    # --gc-stats: the collector's pauses charged to each arm's one call, by generation
+    assert set(rep["gc"]) == set(rep["median_call_s"])
+    for arm, g in rep["gc"].items():
+        assert g["calls"] == 1 and len(g["pause_s_per_call"]) == 3 and len(rep["gc_pause_s_per_call"][arm]) == 1
+        assert 0 <= g["pause_share_of_call_time"] < 1
     assert set(rep["paired_vs_bare"]) == {"llem", "bare_llem_kwargs"}
     assert set(rep["median_call_s"]) == {"llem", "bare", "bare_llem_kwargs"}
     assert all(v > 0 for v in rep["median_call_s"].values()) and rep["median_vs_bare"]["bare"] == 0

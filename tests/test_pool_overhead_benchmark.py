@@ -28,8 +28,8 @@ def _run(tmp_path, name, blocks_by_batch, uuid="GPU-a", **args):
 
 def test_blocks_of_every_run_pool_per_batch(tmp_path):
     mod = _load()
-    a = _run(tmp_path, "a", {128: ([0.02, 0.0], [0.001, 0.003])}, uuid="GPU-a")
-    b = _run(tmp_path, "b", {128: ([0.01, -0.01, 0.0], [0.0, 0.002, 0.004]), 8: ([0.5, 0.6, 0.7], [0.02, 0.03, 0.04])},
+    a = _run(tmp_path, "a", {128: ([0.02, 0.0], [0.0001, 0.0003])}, uuid="GPU-a")
+    b = _run(tmp_path, "b", {128: ([0.01, -0.01, 0.0], [0.0, 0.0002, 0.0004]), 8: ([0.5, 0.6, 0.7], [0.02, 0.03, 0.04])},
              uuid="GPU-b")
     out = tmp_path / "pooled"
     assert mod.main([a, b, "--out", str(out)]) == 0
@@ -39,16 +39,16 @@ def test_blocks_of_every_run_pool_per_batch(tmp_path):
     assert t128["blocks"] == 5 and t128["mean"] == pytest.approx(0.02 / 5)
     assert t128["ci95"][0] <= t128["mean"] <= t128["ci95"][1]
     assert by[128]["hosts"] == ["GPU-a", "GPU-b"] and by[128]["runs"] == 2
-    # energy: every block under +1%, so the whole CI is too
+    # energy: every block far under +1%, so even two runs' random-effects CI (t on 1 df) is too
     assert by[128]["energy_per_output_token"]["verdict"].startswith("shown")
     # batch 8 only in run b: +50% to +70% blocks exceed the limit outright
     assert by[8]["runs"] == 1 and by[8]["time_per_call"]["verdict"].startswith("exceeded")
     # the CI is the widest envelope of the bootstrap, the t interval and (two runs or more) the
-    # inverse-variance weighted estimate
+    # fixed- and random-effects estimates over runs
     for m in (t128, by[8]["time_per_call"]):
-        cis = [m["ci95_bootstrap"], m["ci95_t"]] + ([m["fixed_effect"]["ci95"]] if m["fixed_effect"] else [])
+        cis = [m["ci95_bootstrap"], m["ci95_t"]] + [m[k]["ci95"] for k in ("fixed_effect", "random_effects") if m[k]]
         assert m["ci95"] == [min(c[0] for c in cis), max(c[1] for c in cis)]
-    assert by[8]["time_per_call"]["fixed_effect"] is None
+    assert by[8]["time_per_call"]["fixed_effect"] is None and by[8]["time_per_call"]["random_effects"] is None
     assert "| 128 | 2 | 2 | 5 |" in (out / "pooled.md").read_text()
 
 
@@ -59,6 +59,32 @@ def test_fixed_effect_trusts_the_quiet_run():
     # run 1's blocks vary 0.1%, run 2's 5%: the weighted mean sits at run 1's +1.0%
     assert fe["mean"] == pytest.approx(0.01, abs=1e-4) and fe["runs"] == 2 and fe["q_df"] == 1
     assert fe["ci95"][0] < fe["mean"] < fe["ci95"][1]
+
+
+def test_random_effects_counts_runs_not_blocks():
+    import numpy as np
+
+    from llem.stats import t_quantile
+
+    mod = _load()
+    # four runs whose blocks agree to 0.01% but whose means lie 1-2% apart: the blocks understate
+    # how far another run lands, so the spread of the runs sets the interval
+    means = [0.0, 0.02, -0.01, 0.03]
+    arrs = [np.array([m - 1e-4, m, m + 1e-4]) for m in means]
+    re, fe = mod.random_effects(arrs), mod.fixed_effect(arrs)
+    assert re["runs"] == 4 and re["q_df"] == 3 and re["i2"] > 0.99 and re["tau"] > 0.01
+    # tau dominates every run's own variance, so the runs count alike
+    assert re["mean"] == pytest.approx(np.mean(means), abs=1e-5)
+    half = (re["ci95"][1] - re["ci95"][0]) / 2
+    assert half == pytest.approx(t_quantile(0.975, 3) * np.std(means, ddof=1) / 2, rel=1e-3)
+    assert half > 100 * (fe["ci95"][1] - fe["ci95"][0]) / 2
+    # runs that agree within their noise: no between-run variance, the fixed-effect mean, and an
+    # interval on runs - 1 df, no narrower than the fixed effect's
+    calm = [np.array([0.01, -0.01, 0.0, 0.005]), np.array([0.0, 0.01, -0.005, 0.002])]
+    re, fe = mod.random_effects(calm), mod.fixed_effect(calm)
+    assert re["tau"] == 0 and re["i2"] == 0 and re["mean"] == pytest.approx(fe["mean"])
+    assert re["ci95"][0] <= fe["ci95"][0] and re["ci95"][1] >= fe["ci95"][1]
+    assert mod.random_effects([np.array([0.0, 0.01])]) is None
 
 
 def test_runs_of_another_configuration_are_refused(tmp_path, capsys):

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Repeated llem-vs-bare ABBA runs (issue 3, item 10), each its own process, for pooling with
+# benchmarks/pool_overhead.py. Runs of one configuration differ from each other by more than
+# their blocks say (Cochran's Q well above its df at batch 128), so the run, not the block, is
+# the unit a pooled CI has to count: many short runs beat a few long ones.
+#   bash benchmarks/overhead_runs.sh OUT_DIR SECONDS CYCLES BATCH [BATCH ...]
+# Starts runs in rotation over the batches (llem's default configuration with the static cache:
+# the sampler on, no observers) while the next one is expected to end within SECONDS of the
+# start (expected: the longest run of that batch so far, or 150 s before the first). A batch
+# named twice runs twice as often. Run k writes OUT_DIR/b<batch>-r<k>/; AFTER_EACH (a shell command) runs after every run, e.g. to copy
+# results off a machine with a time limit.
+set -uo pipefail
+out=${1:?usage: overhead_runs.sh OUT_DIR SECONDS CYCLES BATCH [BATCH ...]}
+budget=${2:?seconds}
+cycles=${3:?cycles}
+shift 3
+(($# > 0)) || { echo "overhead_runs.sh: give at least one batch size" >&2; exit 2; }
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$out"
+declare -A longest
+start=$SECONDS
+k=0
+while :; do
+  for b in "$@"; do
+    expect=${longest[$b]:-150}
+    if ((SECONDS - start + expect > budget)); then
+      echo "stopping: the next batch-$b run (~${expect} s) would pass ${budget} s" | tee -a "$out/runs.txt"
+      exit 0
+    fi
+    dir="$out/b$b-r$k"
+    t0=$SECONDS
+    python3 "$here/gpu_validation.py" --out "$dir" --batches "$b" --cycles "$cycles" --warmup 3 \
+      --quantisation-target 0.02 --static-cache --no-observers > "$dir.log" 2>&1
+    rc=$?
+    took=$((SECONDS - t0))
+    ((took > ${longest[$b]:-0})) && longest[$b]=$took
+    echo "b$b-r$k: exit $rc, ${took} s $(grep '^| [0-9]' "$dir/validation.md" 2>/dev/null)" | tee -a "$out/runs.txt"
+    eval "${AFTER_EACH:-true}"
+    k=$((k + 1))
+  done
+done

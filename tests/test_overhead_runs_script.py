@@ -1,0 +1,24 @@
+"""benchmarks/overhead_runs.sh: its usage error and its time-budget rule (the runs themselves
+need an H100; they are committed under docs/validation/h100x1-overhead-runs/)."""
+import subprocess
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "overhead_runs.sh"
+
+
+def _run(*args):
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_no_batch_is_a_usage_error(tmp_path):
+    r = _run(str(tmp_path / "o"), "100", "8")
+    assert r.returncode == 2 and "give at least one batch size" in r.stderr
+
+
+def test_a_run_that_cannot_fit_the_budget_is_not_started(tmp_path):
+    out = tmp_path / "o"
+    # an unseen batch is expected to take 150 s, which a 100 s budget cannot hold
+    r = _run(str(out), "100", "8", "128")
+    assert r.returncode == 0
+    assert (out / "runs.txt").read_text().strip() == "stopping: the next batch-128 run (~150 s) would pass 100 s"
+    assert not list(out.glob("b128-r*"))
