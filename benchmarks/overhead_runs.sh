@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Repeated llem-vs-bare ABBA runs (issue 3, item 10), each its own process, for pooling with
-# benchmarks/pool_overhead.py. Runs of one configuration differ from each other by more than
-# their blocks say (Cochran's Q well above its df at batch 128), so the run, not the block, is
-# the unit a pooled CI has to count: many short runs beat a few long ones.
+# benchmarks/pool_overhead.py. Its verdict counts runs, not blocks (a random-effects interval on
+# runs - 1 df: a run's variance from 4-8 blocks is too noisy to weight runs by), so many short
+# runs beat a few long ones.
 #   bash benchmarks/overhead_runs.sh OUT_DIR SECONDS CYCLES BATCH [BATCH ...]
 # Starts runs in rotation over the batches (llem's default configuration with the static cache:
 # the sampler on, no observers) while the next one is expected to end within SECONDS of the
 # start (expected: the longest run of that batch so far, or 150 s before the first). A batch
-# named twice runs twice as often. Run k writes OUT_DIR/b<batch>-r<k>/; AFTER_EACH (a shell command) runs after every run, e.g. to copy
-# results off a machine with a time limit.
+# named twice runs twice as often. Run k writes OUT_DIR/b<batch>-r<k>/; AFTER_EACH (a shell
+# command) runs after every run, e.g. to copy results off a machine with a time limit.
 set -uo pipefail
 out=${1:?usage: overhead_runs.sh OUT_DIR SECONDS CYCLES BATCH [BATCH ...]}
 budget=${2:?seconds}

@@ -9,10 +9,10 @@ host's). The verdict's CI is the widest envelope of that, a Student-t interval o
 (a percentile bootstrap of few blocks runs narrow) and, with two runs or more, two estimates
 over runs: the inverse-variance weighted (fixed-effect) mean, which trusts a quiet run more, and
 a random-effects mean (DerSimonian-Laird between-run variance, Hartung-Knapp t interval on
-runs - 1 df), which counts the run, not the block, as the unit of replication. Runs of one
-configuration differ by more than their blocks say (Cochran's Q above its df), so only the
-random-effects interval is honest about how far another run could land; it is usually the
-widest. Runs are pooled only when they measured the same workload with the same llem
+runs - 1 df), which counts the run, not the block, as the unit of replication. A run's variance
+estimated from 4-8 blocks is itself noisy: the fixed effect then overweights runs whose blocks
+happened to agree (its CI runs narrow), and Cochran's Q runs above its df even when the runs share
+one value. The random-effects interval is safe either way, and is usually the widest. Runs are pooled only when they measured the same workload with the same llem
 configuration; anything else is refused.
 
     python benchmarks/pool_overhead.py RUN_DIR_OR_VALIDATION_JSON ... [--out DIR]
@@ -67,6 +67,8 @@ def pooled(per_run: list[list[float]], samples: int = 10000, seed: int = 0) -> d
     ci_t = list(mean_ci95(allv, "t"))
     fe = fixed_effect(arrs)
     rnd = random_effects(arrs)
+    if rnd is not None:
+        rnd["if_runs_agree"] = agreeing_runs(arrs, rnd["q"], seed=seed)
     # the verdict uses the widest envelope of the stratified bootstrap, a Student-t interval and
     # the fixed- and random-effects estimates over runs: each weighs the runs differently
     cis = [ci_boot, ci_t] + [e["ci95"] for e in (fe, rnd) if e]
@@ -98,17 +100,18 @@ def fixed_effect(arrs) -> Optional[dict[str, Any]]:
             "q": float((w * (m - est) ** 2).sum()), "q_df": len(runs) - 1}
 
 
-def random_effects(arrs) -> Optional[dict[str, Any]]:
+def random_effects(arrs, check: bool = True) -> Optional[dict[str, Any]]:
     """Random-effects mean of the runs' mean differences: each run's own value scatters around
     the common one with a between-run variance tau^2 (DerSimonian-Laird, from Cochran's Q), so a
     run counts 1 / (its within-run variance + tau^2). The 95% CI is Hartung-Knapp's (t on runs - 1
     df, its variance scale kept at 1 or more): with few runs it is wide, as it should be. I^2 is
-    the share of the runs' scatter that the within-run noise does not explain."""
+    the share of the runs' scatter that the within-run noise does not explain. ``check``: a
+    simulated pool skips the runs-with-variance filter (normal draws always vary)."""
     import numpy as np
 
     from llem.stats import t_quantile
 
-    runs = _runs_with_variance(arrs)
+    runs = _runs_with_variance(arrs) if check else arrs
     k = len(runs)
     if k < 2:
         return None
@@ -126,6 +129,26 @@ def random_effects(arrs) -> Optional[dict[str, Any]]:
     return {"mean": est, "ci95": [est - half, est + half], "runs": k, "tau": float(np.sqrt(tau2)),
             "i2": max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0, "q": q, "q_df": k - 1,
             "method": "DerSimonian-Laird tau^2, Hartung-Knapp t interval (scale >= 1)"}
+
+
+def agreeing_runs(arrs, q_observed: float, sims: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """What tau and Q look like when every run measures one value: pools of simulated runs with
+    the real block counts and the real pool's mean block variance (normal blocks, seeded). Few
+    blocks per run make tau > 0 and Q > df common even then; a real between-run scatter shows as
+    an observed Q that few of these pools reach."""
+    import numpy as np
+
+    runs = _runs_with_variance(arrs)
+    sd = float(np.sqrt(np.mean([a.var(ddof=1) for a in runs])))
+    rng = np.random.default_rng(seed)
+    taus, qs = [], []
+    for _ in range(sims):
+        r = random_effects([rng.normal(0.0, sd, len(a)) for a in runs], check=False)
+        taus.append(r["tau"])
+        qs.append(r["q"])
+    return {"simulated_pools": sims, "block_sd": sd, "tau_median": float(np.median(taus)),
+            "tau_p95": float(np.percentile(taus, 95)), "q_median": float(np.median(qs)),
+            "share_with_q_at_least_observed": float(np.mean(np.asarray(qs) >= q_observed))}
 
 
 def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -183,6 +206,16 @@ def markdown(rep: dict[str, Any]) -> str:
         lines.append(f"| {b['batch']} | {b['runs']} | {len(b['hosts'])} | {t['blocks']} | {f(t)} | {f(e)} | "
                      f"{fe(t)} | {fe(e)} | {rand(t)} | {rand(e)} | "
                      f"{t['verdict'].split(':')[0]} | {e['verdict'].split(':')[0]} |")
+    lines += ["", "If the runs all measured one value (simulated pools with these block counts and the "
+              "mean block variance): median DL tau, and the share of pools whose Q reaches the observed Q:", ""]
+    for b in rep["batches"]:
+        parts = []
+        for name, m in (("time", b["time_per_call"]), ("J/token", b["energy_per_output_token"])):
+            x = (m["random_effects"] or {}).get("if_runs_agree")
+            if x:
+                parts.append(f"{name}: tau {x['tau_median']:.2%}, Q reached in {x['share_with_q_at_least_observed']:.0%}")
+        if parts:
+            lines.append(f"- batch {b['batch']}: " + "; ".join(parts))
     lines += ["", "Runs:", ""] + [f"- `{r['path']}` (host {r['host']}, commit {r['commit']})" for r in rep["runs"]]
     return "\n".join(lines) + "\n"
 

@@ -78,12 +78,16 @@ def test_random_effects_counts_runs_not_blocks():
     half = (re["ci95"][1] - re["ci95"][0]) / 2
     assert half == pytest.approx(t_quantile(0.975, 3) * np.std(means, ddof=1) / 2, rel=1e-3)
     assert half > 100 * (fe["ci95"][1] - fe["ci95"][0]) / 2
+    # simulated pools of runs that agree almost never reach a Q this large
+    assert mod.agreeing_runs(arrs, re["q"], sims=200)["share_with_q_at_least_observed"] < 0.01
     # runs that agree within their noise: no between-run variance, the fixed-effect mean, and an
     # interval on runs - 1 df, no narrower than the fixed effect's
     calm = [np.array([0.01, -0.01, 0.0, 0.005]), np.array([0.0, 0.01, -0.005, 0.002])]
     re, fe = mod.random_effects(calm), mod.fixed_effect(calm)
     assert re["tau"] == 0 and re["i2"] == 0 and re["mean"] == pytest.approx(fe["mean"])
     assert re["ci95"][0] <= fe["ci95"][0] and re["ci95"][1] >= fe["ci95"][1]
+    agree = mod.agreeing_runs(calm, re["q"], sims=200)
+    assert agree["simulated_pools"] == 200 and agree["share_with_q_at_least_observed"] > 0.2
     assert mod.random_effects([np.array([0.0, 0.01])]) is None
 
 
