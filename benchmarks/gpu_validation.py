@@ -315,6 +315,11 @@ def _rel(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return (a - b) / b if a is not None and b else None
 
 
+def envelope(*cis) -> list[float]:
+    """The widest envelope of several 95% CIs of one quantity: the verdict trusts none alone."""
+    return [min(c[0] for c in cis), max(c[1] for c in cis)]
+
+
 def ci_verdict(ci95) -> str:
     """Item 10's reading of an overhead CI: shown only when its upper end is inside +1%."""
     lo, hi = ci95
@@ -357,7 +362,7 @@ def abba_overhead(llem_cycles: list[dict], bare_cycles: list[dict], samples: int
         ci_t = list(mean_ci95(np.asarray(per_block), "t")) if n > 1 else None
         # a percentile bootstrap of 6-8 blocks runs narrow (llem/stats.py): the verdict uses the
         # wider envelope of it and a Student-t interval on the per-block differences
-        ci = [min(ci_boot[0], ci_t[0]), max(ci_boot[1], ci_t[1])] if n > 1 else None
+        ci = envelope(ci_boot, ci_t) if n > 1 else None
         return {"rel": rel(np.arange(n)), "ci95": ci, "ci95_bootstrap": ci_boot, "ci95_t": ci_t,
                 "per_block": per_block}
 

@@ -14,7 +14,13 @@ out=${1:?usage: overhead_runs.sh OUT_DIR SECONDS CYCLES BATCH [BATCH ...]}
 budget=${2:?seconds}
 cycles=${3:?cycles}
 shift 3
+for v in "budget SECONDS=$budget" "cycles CYCLES=$cycles"; do
+  [[ ${v#*=} =~ ^[1-9][0-9]*$ ]] || { echo "overhead_runs.sh: ${v#* } is not a positive whole number" >&2; exit 2; }
+done
 (($# > 0)) || { echo "overhead_runs.sh: give at least one batch size" >&2; exit 2; }
+for b in "$@"; do
+  [[ $b =~ ^[1-9][0-9]*$ ]] || { echo "overhead_runs.sh: batch $b is not a positive whole number" >&2; exit 2; }
+done
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 declare -A longest

@@ -56,7 +56,7 @@ def host(rep: dict[str, Any]) -> Optional[str]:
 def pooled(per_run: list[list[float]], samples: int = 10000, seed: int = 0) -> dict[str, Any]:
     import numpy as np
 
-    from benchmarks.gpu_validation import ci_verdict
+    from benchmarks.gpu_validation import ci_verdict, envelope
     from llem.stats import mean_ci95
 
     arrs = [np.asarray(a, dtype=float) for a in per_run if len(a)]
@@ -72,7 +72,7 @@ def pooled(per_run: list[list[float]], samples: int = 10000, seed: int = 0) -> d
     # the verdict uses the widest envelope of the stratified bootstrap, a Student-t interval and
     # the fixed- and random-effects estimates over runs: each weighs the runs differently
     cis = [ci_boot, ci_t] + [e["ci95"] for e in (fe, rnd) if e]
-    lo, hi = min(c[0] for c in cis), max(c[1] for c in cis)
+    lo, hi = envelope(*cis)
     return {"mean": float(allv.mean()), "ci95": [lo, hi], "ci95_bootstrap": ci_boot, "ci95_t": ci_t,
             "fixed_effect": fe, "random_effects": rnd, "blocks": int(allv.size), "verdict": ci_verdict([lo, hi])}
 
@@ -100,18 +100,17 @@ def fixed_effect(arrs) -> Optional[dict[str, Any]]:
             "q": float((w * (m - est) ** 2).sum()), "q_df": len(runs) - 1}
 
 
-def random_effects(arrs, check: bool = True) -> Optional[dict[str, Any]]:
+def random_effects(arrs) -> Optional[dict[str, Any]]:
     """Random-effects mean of the runs' mean differences: each run's own value scatters around
     the common one with a between-run variance tau^2 (DerSimonian-Laird, from Cochran's Q), so a
     run counts 1 / (its within-run variance + tau^2). The 95% CI is Hartung-Knapp's (t on runs - 1
     df, its variance scale kept at 1 or more): with few runs it is wide, as it should be. I^2 is
-    the share of the runs' scatter that the within-run noise does not explain. ``check``: a
-    simulated pool skips the runs-with-variance filter (normal draws always vary)."""
+    the share of the runs' scatter that the within-run noise does not explain."""
     import numpy as np
 
     from llem.stats import t_quantile
 
-    runs = _runs_with_variance(arrs) if check else arrs
+    runs = _runs_with_variance(arrs)
     k = len(runs)
     if k < 2:
         return None
@@ -143,7 +142,7 @@ def agreeing_runs(arrs, q_observed: float, sims: int = 2000, seed: int = 0) -> d
     rng = np.random.default_rng(seed)
     taus, qs = [], []
     for _ in range(sims):
-        r = random_effects([rng.normal(0.0, sd, len(a)) for a in runs], check=False)
+        r = random_effects([rng.normal(0.0, sd, len(a)) for a in runs])
         taus.append(r["tau"])
         qs.append(r["q"])
     return {"simulated_pools": sims, "block_sd": sd, "tau_median": float(np.median(taus)),

@@ -61,6 +61,16 @@ def describe_method(method: str, samples: int) -> str:
             else f"seeded percentile bootstrap 95% CI of the mean over cycles ({samples} resamples)")
 
 
+def ci_kind(description: Optional[str]) -> Optional[str]:
+    """The kind of CI a ``Stat.method`` description names ("Student t" or "bootstrap"), so that
+    results written by any llem version can be told apart; kept beside ``describe_method``."""
+    if not description:
+        return None
+    if description.startswith("Student t"):
+        return "Student t"
+    return "bootstrap" if "bootstrap" in description else description
+
+
 def summarize(values: Sequence[Optional[float]], *, method: str = "t", samples: int = 2000, seed: int = 0) -> Stat:
     """Stat over cycles. ``None`` values mean "not measured": if any is missing, only n is set.
     One cycle has no spread to estimate: std, CV and CI stay unset rather than read as zero."""

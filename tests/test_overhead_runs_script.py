@@ -15,6 +15,14 @@ def test_no_batch_is_a_usage_error(tmp_path):
     assert r.returncode == 2 and "give at least one batch size" in r.stderr
 
 
+def test_non_numbers_are_usage_errors(tmp_path):
+    for args, field in ((("1x", "8", "128"), "SECONDS=1x"), (("100", "0", "128"), "CYCLES=0"),
+                        (("100", "8", "big"), "batch big")):
+        r = _run(str(tmp_path / "o"), *args)
+        assert r.returncode == 2 and field in r.stderr and "positive whole number" in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_run_that_cannot_fit_the_budget_is_not_started(tmp_path):
     out = tmp_path / "o"
     # an unseen batch is expected to take 150 s, which a 100 s budget cannot hold

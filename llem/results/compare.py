@@ -17,6 +17,7 @@ import pandas as pd
 
 from llem.errors import ConfigError
 from llem.results.table import STAT_METRICS, metric_columns
+from llem.stats import ci_kind
 
 DEFAULT_METRICS = ["energy_per_output_token_j", "energy_adjusted_per_output_token_j", "tokens_per_joule",
                    "output_tokens_per_s", "energy_j", "ttft_ms_p50", "itl_ms_p50", "e2e_latency_ms_p50"]
@@ -56,12 +57,6 @@ def _val(row: Optional[pd.Series], col: str):
     return None if pd.isna(v) else v
 
 
-def _ci_kind(method: Optional[str]) -> Optional[str]:
-    if not method:
-        return None
-    return "Student t" if method.startswith("Student t") else "bootstrap" if "bootstrap" in method else method
-
-
 def _why_missing(row: pd.Series, metric: str, side: str) -> str:
     if row is None:
         return f"no job in {side}"
@@ -99,7 +94,7 @@ def _pair_rows(a_row, b_row, metrics, match) -> list[dict]:
             if rec["ci_overlap"] is None:
                 notes.append("no CI" if m not in STAT_METRICS else "CI missing")
             elif m in STAT_METRICS:
-                ma, mb = _ci_kind(_val(a_row, "ci_method")), _ci_kind(_val(b_row, "ci_method"))
+                ma, mb = ci_kind(_val(a_row, "ci_method")), ci_kind(_val(b_row, "ci_method"))
                 if ma and mb and ma != mb:
                     notes.append(f"CIs made differently (A: {ma}, B: {mb}): the overlap is not like for like")
             ta, tb = _val(a_row, "output_tokens"), _val(b_row, "output_tokens")
