@@ -672,6 +672,17 @@ def idle_baseline_first(args) -> dict[str, Any]:
     return b.describe()
 
 
+def _machine() -> dict[str, Any]:
+    """Which machine ran this: runs on several GPUs of one host share its CPU and its noise, so
+    pool_overhead.py counts machines as well as GPUs. The boot id tells machines apart where
+    every VM has the same host name."""
+    try:
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot_id = None
+    return {"node": platform.node(), "boot_id": boot_id}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
@@ -686,8 +697,8 @@ def main(argv=None) -> int:
             return 2
         device = torch.cuda.get_device_name(0)
     t0 = time.perf_counter()
-    report: dict[str, Any] = {"device": device, "command": command, "commit": _commit(), "args": {
-        k: v for k, v in vars(args).items() if k != "batch_list"}, "batches": []}
+    report: dict[str, Any] = {"device": device, "machine": _machine(), "command": command, "commit": _commit(),
+                              "args": {k: v for k, v in vars(args).items() if k != "batch_list"}, "batches": []}
     if not args.cpu:
         report["idle_baseline"] = idle_baseline_first(args)
     for b in args.batch_list:

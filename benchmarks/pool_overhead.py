@@ -48,9 +48,15 @@ def load(path: str) -> dict[str, Any]:
     return rep
 
 
-def host(rep: dict[str, Any]) -> Optional[str]:
+def gpu(rep: dict[str, Any]) -> Optional[str]:
     uuids = sorted((rep.get("idle_baseline") or {}).get("power_w") or {})
     return ",".join(uuids) or None
+
+
+def machine(rep: dict[str, Any]) -> Optional[str]:
+    """The machine's boot id; runs from before gpu_validation.py recorded it all ran on one-GPU
+    machines, where the GPU names the machine."""
+    return (rep.get("machine") or {}).get("boot_id") or gpu(rep)
 
 
 def pooled(per_run: list[list[float]], samples: int = 10000, seed: int = 0) -> dict[str, Any]:
@@ -162,13 +168,14 @@ def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
         for b in r["batches"]:
             if b["overhead"].get("time_per_call_rel_per_block"):
                 by_batch.setdefault(b["batch"], []).append((r, b))
-    out = {"runs": [{"path": r["_path"], "host": host(r), "commit": r.get("commit"), "command": r.get("command")}
-                    for r in reports],
+    out = {"runs": [{"path": r["_path"], "gpu": gpu(r), "machine": machine(r), "commit": r.get("commit"),
+                     "command": r.get("command")} for r in reports],
            "workload": {k: ref.get(k) for k in SAME},
            "design": __doc__.split("\n\n")[1].replace("\n", " ").replace("``", "`"), "batches": []}
     for batch, rows in sorted(by_batch.items()):
         out["batches"].append({
-            "batch": batch, "runs": len(rows), "hosts": sorted({host(r) or "?" for r, _ in rows}),
+            "batch": batch, "runs": len(rows), "gpus": sorted({gpu(r) or "?" for r, _ in rows}),
+            "machines": sorted({machine(r) or "?" for r, _ in rows}),
             "time_per_call": pooled([b["overhead"]["time_per_call_rel_per_block"] for _, b in rows]),
             "energy_per_output_token": pooled([b["overhead"]["energy_per_output_token_rel_per_block"] for _, b in rows]),
             "per_run": [{"path": r["_path"], "time_per_call_rel": b["overhead"]["time_per_call_rel"],
@@ -187,10 +194,10 @@ def markdown(rep: dict[str, Any]) -> str:
     lines = ["# llem vs bare generate: ABBA blocks pooled over runs", "",
              f"Reproduce: `python benchmarks/pool_overhead.py {' '.join(r['path'] for r in rep['runs'])}`", "",
              rep["design"], "",
-             "| batch | runs | hosts | blocks | time/call vs bare [95% CI] | J/token vs bare [95% CI] | "
+             "| batch | runs | GPUs | machines | blocks | time/call vs bare [95% CI] | J/token vs bare [95% CI] | "
              "time, fixed effect | J/token, fixed effect | time, random effects | J/token, random effects | "
              "time | energy |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def fe(m):
         x = m["fixed_effect"]
@@ -202,7 +209,7 @@ def markdown(rep: dict[str, Any]) -> str:
 
     for b in rep["batches"]:
         t, e = b["time_per_call"], b["energy_per_output_token"]
-        lines.append(f"| {b['batch']} | {b['runs']} | {len(b['hosts'])} | {t['blocks']} | {f(t)} | {f(e)} | "
+        lines.append(f"| {b['batch']} | {b['runs']} | {len(b['gpus'])} | {len(b['machines'])} | {t['blocks']} | {f(t)} | {f(e)} | "
                      f"{fe(t)} | {fe(e)} | {rand(t)} | {rand(e)} | "
                      f"{t['verdict'].split(':')[0]} | {e['verdict'].split(':')[0]} |")
     lines += ["", "If the runs all measured one value (simulated pools with these block counts and the "
@@ -215,7 +222,8 @@ def markdown(rep: dict[str, Any]) -> str:
                 parts.append(f"{name}: tau {x['tau_median']:.2%}, Q reached in {x['share_with_q_at_least_observed']:.0%}")
         if parts:
             lines.append(f"- batch {b['batch']}: " + "; ".join(parts))
-    lines += ["", "Runs:", ""] + [f"- `{r['path']}` (host {r['host']}, commit {r['commit']})" for r in rep["runs"]]
+    lines += ["", "Runs:", ""] + [f"- `{r['path']}` (GPU {r['gpu']}, machine {r['machine']}, commit {r['commit']})"
+                                  for r in rep["runs"]]
     return "\n".join(lines) + "\n"
 
 

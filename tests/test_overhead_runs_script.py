@@ -30,3 +30,43 @@ def test_a_run_that_cannot_fit_the_budget_is_not_started(tmp_path):
     assert r.returncode == 0
     assert (out / "runs.txt").read_text().strip() == "stopping: the next batch-128 run (~150 s) would pass 100 s"
     assert not list(out.glob("b128-r*"))
+
+
+EACH_GPU = SCRIPT.with_name("overhead_runs_each_gpu.sh")
+
+
+def _fake_nvidia_smi(tmp_path, gpus):
+    """A test double for nvidia-smi -L (no GPU here): lists ``gpus`` GPUs."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    smi = bin_ / "nvidia-smi"
+    smi.write_text("#!/bin/sh\n" + "".join(f"echo 'GPU {i}: NVIDIA H100 (UUID: GPU-{i})'\n" for i in range(gpus)))
+    smi.chmod(0o755)
+    import os
+    return {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}"}
+
+
+def test_each_gpu_starts_one_rotation_per_gpu(tmp_path):
+    env = _fake_nvidia_smi(tmp_path, 2)
+    out = tmp_path / "o"
+    r = subprocess.run(["bash", str(EACH_GPU), str(out), "100", "8", "1"], capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    for i in (0, 1):
+        assert (out / f"gpu{i}" / "runs.txt").read_text().startswith("stopping: the next batch-1 run")
+
+
+def test_each_gpu_reports_a_usage_error_once_and_leaves_nothing(tmp_path):
+    env = _fake_nvidia_smi(tmp_path, 2)
+    out = tmp_path / "o"
+    r = subprocess.run(["bash", str(EACH_GPU), str(out), "100", "8", "big"], capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert r.returncode == 2 and r.stderr.count("batch big is not a positive whole number") == 1
+    assert not out.exists()
+
+
+def test_each_gpu_without_a_gpu_is_an_error(tmp_path):
+    env = _fake_nvidia_smi(tmp_path, 0)
+    r = subprocess.run(["bash", str(EACH_GPU), str(tmp_path / "o"), "100", "8", "1"], capture_output=True,
+                       text=True, timeout=60, env=env)
+    assert r.returncode == 2 and "lists no GPU" in r.stderr

@@ -10,11 +10,12 @@ def _load():
     return load_benchmark("pool_overhead")
 
 
-def _run(tmp_path, name, blocks_by_batch, uuid="GPU-a", **args):
+def _run(tmp_path, name, blocks_by_batch, uuid="GPU-a", boot_id=None, **args):
     base = {"model": "llama-3.2-1b", "precision": "bf16", "input_len": 128, "output_len": 128,
             "static_cache": True, "bare_model": "shared", "override": [], "no_observers": True}
     rep = {"args": {**base, **args}, "commit": "abc", "command": "python benchmarks/gpu_validation.py",
            "idle_baseline": {"power_w": {uuid: 72.0}},
+           **({"machine": {"node": "vm", "boot_id": boot_id}} if boot_id else {}),
            "batches": [{"batch": b, "overhead": {
                "blocks": len(t), "time_per_call_rel": sum(t) / len(t), "time_per_call_ci95": None,
                "energy_per_output_token_rel": sum(e) / len(e), "energy_per_output_token_ci95": None,
@@ -38,7 +39,8 @@ def test_blocks_of_every_run_pool_per_batch(tmp_path):
     t128 = by[128]["time_per_call"]
     assert t128["blocks"] == 5 and t128["mean"] == pytest.approx(0.02 / 5)
     assert t128["ci95"][0] <= t128["mean"] <= t128["ci95"][1]
-    assert by[128]["hosts"] == ["GPU-a", "GPU-b"] and by[128]["runs"] == 2
+    # runs without a recorded machine ran on one-GPU machines: the GPU names the machine
+    assert by[128]["gpus"] == by[128]["machines"] == ["GPU-a", "GPU-b"] and by[128]["runs"] == 2
     # energy: every block far under +1%, so even two runs' random-effects CI (t on 1 df) is too
     assert by[128]["energy_per_output_token"]["verdict"].startswith("shown")
     # batch 8 only in run b: +50% to +70% blocks exceed the limit outright
@@ -49,7 +51,18 @@ def test_blocks_of_every_run_pool_per_batch(tmp_path):
         cis = [m["ci95_bootstrap"], m["ci95_t"]] + [m[k]["ci95"] for k in ("fixed_effect", "random_effects") if m[k]]
         assert m["ci95"] == [min(c[0] for c in cis), max(c[1] for c in cis)]
     assert by[8]["time_per_call"]["fixed_effect"] is None and by[8]["time_per_call"]["random_effects"] is None
-    assert "| 128 | 2 | 2 | 5 |" in (out / "pooled.md").read_text()
+    assert "| 128 | 2 | 2 | 2 | 5 |" in (out / "pooled.md").read_text()
+
+
+def test_gpus_of_one_machine_count_as_one_machine(tmp_path):
+    mod = _load()
+    runs = [_run(tmp_path, f"g{i}", {1: ([0.01, -0.01], [0.0, 0.001])}, uuid=f"GPU-{i}", boot_id="boot-x")
+            for i in range(3)]
+    rep = mod.pool([mod.load(r) for r in runs])
+    b1 = rep["batches"][0]
+    assert b1["gpus"] == ["GPU-0", "GPU-1", "GPU-2"] and b1["machines"] == ["boot-x"]
+    assert {r["machine"] for r in rep["runs"]} == {"boot-x"}
+    assert "| 1 | 3 | 3 | 1 | 6 |" in mod.markdown(rep)
 
 
 def test_fixed_effect_trusts_the_quiet_run():
