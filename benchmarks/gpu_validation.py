@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import statistics
 import subprocess
@@ -680,7 +681,12 @@ def _machine() -> dict[str, Any]:
         boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         boot_id = None
-    return {"node": platform.node(), "boot_id": boot_id}
+    cpu = platform.processor() or None
+    try:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"node": platform.node(), "boot_id": boot_id, "cpu": cpu, "cpus": os.cpu_count()}
 
 
 def main(argv=None) -> int:

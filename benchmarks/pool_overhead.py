@@ -12,8 +12,11 @@ a random-effects mean (DerSimonian-Laird between-run variance, Hartung-Knapp t i
 runs - 1 df), which counts the run, not the block, as the unit of replication. A run's variance
 estimated from 4-8 blocks is itself noisy: the fixed effect then overweights runs whose blocks
 happened to agree (its CI runs narrow), and Cochran's Q runs above its df even when the runs share
-one value. The random-effects interval is safe either way, and is usually the widest. Runs are pooled only when they measured the same workload with the same llem
-configuration; anything else is refused.
+one value. Runs on one machine (its GPUs side by side, or one after another) share its CPU and
+background load, so with two machines or more the envelope also holds a random-effects mean over
+machines (each machine's runs pooled first; Hartung-Knapp on machines - 1 df): it counts the
+machine as the unit of replication, and with few machines it is the widest. Runs are pooled only
+when they measured the same workload with the same llem configuration; anything else is refused.
 
     python benchmarks/pool_overhead.py RUN_DIR_OR_VALIDATION_JSON ... [--out DIR]
 """
@@ -59,12 +62,19 @@ def machine(rep: dict[str, Any]) -> Optional[str]:
     return (rep.get("machine") or {}).get("boot_id") or gpu(rep)
 
 
-def pooled(per_run: list[list[float]], samples: int = 10000, seed: int = 0) -> dict[str, Any]:
+def pooled(per_run: list[list[float]], machines: Optional[list[str]] = None, samples: int = 10000,
+           seed: int = 0) -> dict[str, Any]:
+    """``machines[i]`` names the machine run i ran on (default: every run on its own machine)."""
     import numpy as np
 
     from benchmarks.gpu_validation import ci_verdict, envelope
     from llem.stats import mean_ci95
 
+    machines = machines or [str(i) for i in range(len(per_run))]
+    groups: dict[str, list] = {}
+    for a, m in zip(per_run, machines):
+        if len(a):
+            groups.setdefault(m, []).append(np.asarray(a, dtype=float))
     arrs = [np.asarray(a, dtype=float) for a in per_run if len(a)]
     allv = np.concatenate(arrs)
     rng = np.random.default_rng(seed)
@@ -75,12 +85,15 @@ def pooled(per_run: list[list[float]], samples: int = 10000, seed: int = 0) -> d
     rnd = random_effects(arrs)
     if rnd is not None:
         rnd["if_runs_agree"] = agreeing_runs(arrs, rnd["q"], seed=seed)
+    by_machine = machine_effects(list(groups.values()))
     # the verdict uses the widest envelope of the stratified bootstrap, a Student-t interval and
-    # the fixed- and random-effects estimates over runs: each weighs the runs differently
-    cis = [ci_boot, ci_t] + [e["ci95"] for e in (fe, rnd) if e]
+    # the fixed- and random-effects estimates over runs and over machines: each weighs the runs
+    # differently, and each assumes a different unit of replication
+    cis = [ci_boot, ci_t] + [e["ci95"] for e in (fe, rnd, by_machine) if e]
     lo, hi = envelope(*cis)
     return {"mean": float(allv.mean()), "ci95": [lo, hi], "ci95_bootstrap": ci_boot, "ci95_t": ci_t,
-            "fixed_effect": fe, "random_effects": rnd, "blocks": int(allv.size), "verdict": ci_verdict([lo, hi])}
+            "fixed_effect": fe, "random_effects": rnd, "by_machine": by_machine, "blocks": int(allv.size),
+            "verdict": ci_verdict([lo, hi])}
 
 
 def _runs_with_variance(arrs) -> list:
@@ -114,14 +127,19 @@ def random_effects(arrs) -> Optional[dict[str, Any]]:
     the share of the runs' scatter that the within-run noise does not explain."""
     import numpy as np
 
+    runs = _runs_with_variance(arrs)
+    if len(runs) < 2:
+        return None
+    return _dl_hk(np.array([a.mean() for a in runs]), np.array([a.var(ddof=1) / len(a) for a in runs]))
+
+
+def _dl_hk(m, v) -> dict[str, Any]:
+    """DerSimonian-Laird tau^2 and the Hartung-Knapp interval for estimates m with variances v."""
+    import numpy as np
+
     from llem.stats import t_quantile
 
-    runs = _runs_with_variance(arrs)
-    k = len(runs)
-    if k < 2:
-        return None
-    m = np.array([a.mean() for a in runs])
-    v = np.array([a.var(ddof=1) / len(a) for a in runs])
+    k = len(m)
     w = 1 / v
     fe = (w * m).sum() / w.sum()
     q = float((w * (m - fe) ** 2).sum())
@@ -130,10 +148,38 @@ def random_effects(arrs) -> Optional[dict[str, Any]]:
     ws = 1 / (v + tau2)
     est = float((ws * m).sum() / ws.sum())
     scale = max(1.0, float((ws * (m - est) ** 2).sum()) / (k - 1))
-    half = t_quantile(0.975, k - 1) * float(np.sqrt(scale / ws.sum()))
-    return {"mean": est, "ci95": [est - half, est + half], "runs": k, "tau": float(np.sqrt(tau2)),
+    se2 = scale / ws.sum()
+    half = t_quantile(0.975, k - 1) * float(np.sqrt(se2))
+    return {"mean": est, "ci95": [est - half, est + half], "runs": k, "se2": float(se2), "tau": float(np.sqrt(tau2)),
             "i2": max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0, "q": q, "q_df": k - 1,
             "method": "DerSimonian-Laird tau^2, Hartung-Knapp t interval (scale >= 1)"}
+
+
+def machine_effects(groups) -> Optional[dict[str, Any]]:
+    """The random-effects estimate with the machine, not the run, as the unit: runs on GPUs of one
+    machine (or one after another on it) share its CPU and its background load, so a machine can
+    shift all its runs alike, and counting its runs as independent would then make the CI too
+    narrow. Each machine's estimate is the random-effects mean of its runs (Hartung-Knapp
+    variance), or a lone run's block mean; machines then pool by DerSimonian-Laird and
+    Hartung-Knapp on machines - 1 df."""
+    import numpy as np
+
+    est, var = [], []
+    for arrs in groups:
+        runs = _runs_with_variance(arrs)
+        if len(runs) == 1:
+            est.append(runs[0].mean())
+            var.append(runs[0].var(ddof=1) / len(runs[0]))
+        elif runs:
+            r = random_effects(runs)
+            est.append(r["mean"])
+            var.append(r["se2"])
+    if len(est) < 2:
+        return None
+    out = _dl_hk(np.array(est), np.array(var))
+    out["machines"] = out.pop("runs")
+    out["per_machine"] = [{"mean": float(e), "se": float(np.sqrt(v))} for e, v in zip(est, var)]
+    return out
 
 
 def agreeing_runs(arrs, q_observed: float, sims: int = 2000, seed: int = 0) -> dict[str, Any]:
@@ -176,8 +222,10 @@ def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
         out["batches"].append({
             "batch": batch, "runs": len(rows), "gpus": sorted({gpu(r) or "?" for r, _ in rows}),
             "machines": sorted({machine(r) or "?" for r, _ in rows}),
-            "time_per_call": pooled([b["overhead"]["time_per_call_rel_per_block"] for _, b in rows]),
-            "energy_per_output_token": pooled([b["overhead"]["energy_per_output_token_rel_per_block"] for _, b in rows]),
+            "time_per_call": pooled([b["overhead"]["time_per_call_rel_per_block"] for _, b in rows],
+                                    [machine(r) or "?" for r, _ in rows]),
+            "energy_per_output_token": pooled([b["overhead"]["energy_per_output_token_rel_per_block"] for _, b in rows],
+                                              [machine(r) or "?" for r, _ in rows]),
             "per_run": [{"path": r["_path"], "time_per_call_rel": b["overhead"]["time_per_call_rel"],
                          "time_per_call_ci95": b["overhead"]["time_per_call_ci95"],
                          "energy_per_output_token_rel": b["overhead"]["energy_per_output_token_rel"],
@@ -195,23 +243,27 @@ def markdown(rep: dict[str, Any]) -> str:
              f"Reproduce: `python benchmarks/pool_overhead.py {' '.join(r['path'] for r in rep['runs'])}`", "",
              rep["design"], "",
              "| batch | runs | GPUs | machines | blocks | time/call vs bare [95% CI] | J/token vs bare [95% CI] | "
-             "time, fixed effect | J/token, fixed effect | time, random effects | J/token, random effects | "
              "time | energy |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
 
     def fe(m):
         x = m["fixed_effect"]
         return f"{x['mean']:+.2%} (Q {x['q']:.2f}, {x['q_df']} df)" if x else "n/a (one run)"
 
-    def rand(m):
-        x = m["random_effects"]
-        return f"{f(x)} (tau {x['tau']:.2%}, I² {x['i2']:.0%})" if x else "n/a (one run)"
+    def rand(x, one):
+        return f"{f(x)} (tau {x['tau']:.2%}, I² {x['i2']:.0%})" if x else f"n/a (one {one})"
 
     for b in rep["batches"]:
         t, e = b["time_per_call"], b["energy_per_output_token"]
-        lines.append(f"| {b['batch']} | {b['runs']} | {len(b['gpus'])} | {len(b['machines'])} | {t['blocks']} | {f(t)} | {f(e)} | "
-                     f"{fe(t)} | {fe(e)} | {rand(t)} | {rand(e)} | "
-                     f"{t['verdict'].split(':')[0]} | {e['verdict'].split(':')[0]} |")
+        lines.append(f"| {b['batch']} | {b['runs']} | {len(b['gpus'])} | {len(b['machines'])} | {t['blocks']} | "
+                     f"{f(t)} | {f(e)} | {t['verdict'].split(':')[0]} | {e['verdict'].split(':')[0]} |")
+    lines += ["", "The estimates whose envelope (with the bootstrap and the t interval) gives the CIs above:", "",
+              "| batch | metric | fixed effect over runs | random effects over runs | random effects over machines |",
+              "|---|---|---|---|---|"]
+    for b in rep["batches"]:
+        for name, m in (("time/call", b["time_per_call"]), ("J/token", b["energy_per_output_token"])):
+            lines.append(f"| {b['batch']} | {name} | {fe(m)} | {rand(m['random_effects'], 'run')} | "
+                         f"{rand(m.get('by_machine'), 'machine')} |")
     lines += ["", "If the runs all measured one value (simulated pools with these block counts and the "
               "mean block variance): median DL tau, and the share of pools whose Q reaches the observed Q:", ""]
     for b in rep["batches"]:

@@ -20,6 +20,7 @@ def test_cpu_mode_writes_json_and_markdown(tmp_path, capsys):
     (b,) = rep["batches"]
     # the machine is recorded so that pool_overhead.py can tell runs on GPUs of one host apart
     assert rep["machine"]["boot_id"] == open("/proc/sys/kernel/random/boot_id").read().strip()
+    assert rep["machine"]["cpus"] >= 1 and rep["machine"]["cpu"]
     assert b["batch"] == 2 and len(b["bare"]["cycles"]) == 4 and len(b["llem"]["cycles"]) == 4
     # every window holds whole calls of 2 prompts x 16 new tokens, in both arms
     assert all(c["output_tokens"] == c["calls"] * 2 * 16 for c in b["llem"]["cycles"] + b["bare"]["cycles"])

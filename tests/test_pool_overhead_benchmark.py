@@ -114,3 +114,22 @@ def test_runs_of_another_configuration_are_refused(tmp_path, capsys):
     assert not (tmp_path / "p").exists()
     assert mod.main([str(tmp_path / "missing")]) == 2
     assert "no validation.json there" in capsys.readouterr().err
+
+
+def test_a_machine_that_shifts_all_its_runs_counts_once():
+    mod = _load()
+    # five runs on each of two machines; machine b's runs all sit 2% above machine a's
+    a = [[0.000 + d, 0.002 + d, -0.002 + d] for d in (0.0, 0.001, -0.001, 0.0005, -0.0005)]
+    b = [[0.020 + d, 0.022 + d, 0.018 + d] for d in (0.0, 0.001, -0.001, 0.0005, -0.0005)]
+    m = mod.pooled(a + b, ["a"] * 5 + ["b"] * 5)
+    runs, machines = m["random_effects"], m["by_machine"]
+    assert runs["runs"] == 10 and machines["machines"] == 2
+    assert [round(x["mean"], 6) for x in machines["per_machine"]] == [0.0, 0.02]
+    # ten runs give 9 df; two machines give 1 df, so the machine-level CI is much the wider
+    width = lambda x: x["ci95"][1] - x["ci95"][0]  # noqa: E731
+    assert width(machines) > 5 * width(runs)
+    assert m["ci95"] == [min(machines["ci95"][0], runs["ci95"][0], m["ci95_t"][0], m["ci95_bootstrap"][0]),
+                         max(machines["ci95"][1], runs["ci95"][1], m["ci95_t"][1], m["ci95_bootstrap"][1])]
+    # without machine names every run is its own machine: the two estimates agree
+    alone = mod.pooled(a + b)
+    assert alone["by_machine"]["ci95"] == pytest.approx(alone["random_effects"]["ci95"])
