@@ -677,16 +677,9 @@ def _machine() -> dict[str, Any]:
     """Which machine ran this: runs on several GPUs of one host share its CPU and its noise, so
     pool_overhead.py counts machines as well as GPUs. The boot id tells machines apart where
     every VM has the same host name."""
-    try:
-        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        boot_id = None
-    cpu = platform.processor() or None
-    try:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {"node": platform.node(), "boot_id": boot_id, "cpu": cpu, "cpus": os.cpu_count()}
+    from llem.environment import boot_id, cpu_model
+
+    return {"node": platform.node(), "boot_id": boot_id(), "cpu": cpu_model(), "cpus": os.cpu_count()}
 
 
 def main(argv=None) -> int:

@@ -60,7 +60,16 @@ def gpu_facts(nv, d, errors: Optional[list] = None) -> dict[str, Any]:
     return out
 
 
-def _cpu_model() -> Optional[str]:
+def boot_id() -> Optional[str]:
+    """This boot of this machine: unlike the host name (every VM of a cloud image may be called
+    the same), it tells machines apart, and it changes when a machine reboots and reuses pids."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def cpu_model() -> Optional[str]:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -137,7 +146,8 @@ def snapshot(devices) -> dict:
         "os": platform.platform(),
         "kernel": uname.release,
         "hostname": uname.node,
-        "cpu": _cpu_model(),
+        "boot_id": boot_id(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "ram_gib": _ram_gib(),

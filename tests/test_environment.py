@@ -27,6 +27,8 @@ def test_host_facts_without_gpu():
     env = snapshot(DeviceSet(unavailable_reason="device=cpu"))
     assert env["gpus"] == [] and env["gpu_unavailable_reason"] == "device=cpu"
     assert env["cpu_count"] >= 1 and env["ram_gib"] > 0 and env["kernel"]
+    # the boot id tells machines apart where every VM has the same host name
+    assert env["boot_id"] == open("/proc/sys/kernel/random/boot_id").read().strip()
     assert set(env["packages"]) >= {"llem", "torch", "transformers", "vllm", "zeus", "codecarbon"}
     assert env["packages"]["torch"] is not None
     assert set(env["container"]) >= {"dockerenv", "cgroup", "in_container"}

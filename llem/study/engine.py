@@ -67,7 +67,9 @@ def new_manifest(run: StudyRun) -> StudyResult:
 
 
 def _owner() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "since": _now()}
+    from llem.environment import boot_id
+
+    return {"host": socket.gethostname(), "boot_id": boot_id(), "pid": os.getpid(), "since": _now()}
 
 
 class _Store:

@@ -194,8 +194,13 @@ def _owner_alive(owner: dict[str, Any]) -> bool:
     import os
     import socket
 
+    from llem.environment import boot_id
+
     pid = owner.get("pid")
     if not pid or owner.get("host") != socket.gethostname() or pid == os.getpid():
+        return False
+    # another machine of the same host name, or this one rebooted: the pid is someone else's
+    if owner.get("boot_id") and owner["boot_id"] != boot_id():
         return False
     try:
         os.kill(int(pid), 0)

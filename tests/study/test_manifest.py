@@ -72,6 +72,26 @@ def test_running_job_of_a_live_study_is_not_called_lost(tmp_path):
     assert rebuild(tmp_path, save=False).jobs[0].status == "running"
 
 
+def test_an_owner_from_another_boot_is_not_alive(tmp_path):
+    import socket
+
+    from llem.environment import boot_id
+    from llem.study.engine import _owner
+    from llem.study.manifest import _owner_alive
+
+    here = {"host": socket.gethostname(), "pid": os.getppid()}  # a live process that is not us
+    assert _owner()["boot_id"] == boot_id() is not None
+    assert _owner_alive({**here, "boot_id": boot_id()})
+    # the same host name and a live pid, but another machine (or this one before a reboot): the
+    # pid belongs to someone else, so the study's job is lost, not running
+    assert not _owner_alive({**here, "boot_id": "another-boot"})
+    _, m = _study(tmp_path, ["running"])
+    m.owner = {**here, "boot_id": "another-boot"}
+    m.save(tmp_path)
+    (tmp_path / "0000/.hydra").mkdir(parents=True)
+    assert rebuild(tmp_path, save=False).jobs[0].status == "lost"
+
+
 def test_resume_names_changed_jobs(tmp_path):
     from llem.study.cli import _report_changes, changed_jobs
     from llem.study.plan import ExecutionOptions, plan_grid, standalone_composer
