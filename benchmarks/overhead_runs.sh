@@ -3,13 +3,16 @@
 # benchmarks/pool_overhead.py. Its verdict counts runs, not blocks (a random-effects interval on
 # runs - 1 df: a run's variance from 4-8 blocks is too noisy to weight runs by), so many short
 # runs beat a few long ones.
-#   bash benchmarks/overhead_runs.sh OUT_DIR SECONDS CYCLES BATCH [BATCH ...]
+#   bash benchmarks/overhead_runs.sh [--check] OUT_DIR SECONDS CYCLES BATCH [BATCH ...]
 # Starts runs in rotation over the batches (llem's default configuration with the static cache:
 # the sampler on, no observers) while the next one is expected to end within SECONDS of the
 # start (expected: the longest run of that batch so far, or 150 s before the first). A batch
 # named twice runs twice as often. Run k writes OUT_DIR/b<batch>-r<k>/; AFTER_EACH (a shell
 # command) runs after every run, e.g. to copy results off a machine with a time limit.
+# --check first: check the arguments only (exit 2 on bad ones, 0 otherwise) and start nothing.
 set -uo pipefail
+check_only=0
+[[ ${1:-} == --check ]] && { check_only=1; shift; }
 out=${1:?usage: overhead_runs.sh OUT_DIR SECONDS CYCLES BATCH [BATCH ...]}
 budget=${2:?seconds}
 cycles=${3:?cycles}
@@ -21,6 +24,7 @@ done
 for b in "$@"; do
   [[ $b =~ ^[1-9][0-9]*$ ]] || { echo "overhead_runs.sh: batch $b is not a positive whole number" >&2; exit 2; }
 done
+((check_only)) && exit 0
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 declare -A longest

@@ -5,25 +5,20 @@
 # GPU i writes OUT_DIR/gpu<i>/. AFTER_EACH runs after every run with GPU=<i> in its environment,
 # e.g. AFTER_EACH='tar czf $OUT/gpu$GPU.tgz -C /tmp/runs gpu$GPU'. The runs share the machine's
 # CPUs, so pool_overhead.py counts them as runs of one machine (gpu_validation.py records its
-# boot id). Arguments are checked by overhead_runs.sh.
+# boot id). overhead_runs.sh --check checks the arguments before any GPU starts.
 set -uo pipefail
-out=${1:?usage: overhead_runs_each_gpu.sh OUT_DIR SECONDS CYCLES BATCH [BATCH ...]}
-shift
 here=$(cd "$(dirname "$0")" && pwd)
+bash "$here/overhead_runs.sh" --check "$@" || exit
+out=$1
+shift
 n=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
 ((n > 0)) || { echo "overhead_runs_each_gpu.sh: nvidia-smi lists no GPU" >&2; exit 2; }
-pids=()
 mkdir -p "$out"
+pids=()
 for ((i = 0; i < n; i++)); do
-  GPU=$i CUDA_VISIBLE_DEVICES=$i bash "$here/overhead_runs.sh" "$out/gpu$i" "$@" > "$out/gpu$i.log" 2>&1 &
+  GPU=$i CUDA_VISIBLE_DEVICES=$i bash "$here/overhead_runs.sh" "$out/gpu$i" "$@" >> "$out/gpu$i.log" 2>&1 &
   pids+=($!)
 done
 rc=0
 for p in "${pids[@]}"; do wait "$p" || rc=$?; done
-if ((rc == 2)) && [[ ! -e $out/gpu0 ]]; then
-  # a usage error: every GPU refused the same arguments before starting a run
-  cat "$out/gpu0.log" >&2
-  rm -f "$out"/gpu*.log
-  rmdir "$out" 2>/dev/null
-fi
 exit $rc

@@ -219,13 +219,13 @@ def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
            "workload": {k: ref.get(k) for k in SAME},
            "design": __doc__.split("\n\n")[1].replace("\n", " ").replace("``", "`"), "batches": []}
     for batch, rows in sorted(by_batch.items()):
+        machines = [machine(r) or "?" for r, _ in rows]
         out["batches"].append({
             "batch": batch, "runs": len(rows), "gpus": sorted({gpu(r) or "?" for r, _ in rows}),
-            "machines": sorted({machine(r) or "?" for r, _ in rows}),
-            "time_per_call": pooled([b["overhead"]["time_per_call_rel_per_block"] for _, b in rows],
-                                    [machine(r) or "?" for r, _ in rows]),
+            "machines": sorted(set(machines)),
+            "time_per_call": pooled([b["overhead"]["time_per_call_rel_per_block"] for _, b in rows], machines),
             "energy_per_output_token": pooled([b["overhead"]["energy_per_output_token_rel_per_block"] for _, b in rows],
-                                              [machine(r) or "?" for r, _ in rows]),
+                                              machines),
             "per_run": [{"path": r["_path"], "time_per_call_rel": b["overhead"]["time_per_call_rel"],
                          "time_per_call_ci95": b["overhead"]["time_per_call_ci95"],
                          "energy_per_output_token_rel": b["overhead"]["energy_per_output_token_rel"],

@@ -70,3 +70,11 @@ def test_each_gpu_without_a_gpu_is_an_error(tmp_path):
     r = subprocess.run(["bash", str(EACH_GPU), str(tmp_path / "o"), "100", "8", "1"], capture_output=True,
                        text=True, timeout=60, env=env)
     assert r.returncode == 2 and "lists no GPU" in r.stderr
+
+
+def test_check_only_starts_nothing(tmp_path):
+    out = tmp_path / "o"
+    assert _run("--check", str(out), "100", "8", "1").returncode == 0
+    r = _run("--check", str(out), "100", "8", "0")
+    assert r.returncode == 2 and "batch 0 is not a positive whole number" in r.stderr
+    assert not out.exists()
