@@ -202,6 +202,19 @@ def agreeing_runs(arrs, q_observed: float, sims: int = 2000, seed: int = 0) -> d
             "share_with_q_at_least_observed": float(np.mean(np.asarray(qs) >= q_observed))}
 
 
+def by_block_position(arrs) -> list[dict[str, Any]]:
+    """Mean and SE over runs of each run's k-th block (its k-th ABBA block in time). A start-up
+    transient in one arm shows as early blocks off the later ones; the verdict averages it in."""
+    import numpy as np
+
+    out = []
+    for k in range(max(len(a) for a in arrs)):
+        xs = np.array([a[k] for a in arrs if len(a) > k], dtype=float)
+        out.append({"block": k + 1, "runs": int(xs.size), "mean": float(xs.mean()),
+                    "se": float(xs.std(ddof=1) / np.sqrt(xs.size)) if xs.size > 1 else None})
+    return out
+
+
 def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
     ref = reports[0]["args"]
     for r in reports[1:]:
@@ -226,6 +239,10 @@ def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
             "time_per_call": pooled([b["overhead"]["time_per_call_rel_per_block"] for _, b in rows], machines),
             "energy_per_output_token": pooled([b["overhead"]["energy_per_output_token_rel_per_block"] for _, b in rows],
                                               machines),
+            "by_block_position": {
+                m: by_block_position([b["overhead"][key] for _, b in rows])
+                for m, key in (("time_per_call", "time_per_call_rel_per_block"),
+                               ("energy_per_output_token", "energy_per_output_token_rel_per_block"))},
             "per_run": [{"path": r["_path"], "time_per_call_rel": b["overhead"]["time_per_call_rel"],
                          "time_per_call_ci95": b["overhead"]["time_per_call_ci95"],
                          "energy_per_output_token_rel": b["overhead"]["energy_per_output_token_rel"],
@@ -274,6 +291,16 @@ def markdown(rep: dict[str, Any]) -> str:
                 parts.append(f"{name}: tau {x['tau_median']:.2%}, Q reached in {x['share_with_q_at_least_observed']:.0%}")
         if parts:
             lines.append(f"- batch {b['batch']}: " + "; ".join(parts))
+    lines += ["", "Each run's k-th block, k in time order, as mean [+/- SE] over the runs that have it (time / "
+              "J/token; a start-up transient in one arm shows as early blocks apart from the later ones):", ""]
+    for b in rep["batches"]:
+        pos = b["by_block_position"]
+
+        def cell(x):
+            return f"{x['mean']:+.2%}" + (f" ± {x['se']:.2%}" if x["se"] is not None else "")
+        lines.append(f"- batch {b['batch']}: " + "; ".join(
+            f"block {t['block']} ({t['runs']} run{'s' if t['runs'] > 1 else ''}) {cell(t)} / {cell(e)}"
+            for t, e in zip(pos["time_per_call"], pos["energy_per_output_token"])))
     lines += ["", "Runs:", ""] + [f"- `{r['path']}` (GPU {r['gpu']}, machine {r['machine']}, commit {r['commit']})"
                                   for r in rep["runs"]]
     return "\n".join(lines) + "\n"

@@ -82,6 +82,9 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
     try:
         return _run(config, job_dir, progress, observers, opened, between_cycles)
     except BaseException:
+        from llem import gcfreeze
+
+        gcfreeze.release()
         # the job fails with its own error; stopping the backend's processes (tensor-parallel
         # followers, engine cores) is best effort and must not replace that error
         for backend in opened:
@@ -201,6 +204,11 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     from llem.sampler import make_sampler
 
     sampler = make_sampler(config.energy.sampler, devices, config.energy.sample_interval_s, t0=t0)
+    from llem.gcfreeze import FrozenHeap
+
+    # outside every window: the one full collection, then the warm heap frozen (llem/gcfreeze.py)
+    heap = FrozenHeap(config.measurement.gc_freeze)
+    heap.freeze()
     cycles: list[CycleResult] = []
     readings: list[WindowReading] = []
     say(f"measuring {config.measurement.cycles} cycles x {repeats} passes")
@@ -237,6 +245,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
                 sampler.start()
     finally:
         steady_end = time.perf_counter() - t0
+        heap.mark_end()
         sampler.stop()
     methodology["cycles"] = config.measurement.cycles
     methodology["window_bracketing"] = "device synchronize before meter.begin() and before meter.end()"
@@ -258,6 +267,10 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     from llem.phases import measure_phases
 
     phases = measure_phases(backend, work, batches, meter, baseline, repeats, config, cycles=cycles)
+    from llem import gcfreeze
+
+    gcfreeze.release()
+    methodology["gc"] = heap.describe()
 
     methodology["backend"] = backend.describe()
     flops = backend.flops(config.dataset.input_len, config.output_len, b)

@@ -133,3 +133,18 @@ def test_a_machine_that_shifts_all_its_runs_counts_once():
     # without machine names every run is its own machine: the two estimates agree
     alone = mod.pooled(a + b)
     assert alone["by_machine"]["ci95"] == pytest.approx(alone["random_effects"]["ci95"])
+
+
+def test_blocks_are_also_pooled_by_their_position_in_each_run(tmp_path):
+    mod = _load()
+    # every run's first block slow (a start-up transient in the llem arm), the rest level
+    runs = [_run(tmp_path, f"p{i}", {1: ([0.05 + d, d, -d], [0.02, 0.0, 0.001])}, uuid=f"GPU-{i}")
+            for i, d in enumerate((0.0, 0.01, -0.01))] + [_run(tmp_path, "short", {1: ([0.04], [0.01])}, uuid="GPU-s")]
+    rep = mod.pool([mod.load(r) for r in runs])
+    pos = rep["batches"][0]["by_block_position"]
+    t, e = pos["time_per_call"], pos["energy_per_output_token"]
+    assert [x["block"] for x in t] == [1, 2, 3] and [x["runs"] for x in t] == [4, 3, 3]
+    assert t[0]["mean"] == pytest.approx((0.05 + 0.06 + 0.04 + 0.04) / 4) and t[1]["mean"] == pytest.approx(0.0)
+    assert t[1]["se"] == pytest.approx(0.01 / 3 ** 0.5)
+    assert e[0]["mean"] == pytest.approx(0.0175) and e[2]["mean"] == pytest.approx(0.001) and e[2]["se"] == 0.0
+    assert "block 1 (4 runs) +4.75% ± " in mod.markdown(rep)

@@ -146,6 +146,9 @@ class MeasurementConfig(_Strict):
     # prefill/decode split: prefill-only windows (see llem/phases.py); each costs one window
     phase_split: bool = True
     phase_cycles: PositiveInt = 2
+    # after warm-up: one full garbage collection, then the surviving heap frozen, so that no
+    # collection inside a window walks the whole heap (llem/gcfreeze.py)
+    gc_freeze: bool = True
 
 
 class PyTorchConfig(_Strict):
