@@ -3,12 +3,15 @@
 # benchmarks/pool_overhead.py. Its verdict counts runs, not blocks (a random-effects interval on
 # runs - 1 df: a run's variance from 4-8 blocks is too noisy to weight runs by), so many short
 # runs beat a few long ones.
-#   bash benchmarks/overhead_runs.sh [--check] OUT_DIR SECONDS CYCLES BATCH [BATCH ...]
+#   bash benchmarks/overhead_runs.sh [--check] OUT_DIR SECONDS CYCLES BATCH[/OVERRIDE] ...
 # Starts runs in rotation over the batches (llem's default configuration with the static cache:
 # the sampler on, no observers) while the next one is expected to end within SECONDS of the
-# start (expected: the longest run of that batch so far, or 150 s before the first). A batch
-# named twice runs twice as often. Run k writes OUT_DIR/b<batch>-r<k>/; AFTER_EACH (a shell
-# command) runs after every run, e.g. to copy results off a machine with a time limit.
+# start (expected: the longest run of that entry so far, or 150 s before the first). A batch
+# named twice runs twice as often. BATCH/OVERRIDE runs that batch with one llem override
+# (e.g. 1/measurement.gc_freeze=false), so one machine can alternate two configurations; such
+# runs pool only with runs of the same override. Run k writes OUT_DIR/b<batch>-r<k>/ (with an
+# override: b<batch>-<override, punctuation as _>-r<k>/); AFTER_EACH (a shell command) runs
+# after every run, e.g. to copy results off a machine with a time limit.
 # --check first: check the arguments only (exit 2 on bad ones, 0 otherwise) and start nothing.
 set -uo pipefail
 check_only=0
@@ -21,8 +24,12 @@ for v in "budget SECONDS=$budget" "cycles CYCLES=$cycles"; do
   [[ ${v#*=} =~ ^[1-9][0-9]*$ ]] || { echo "overhead_runs.sh: ${v#* } is not a positive whole number" >&2; exit 2; }
 done
 (($# > 0)) || { echo "overhead_runs.sh: give at least one batch size" >&2; exit 2; }
-for b in "$@"; do
+for e in "$@"; do
+  b=${e%%/*}
   [[ $b =~ ^[1-9][0-9]*$ ]] || { echo "overhead_runs.sh: batch $b is not a positive whole number" >&2; exit 2; }
+  if [[ $e == */* && ! ${e#*/} =~ ^[A-Za-z_][A-Za-z0-9_.]*=[A-Za-z0-9_.+-]+$ ]]; then
+    echo "overhead_runs.sh: override ${e#*/} (in $e) is not key=value (letters, digits, _ . + -)" >&2; exit 2
+  fi
 done
 ((check_only)) && exit 0
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,20 +38,29 @@ declare -A longest
 start=$SECONDS
 k=0
 while :; do
-  for b in "$@"; do
-    expect=${longest[$b]:-150}
+  for e in "$@"; do
+    b=${e%%/*}
+    ov=()
+    name="b$b"
+    label="batch-$b"
+    if [[ $e == */* ]]; then
+      ov=(--override "${e#*/}")
+      name="b$b-$(tr -c 'A-Za-z0-9\n' _ <<< "${e#*/}")"
+      label="batch-$b (${e#*/})"
+    fi
+    expect=${longest[$e]:-150}
     if ((SECONDS - start + expect > budget)); then
-      echo "stopping: the next batch-$b run (~${expect} s) would pass ${budget} s" | tee -a "$out/runs.txt"
+      echo "stopping: the next $label run (~${expect} s) would pass ${budget} s" | tee -a "$out/runs.txt"
       exit 0
     fi
-    dir="$out/b$b-r$k"
+    dir="$out/$name-r$k"
     t0=$SECONDS
     python3 "$here/gpu_validation.py" --out "$dir" --batches "$b" --cycles "$cycles" --warmup 3 \
-      --quantisation-target 0.02 --static-cache --no-observers > "$dir.log" 2>&1
+      --quantisation-target 0.02 --static-cache --no-observers "${ov[@]}" > "$dir.log" 2>&1
     rc=$?
     took=$((SECONDS - t0))
-    ((took > ${longest[$b]:-0})) && longest[$b]=$took
-    echo "b$b-r$k: exit $rc, ${took} s $(grep '^| [0-9]' "$dir/validation.md" 2>/dev/null)" | tee -a "$out/runs.txt"
+    ((took > ${longest[$e]:-0})) && longest[$e]=$took
+    echo "$name-r$k: exit $rc, ${took} s $(grep '^| [0-9]' "$dir/validation.md" 2>/dev/null)" | tee -a "$out/runs.txt"
     eval "${AFTER_EACH:-true}"
     k=$((k + 1))
   done

@@ -129,3 +129,29 @@ def test_bare_inputs_llem_feeds_the_bare_loop_llems_own_tensors(tmp_path):
     assert llem["bare_inputs"] == "llem's prepared input tensors"
     assert llem["llem_model_config_vs_plain_transformers"]["bare_ids_equal_llem_ids"] is True
     assert rand["llem_model_config_vs_plain_transformers"]["bare_ids_equal_llem_ids"] is False
+
+
+@pytest.mark.slow
+def test_gc_pauses_times_collections_around_a_cpu_run(tmp_path):
+    mod = load_benchmark("gc_pauses")
+    val = tmp_path / "val"
+    argv = ["--out", str(tmp_path / "gc"), "--slow-factor", "1.01", "--", "--cpu", "--out", str(val), "--batches", "1",
+            "--cycles", "2", "--warmup", "1", "--min-window-s", "0.05", "--override", "measurement.gc_freeze=false"]
+    assert mod.main(argv) == 0
+    rep = json.loads((tmp_path / "gc" / "gc_pauses.json").read_text())
+    assert (val / "validation.json").exists() and rep["exit_code"] == 0
+    assert rep["llem_calls"] >= 4 and rep["median_llem_call_s"] > 0 and rep["tracked_objects_at_end"] > 1000
+    assert set(rep["collections_per_generation"]) == {"gen0", "gen1", "gen2"}
+    assert all(c["generation"] == 2 and c["s"] >= 0 for c in rep["oldest_generation_collections"])
+    # energy=none: no load window, so llem's windows are its 2 measured cycles, in time order
+    w = rep["llem_windows_s"]
+    assert len(w) == 2 and all(a < b for a, b in w) and w[0][1] <= w[1][0]
+    assert all(s["llem_window"] in (None, 0, 1) for s in rep["slow_llem_calls"])
+    # a 1.01x threshold marks about half the calls slow; each lists the collections inside it
+    assert rep["slow_llem_calls"] and all(s["s"] > 1.01 * rep["median_llem_call_s"] for s in rep["slow_llem_calls"])
+    assert rep["frozen_objects_at_end"] == 0
+
+
+def test_gc_pauses_without_the_separator_is_a_usage_error(capsys):
+    assert load_benchmark("gc_pauses").main(["--out", "x"]) == 2
+    assert "after --" in capsys.readouterr().err

@@ -78,3 +78,34 @@ def test_check_only_starts_nothing(tmp_path):
     r = _run("--check", str(out), "100", "8", "0")
     assert r.returncode == 2 and "batch 0 is not a positive whole number" in r.stderr
     assert not out.exists()
+
+
+def test_an_override_entry_is_checked(tmp_path):
+    out = tmp_path / "o"
+    assert _run("--check", str(out), "100", "8", "1", "1/measurement.gc_freeze=false").returncode == 0
+    r = _run("--check", str(out), "100", "8", "1/gc freeze")
+    assert r.returncode == 2 and "override gc freeze (in 1/gc freeze) is not key=value" in r.stderr
+    assert not out.exists()
+
+
+def test_an_override_entry_reaches_gpu_validation_and_names_its_runs(tmp_path):
+    import os
+    # a test double for python3 (the runs need an H100): records the arguments it was given
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    fake = bin_ / "python3"
+    fake.write_text(f"#!/bin/sh\necho \"$*\" >> {tmp_path / 'calls.txt'}\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}"}
+    out = tmp_path / "o"
+    # 151 s holds one unseen run (~150 s expected) at the start; the fake returns at once, so the
+    # rotation goes on until ~2 s have passed
+    r = subprocess.run(["bash", str(SCRIPT), str(out), "151", "8", "1", "1/measurement.gc_freeze=false"],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    plain = [c for c in calls if "--override" not in c]
+    alt = [c for c in calls if c.endswith("--override measurement.gc_freeze=false")]
+    assert plain and alt and len(plain) + len(alt) == len(calls)
+    assert f"--out {out}/b1-r0 " in plain[0] and f"--out {out}/b1-measurement_gc_freeze_false-r1 " in alt[0]
+    assert "b1-measurement_gc_freeze_false-r1: exit 0" in (out / "runs.txt").read_text()
