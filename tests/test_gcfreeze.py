@@ -19,6 +19,7 @@ def test_freeze_moves_the_heap_out_of_collections_and_release_restores_it():
     heap = gcfreeze.FrozenHeap(True)
     heap.freeze()
     assert gc.get_freeze_count() > 1000 and heap.frozen_objects == gc.get_freeze_count()
+    assert heap.describe()["frozen_before_llem"] == 0
     assert heap.collect_s is not None and heap.collect_s >= 0
     gc.collect()  # a full collection now walks only what was made since
     heap.mark_end()
@@ -41,12 +42,18 @@ def test_disabled_freezes_nothing_but_still_counts_collections():
     assert d["collections_during_measured_cycles"]["gen2"] >= 1
 
 
-def test_release_leaves_a_freeze_llem_did_not_make_alone():
+def test_a_freeze_the_caller_made_is_left_frozen():
     gc.freeze()
     try:
         frozen = gc.get_freeze_count()
         gcfreeze.release()
         assert gc.get_freeze_count() == frozen
+        # llem freezing on top of it must not unfreeze the caller's objects when it is done
+        heap = gcfreeze.FrozenHeap(True)
+        heap.freeze()
+        assert heap.describe()["frozen_before_llem"] == frozen and heap.frozen_objects >= frozen
+        gcfreeze.release()
+        assert gc.get_freeze_count() >= frozen
     finally:
         gc.unfreeze()
 
