@@ -54,13 +54,15 @@ def paired(arm: list[float], bare: list[float], samples: int = 10000, seed: int 
 
 
 class GcClock:
-    """``gc.callbacks`` hook: the collector's pauses during each arm's calls, by generation."""
+    """``gc.callbacks`` hook: the collector's pauses during each arm's calls, by generation, and
+    every collection in ``events`` (perf_counter start, seconds, generation, objects collected)."""
 
     def __init__(self) -> None:
         self.arm: str | None = None
         self._t: float | None = None
         self.pauses: dict[str, list[list[float]]] = {}  # arm -> per call -> [gen0 s, gen1 s, gen2 s]
         self.counts: dict[str, list[list[int]]] = {}
+        self.events: list[tuple[float, float, int, int]] = []
 
     def begin_call(self, arm: str) -> None:
         self.pauses.setdefault(arm, []).append([0.0, 0.0, 0.0])
@@ -73,10 +75,12 @@ class GcClock:
     def __call__(self, phase: str, info: dict) -> None:
         if phase == "start":
             self._t = time.perf_counter()
-        elif self.arm is not None and self._t is not None:
-            g = info["generation"]
-            self.pauses[self.arm][-1][g] += time.perf_counter() - self._t
-            self.counts[self.arm][-1][g] += 1
+        elif self._t is not None:
+            g, pause = info["generation"], time.perf_counter() - self._t
+            self.events.append((self._t, pause, g, info["collected"]))
+            if self.arm is not None:
+                self.pauses[self.arm][-1][g] += pause
+                self.counts[self.arm][-1][g] += 1
 
     def report(self, call_s: dict[str, list[float]]) -> dict:
         out = {}

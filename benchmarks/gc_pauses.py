@@ -3,10 +3,10 @@
     python benchmarks/gc_pauses.py --out DIR [--slow-factor 3] -- GPU_VALIDATION_ARGS...
 
 Runs ``benchmarks/gpu_validation.py`` (its own ``--out``, given after ``--``) in this process
-with a ``gc.callbacks`` hook that times every collection, wraps llem's backend ``generate`` to
-stamp every llem call, and wraps llem's meter to stamp every window it opens (the load window
-first when the meter reads energy, then the measured cycles; the bare arm's windows are not
-llem's). Writes ``gc_pauses.json`` into DIR: llem's windows, every collection of the oldest
+with call_path.py's ``gc.callbacks`` hook timing every collection, gpu_validation.py's
+``--per-call`` wrapper stamping every llem call, and llem's meter wrapped to stamp every window
+it opens (the load window first when the meter reads energy, then the measured cycles; the bare
+arm's windows are not llem's). Writes ``gc_pauses.json`` into DIR: llem's windows, every collection of the oldest
 generation (start, duration, objects collected, the llem window it fell in), every llem call
 slower than ``slow-factor`` times the median with its window and the collections inside it,
 and the tracked-object count at the end.
@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(0, str(HERE.parent))
 
 
 def main(argv=None) -> int:
@@ -42,31 +44,13 @@ def main(argv=None) -> int:
         print(f"gc_pauses: --slow-factor must be above 1, not {a.slow_factor}", file=sys.stderr)
         return 2
 
-    t0 = time.perf_counter()
-    collections: list[dict] = []
-    started: list[float] = []
-
-    def hook(phase, info):
-        if phase == "start":
-            started.append(time.perf_counter())
-        elif started:
-            t = started.pop()
-            collections.append({"t_s": t - t0, "s": time.perf_counter() - t, "generation": info["generation"],
-                                "collected": info["collected"]})
-
+    from benchmarks.call_path import GcClock
+    from benchmarks.gpu_validation import CallTimes
     from llem.backends import backend_class
 
-    cls = backend_class("pytorch")
-    orig = cls.generate
-    calls: list[tuple[float, float]] = []
-
-    def stamped(self, batch, **kw):
-        t = time.perf_counter()
-        out = orig(self, batch, **kw)
-        calls.append((t - t0, time.perf_counter() - t))
-        return out
-
-    cls.generate = stamped
+    t0 = time.perf_counter()
+    clock = GcClock()
+    timer = CallTimes(backend_class("pytorch"))
     from llem import harness
 
     windows: list[list[float]] = []
@@ -90,7 +74,7 @@ def main(argv=None) -> int:
         return meter, why
 
     harness.select_meter = stamped_meter
-    gc.callbacks.append(hook)
+    gc.callbacks.append(clock)
     saved = sys.argv
     sys.argv = [str(HERE / "gpu_validation.py"), *argv[cut + 1:]]
     rc = 0
@@ -100,16 +84,17 @@ def main(argv=None) -> int:
         rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     finally:
         sys.argv = saved
-        gc.callbacks.remove(hook)
-        cls.generate = orig
+        gc.callbacks.remove(clock)
+        timer.restore()
         harness.select_meter = select
 
     def window_of(t):
         return next((i for i, (a_, b_) in enumerate(windows) if b_ is not None and a_ <= t <= b_), None)
 
+    calls = [(t - t0, d) for t, d in zip(timer.starts, timer.calls)]
+    collections = [{"t_s": t - t0, "s": d, "generation": g, "collected": n, "llem_window": window_of(t - t0)}
+                   for t, d, g, n in clock.events]
     med = statistics.median(d for _, d in calls) if calls else None
-    for c in collections:
-        c["llem_window"] = window_of(c["t_s"])
     slow = [{"t_s": t, "s": d, "llem_window": window_of(t),
              "collections_inside": [c for c in collections if t <= c["t_s"] <= t + d]}
             for t, d in calls if med and d > a.slow_factor * med]

@@ -257,15 +257,16 @@ class CallTimes:
     """``--per-call``: the duration of every ``generate`` call of llem's backend, as the backend
     itself timed it (``GenerationOutput.start_time`` / ``end_time``: perf_counter around
     ``model.generate``, the same clock reads the bare arm takes around its calls). The only thing
-    added to llem's window is this wrapper's frame and a list append per call (microseconds
+    added to llem's window is this wrapper's frame and two list appends per call (microseconds
     against calls of 0.1-1 s); off by default."""
 
     def __init__(self, backend_cls) -> None:
-        self.cls, self.orig, self.calls = backend_cls, backend_cls.generate, []
-        orig, calls = self.orig, self.calls
+        self.cls, self.orig, self.calls, self.starts = backend_cls, backend_cls.generate, [], []
+        orig, calls, starts = self.orig, self.calls, self.starts
 
         def generate(backend, batch, **kw):
             out = orig(backend, batch, **kw)
+            starts.append(out.start_time)
             calls.append(out.end_time - out.start_time)
             return out
 

@@ -12,8 +12,9 @@ first measured window, llem collects once and freezes what survives (``gc.freeze
 objects move to a permanent generation that later collections skip), as vLLM does after its own
 warm-up. Collections still run inside windows, over the objects created since. The heap is
 unfrozen when the experiment's passes are over, unless the process had frozen it before llem
-did (``gc.unfreeze`` cannot tell whose objects are whose, so a caller's freeze is left alone). Collection counts per generation over the
-measured cycles are recorded either way, read before the first and after the last window.
+did (``gc.unfreeze`` cannot tell whose objects are whose, so a caller's freeze is left alone).
+Collection counts per generation over the measured cycles are recorded either way, read before
+the first and after the last window.
 """
 from __future__ import annotations
 

@@ -204,10 +204,10 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     from llem.sampler import make_sampler
 
     sampler = make_sampler(config.energy.sampler, devices, config.energy.sample_interval_s, t0=t0)
-    from llem.gcfreeze import FrozenHeap
+    from llem import gcfreeze
 
     # outside every window: the one full collection, then the warm heap frozen (llem/gcfreeze.py)
-    heap = FrozenHeap(config.measurement.gc_freeze)
+    heap = gcfreeze.FrozenHeap(config.measurement.gc_freeze)
     heap.freeze()
     cycles: list[CycleResult] = []
     readings: list[WindowReading] = []
@@ -267,8 +267,6 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     from llem.phases import measure_phases
 
     phases = measure_phases(backend, work, batches, meter, baseline, repeats, config, cycles=cycles)
-    from llem import gcfreeze
-
     gcfreeze.release()
     methodology["gc"] = heap.describe()
 

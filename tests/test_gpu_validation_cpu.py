@@ -142,6 +142,7 @@ def test_gc_pauses_times_collections_around_a_cpu_run(tmp_path):
     assert (val / "validation.json").exists() and rep["exit_code"] == 0
     assert rep["llem_calls"] >= 4 and rep["median_llem_call_s"] > 0 and rep["tracked_objects_at_end"] > 1000
     assert set(rep["collections_per_generation"]) == {"gen0", "gen1", "gen2"}
+    assert rep["collections_per_generation"]["gen0"] > 0  # a tiny-model run allocates plenty
     assert all(c["generation"] == 2 and c["s"] >= 0 for c in rep["oldest_generation_collections"])
     # energy=none: no load window, so llem's windows are its 2 measured cycles, in time order
     w = rep["llem_windows_s"]
