@@ -19,6 +19,8 @@ For each batch size of the reference workload (``no_weights`` Llama-3.2-1B, bf16
    so its throughput wanders by several per cent from window to window on a shared host; the
    overhead is therefore given as the ratio of sums over all blocks with a seeded bootstrap 95%
    CI over blocks, and the 1% limit counts as shown only when the CI's upper end is <= 1%.
+3. compile work: every dynamo compile, Triton autotuning and CUDA graph recording torch reports
+   (``compile_events.py``), with the windows it overlapped: a one-off stall in one arm.
 
 Writes ``validation.json`` and ``validation.md`` to ``--out`` and prints the command that
 reproduces them. Split the work with ``--batches 1,8`` / ``--batches 32,128`` to fit a per-command
@@ -44,6 +46,8 @@ from typing import Any, Optional
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from benchmarks.compile_events import CompileEvents  # noqa: E402
 
 AGREEMENT_LIMIT = 0.01
 OVERHEAD_LIMIT = 0.01
@@ -206,7 +210,8 @@ class BareLoop:
             v1 = raw.read_mj() if raw else None
             dur = time.perf_counter() - t0
             self.cycles.append({"duration_s": dur, "calls": calls, "output_tokens": tokens,
-                                "energy_j": (v1 - v0) / 1e3 if raw else None, "call_s": call_s})
+                                "energy_j": (v1 - v0) / 1e3 if raw else None, "call_s": call_s,
+                                "t_open": t0, "t_close": t0 + dur})
 
     def close(self) -> dict[str, Any]:
         del self.model
@@ -284,8 +289,10 @@ def run_llem(args, batch: int, observers: list, job_dir: Path, between_cycles=No
     cfg = load_config(llem_overrides(args, batch))
     timer = CallTimes(backend_class(cfg.backend)) if args.per_call else None
     window_ends: list[int] = []  # how many calls had been made when each window closed
+    closed_at: list[float] = []  # perf_counter when the hook ran: each window's close (+ a print)
 
     def hook(index: int, cycle, backend) -> None:
+        closed_at.append(time.perf_counter())
         if timer is not None:
             window_ends.append(len(timer.calls))
         if between_cycles is not None:
@@ -302,6 +309,8 @@ def run_llem(args, batch: int, observers: list, job_dir: Path, between_cycles=No
                "output_tokens": c.output_tokens, "energy_j": c.energy_j} for c in r.cycles]
     for c, end in zip(cycles, window_ends):
         c["call_s"] = timer.calls[end - c["calls"]:end]
+    for c, t in zip(cycles, closed_at):
+        c["t_open"], c["t_close"] = t - c["duration_s"], t
     m = r.measurement_methodology
     return {"cycles": cycles, **_per_token(cycles),
             "energy_adjusted_per_output_token_j": r.energy.energy_adjusted_per_output_token_j,
@@ -470,6 +479,7 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
     if args.cycles < 2 or args.cycles % 2:
         raise SystemExit(f"--cycles={args.cycles}: the ABBA design needs an even number >= 2")
     raw = None if args.cpu else RawNvml()
+    compiles = CompileEvents()  # from before llem's load, so the warm-up's compiles are placed too
     loops: list[BareLoop] = []
     if args.bare_model == "separate":
         print(f"batch {batch}: separate bare model (load and warm-up)", flush=True)
@@ -510,7 +520,11 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
     print(f"batch {batch}: llem, {args.cycles} windows interleaved with {args.cycles} bare windows (ABBA)", flush=True)
     llem = run_llem(args, batch, observers, out / f"batch{batch}", between_cycles=bare_between)
     bare = loops[0].close()
+    compiles.close()
     res: dict[str, Any] = {"batch": batch, "bare": bare, "llem": llem}
+    res["compile_events"] = compiles.describe(
+        [(f"llem {k + 1}", c["t_open"], c["t_close"]) for k, c in enumerate(llem["cycles"]) if "t_open" in c]
+        + [(f"bare {k + 1}", c["t_open"], c["t_close"]) for k, c in enumerate(bare["cycles"])])
     le = [c["energy_j"] for c in llem["cycles"]]
     for o in observers:
         diffs = [_rel(a, b) for a, b in zip(le, o.energies_j)]
@@ -587,6 +601,13 @@ def markdown(report: dict[str, Any]) -> str:
     for r in report["batches"]:
         lines.append(f"- batch {r['batch']}: " + ", ".join(f"{k}={v}" for k, v in r["checks"].items()))
         lines.append(f"  overhead: time {r['overhead']['time_verdict']}; energy {r['overhead']['energy_verdict']}")
+        ce = r.get("compile_events")
+        if ce and not ce["available"]:
+            lines.append(f"  compile work: not recorded ({ce['reason']})")
+        elif ce:
+            lines.append(f"  compile work: {len(ce['spans'])} spans, {ce['before_first_window']} before the first window, "
+                         f"{ce['in_windows']} inside windows ({ce['in_windows_s']:.2f} s"
+                         + (f"; {', '.join(ce['windows_hit'])}" if ce["windows_hit"] else "") + ")")
         pc = r["overhead"].get("per_call")
         if pc:
             lines.append(f"  per call: llem vs bare mean {pct(pc['mean_call_rel'])}, median {pct(pc['median_call_rel'])}, "

@@ -41,6 +41,12 @@ def test_cpu_mode_writes_json_and_markdown(tmp_path, capsys):
     gap = [lc[k + 1]["start_s"] - lc[k]["start_s"] - lc[k]["duration_s"] for k in range(3)]
     bare_s = [c["duration_s"] for c in b["bare"]["cycles"]]
     assert gap[0] >= bare_s[0] + bare_s[1] and gap[2] >= bare_s[2] + bare_s[3] and gap[1] < bare_s[0] + bare_s[1]
+    # every window of both arms is stamped, so torch's compile work can be placed against them
+    assert all(c["t_open"] < c["t_close"] for c in b["llem"]["cycles"] + b["bare"]["cycles"])
+    assert b["llem"]["cycles"][0]["t_close"] <= b["bare"]["cycles"][0]["t_open"]
+    ce = b["compile_events"]
+    assert ce["available"] and ce["in_windows"] == len([s for s in ce["spans"] if s["windows"]])
+    assert set(ce["windows_hit"]) <= {f"{arm} {k}" for arm in ("llem", "bare") for k in range(1, 5)}
     # no meter on CPU: energy checks are "not evaluated" (None), never passed by default
     assert b["checks"]["llem_vs_zeus_within_1pct"] is None and b["llem"]["energy_j"] is None
     assert "reproduce: python benchmarks/gpu_validation.py --cpu" in capsys.readouterr().out
