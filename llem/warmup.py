@@ -1,4 +1,5 @@
-"""Warm-up: full-length passes until latency settles (or a fixed number of runs)."""
+"""Warm-up: full-length passes until latency settles (or a fixed number of runs), and for at
+least ``warmup_min_s`` seconds after the first pass."""
 from __future__ import annotations
 
 import statistics
@@ -24,27 +25,42 @@ class WarmupReport:
 
 def warm_up(work, mcfg, sync) -> WarmupReport:
     rep = WarmupReport()
-    target = mcfg.warmup_cv_target
-    limit = mcfg.warmup_max_runs if target else mcfg.warmup_runs
-    for i in range(limit):
+
+    def one_pass() -> None:
         sync()
         t = time.perf_counter()
         work.run()
         sync()
         rep.durations_s.append(time.perf_counter() - t)
         rep.runs += 1
+
+    target = mcfg.warmup_cv_target
+    limit = mcfg.warmup_max_runs if target else mcfg.warmup_runs
+    for _ in range(limit):
+        one_pass()
         if target and rep.runs >= max(mcfg.warmup_runs, mcfg.warmup_window):
             last = rep.durations_s[-mcfg.warmup_window:]
             cv = statistics.stdev(last) / statistics.mean(last) if statistics.mean(last) else 0.0
             if cv <= target:
                 rep.converged = True
                 rep.reason = f"latency CV {cv:.2%} <= {target:.2%} over the last {mcfg.warmup_window} passes"
-                return rep
-    if target:
+                break
+    if target and not rep.converged:
         rep.converged = False
         rep.reason = f"latency CV did not reach {target:.2%} within {limit} passes"
-    else:
+    elif not target:
         rep.reason = f"fixed count of {rep.runs} full-length passes"
+    # A time floor on top of the count: what settles after the first pass (clocks, power, the host
+    # under sustained load, work torch.compile leaves behind) settles in seconds, not in passes,
+    # and a batch-1 pass is a fraction of a second. The first pass pays for compilation and
+    # caches, so it does not count. warmup_runs=0 still means no warm-up at all.
+    floor = mcfg.warmup_min_s
+    if floor > 0 and rep.runs:
+        counted = rep.runs
+        while sum(rep.durations_s[1:]) < floor:
+            one_pass()
+        if rep.runs > counted:
+            rep.reason += f"; then {rep.runs - counted} more, until the passes after the first lasted {floor:g} s"
     return rep
 
 

@@ -134,6 +134,8 @@ class MeasurementConfig(_Strict):
     warmup_cv_target: Optional[float] = Field(None, gt=0)
     warmup_max_runs: PositiveInt = 20
     warmup_window: int = Field(3, ge=2)
+    # seconds of passes after the first one that warm-up lasts at least (0: count only)
+    warmup_min_s: float = Field(0.0, ge=0)
     cycles: PositiveInt = 5
     min_window_s: float = Field(0.0, ge=0)
     quantisation_target: float = Field(0.005, gt=0, lt=1)
