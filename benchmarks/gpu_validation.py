@@ -475,6 +475,31 @@ def _config_vs_plain(args, model) -> dict[str, Any]:
             "dtype": str(model.dtype), "dtype_as_requested": model.dtype == want}
 
 
+def switch_warmup(args, batch: int, backend, bare: BareLoop) -> dict[str, Any]:
+    """``--switch-warmup N``, after llem's first window and the bare warm-up: N rounds of one llem
+    pass (llem's backend, its own prepared batches) then one bare call, outside every window and
+    with llem's sampler stopped. Whatever one-off work the first switch from one call path to the
+    other costs (a recompile, a CUDA graph re-recording, a cache rebuilt for other kwargs) is
+    then paid here, not in llem's second window, the first after a bare call. Each is timed: a
+    first llem pass much slower than the window's pass time is that cost."""
+    from llem.config.compose import load_config
+    from llem.harness import Workload, prepare_batches
+
+    work = Workload(backend, prepare_batches(load_config(llem_overrides(args, batch)), backend))
+    llem_s, bare_s = [], []
+    for _ in range(args.switch_warmup):
+        for run, into in ((work.run, llem_s), (bare.call, bare_s)):
+            bare.sync()
+            t = time.perf_counter()
+            run()
+            bare.sync()
+            into.append(time.perf_counter() - t)
+    print(f"  switch warm-up: llem passes {', '.join(f'{x:.3f}' for x in llem_s)} s; "
+          f"bare calls {', '.join(f'{x:.3f}' for x in bare_s)} s", flush=True)
+    return {"rounds": args.switch_warmup, "llem_pass_s": llem_s, "bare_call_s": bare_s,
+            "where": "after llem window 1 and the bare warm-up, before bare window 1; outside every window"}
+
+
 def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
     if args.cycles < 2 or args.cycles % 2:
         raise SystemExit(f"--cycles={args.cycles}: the ABBA design needs an even number >= 2")
@@ -495,6 +520,7 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
             zeus_reason = f"{type(err).__name__}: {err}"
 
     model_check: dict[str, Any] = {}
+    switched: dict[str, Any] = {}
 
     def bare_between(index: int, cycle, backend) -> None:
         if not loops:
@@ -509,6 +535,8 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
             ids, last = loops[0].ids, getattr(backend, "last_output_ids", None)
             model_check["bare_ids_equal_llem_ids"] = None if last is None else bool(
                 last.shape[0] == ids.shape[0] and (last[:, :ids.shape[1]] == ids).all())
+        if index == 0 and args.switch_warmup:
+            switched.update(switch_warmup(args, batch, backend, loops[0]))
         # after llem window 2k: the block's two bare windows, each with as many calls as that
         # llem window made (its repeats x the batches of one pass: 1 here)
         if index % 2 == 0:
@@ -540,6 +568,7 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
         else "a separate model object built with plain transformers (same architecture and dtype)",
         "llem_model_config_vs_plain_transformers": model_check or None,
         "bare_inputs": "llem's prepared input tensors" if args.bare_inputs == "llem" else "random ids of the same shape",
+        "switch_warmup": switched or None,
     }
     if args.per_call:
         res["overhead"]["per_call"] = per_call_split(llem["cycles"], bare["cycles"])
@@ -658,6 +687,10 @@ def parse_args(argv=None):
                    help="random: the bare loop's own random ids (plain transformers usage); llem: the input "
                         "tensors llem's backend prepared (with --bare-model shared, the two arms then differ "
                         "only in llem's harness around the call)")
+    p.add_argument("--switch-warmup", type=int, default=0, metavar="N",
+                   help="after llem's first window and the bare warm-up, N rounds of one llem pass then one "
+                        "bare call, outside every window: one-off costs of switching call paths paid there "
+                        "(0: the design of the runs pooled so far)")
     p.add_argument("--per-call", action="store_true",
                    help="record every generate call's duration in llem's arm too (the bare arm always does) and "
                         "split each window into time inside and outside the calls (attributes an overhead; "
@@ -667,6 +700,8 @@ def parse_args(argv=None):
                         "into CUDA graphs on a GPU: the host no longer paces the GPU, so throughput stops "
                         "wandering with host-CPU noise and a 1%% overhead becomes resolvable")
     a = p.parse_args(argv)
+    if a.switch_warmup < 0:
+        p.error(f"--switch-warmup={a.switch_warmup}: a count of rounds, 0 or more")
     cpu_defaults = {"model": "tiny", "precision": "fp32", "input_len": 32, "output_len": 16, "min_window_s": 0.3}
     gpu_defaults = {"model": "llama-3.2-1b", "precision": "bf16", "input_len": 128, "output_len": 128,
                     "min_window_s": 0.0}

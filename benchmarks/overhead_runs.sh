@@ -9,7 +9,8 @@
 # start (expected: the longest run of that entry so far, or 150 s before the first). A batch
 # named twice runs twice as often. BATCH/OVERRIDE runs that batch with one llem override
 # (e.g. 1/measurement.gc_freeze=false), so one machine can alternate two configurations; such
-# runs pool only with runs of the same override. Run k writes OUT_DIR/b<batch>-r<k>/ (with an
+# runs pool only with runs of the same override. BATCH/--FLAG[=VALUE] passes a gpu_validation.py
+# flag instead (e.g. 1/--switch-warmup=2). Run k writes OUT_DIR/b<batch>-r<k>/ (with an
 # override: b<batch>-<override, punctuation as _>-r<k>/); AFTER_EACH (a shell command) runs
 # after every run, e.g. to copy results off a machine with a time limit.
 # --check first: check the arguments only (exit 2 on bad ones, 0 otherwise) and start nothing.
@@ -27,8 +28,8 @@ done
 for e in "$@"; do
   b=${e%%/*}
   [[ $b =~ ^[1-9][0-9]*$ ]] || { echo "overhead_runs.sh: batch $b is not a positive whole number" >&2; exit 2; }
-  if [[ $e == */* && ! ${e#*/} =~ ^[A-Za-z_][A-Za-z0-9_.]*=[A-Za-z0-9_.+-]+$ ]]; then
-    echo "overhead_runs.sh: override ${e#*/} (in $e) is not key=value (letters, digits, _ . + -)" >&2; exit 2
+  if [[ $e == */* && ! ${e#*/} =~ ^[A-Za-z_][A-Za-z0-9_.]*=[A-Za-z0-9_.+-]+$ && ! ${e#*/} =~ ^--[a-z][a-z0-9-]*(=[A-Za-z0-9_.+-]+)?$ ]]; then
+    echo "overhead_runs.sh: ${e#*/} (in $e) is neither an llem override key=value nor a gpu_validation.py flag --name[=value] (letters, digits, _ . + -)" >&2; exit 2
   fi
 done
 ((check_only)) && exit 0
@@ -45,6 +46,7 @@ while :; do
     label="batch-$b"
     if [[ $e == */* ]]; then
       ov=(--override "${e#*/}")
+      [[ $e == */--* ]] && ov=("${e#*/}")
       name="b$b-$(tr -c 'A-Za-z0-9\n' _ <<< "${e#*/}")"
       label="batch-$b (${e#*/})"
     fi

@@ -33,7 +33,14 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 # what must match for two runs' blocks to measure the same thing
-SAME = ("model", "precision", "input_len", "output_len", "static_cache", "bare_model", "override", "no_observers")
+SAME = ("model", "precision", "input_len", "output_len", "static_cache", "bare_model", "override", "no_observers",
+        "switch_warmup")
+# what runs made before an argument existed did, as it is now spelled
+BEFORE = {"switch_warmup": 0}
+
+
+def arg(rep: dict[str, Any], key: str) -> Any:
+    return rep["args"].get(key, BEFORE.get(key))
 
 
 class Refused(Exception):
@@ -216,11 +223,11 @@ def by_block_position(arrs) -> list[dict[str, Any]]:
 
 
 def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    ref = reports[0]["args"]
+    ref = reports[0]
     for r in reports[1:]:
         for k in SAME:
-            if r["args"].get(k) != ref.get(k):
-                raise Refused(f"{k}={r['args'].get(k)!r} in {r['_path']} differs from {ref.get(k)!r} in "
+            if arg(r, k) != arg(ref, k):
+                raise Refused(f"{k}={arg(r, k)!r} in {r['_path']} differs from {arg(ref, k)!r} in "
                               f"{reports[0]['_path']}: only runs of the same workload and llem configuration pool")
     by_batch: dict[int, list[tuple[dict, dict]]] = {}
     for r in reports:
@@ -229,7 +236,7 @@ def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
                 by_batch.setdefault(b["batch"], []).append((r, b))
     out = {"runs": [{"path": r["_path"], "gpu": gpu(r), "machine": machine(r), "commit": r.get("commit"),
                      "command": r.get("command")} for r in reports],
-           "workload": {k: ref.get(k) for k in SAME},
+           "workload": {k: arg(ref, k) for k in SAME},
            "design": __doc__.split("\n\n")[1].replace("\n", " ").replace("``", "`"), "batches": []}
     for batch, rows in sorted(by_batch.items()):
         machines = [machine(r) or "?" for r, _ in rows]

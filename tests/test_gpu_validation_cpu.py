@@ -99,16 +99,28 @@ def test_separate_bare_model_mode(tmp_path):
     ov = json.loads((out / "validation.json").read_text())["batches"][0]["overhead"]
     assert ov["bare_model"].startswith("a separate model object") and ov["llem_model_config_vs_plain_transformers"] is None
     assert ov["blocks"] == 1 and ov["time_verdict"] == "not resolved (one block: no CI)"
+    assert ov["switch_warmup"] is None  # off unless asked for: the design of the runs pooled so far
+
+
+def test_a_negative_switch_warmup_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        _load().parse_args(["--out", "x", "--switch-warmup", "-1"])
+    assert e.value.code == 2 and "--switch-warmup=-1: a count of rounds, 0 or more" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_per_call_splits_each_window_into_calls_and_the_rest(tmp_path):
     out = tmp_path / "pc"
     argv = ["--cpu", "--out", str(out), "--batches", "1", "--cycles", "2", "--warmup", "1", "--min-window-s", "0.05",
-            "--per-call"]
+            "--per-call", "--switch-warmup", "2"]
     mod = _load()
     assert mod.main(argv) == 0
     b = json.loads((out / "validation.json").read_text())["batches"][0]
+    # the switch warm-up's llem passes ran between windows 1 and 2, timed, and no window counted them
+    sw = b["overhead"]["switch_warmup"]
+    assert sw["rounds"] == 2 and len(sw["llem_pass_s"]) == len(sw["bare_call_s"]) == 2
+    assert all(x > 0 for x in sw["llem_pass_s"] + sw["bare_call_s"])
+    assert b["llem"]["cycles"][0]["t_close"] < b["bare"]["cycles"][0]["t_open"] - sum(sw["llem_pass_s"])
     for c in b["llem"]["cycles"] + b["bare"]["cycles"]:
         # one duration per generate call of the window, all inside it
         assert len(c["call_s"]) == c["calls"] and 0 < sum(c["call_s"]) <= c["duration_s"]

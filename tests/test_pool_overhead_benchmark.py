@@ -116,6 +116,18 @@ def test_runs_of_another_configuration_are_refused(tmp_path, capsys):
     assert "no validation.json there" in capsys.readouterr().err
 
 
+def test_a_run_from_before_switch_warmup_existed_pools_as_zero_rounds(tmp_path, capsys):
+    mod = _load()
+    old = _run(tmp_path, "old", {1: ([0.0, 0.0], [0.0, 0.0])})  # its args have no switch_warmup
+    new = _run(tmp_path, "new", {1: ([0.0, 0.0], [0.0, 0.0])}, switch_warmup=0)
+    two = _run(tmp_path, "two", {1: ([0.0, 0.0], [0.0, 0.0])}, switch_warmup=2)
+    assert mod.main([old, new, "--out", str(tmp_path / "p")]) == 0
+    assert json.loads((tmp_path / "p" / "pooled.json").read_text())["workload"]["switch_warmup"] == 0
+    capsys.readouterr()
+    assert mod.main([old, two, "--out", str(tmp_path / "q")]) == 2
+    assert "switch_warmup=2 in" in capsys.readouterr().err and not (tmp_path / "q").exists()
+
+
 def test_a_machine_that_shifts_all_its_runs_counts_once():
     mod = _load()
     # five runs on each of two machines; machine b's runs all sit 2% above machine a's
