@@ -222,6 +222,35 @@ def by_block_position(arrs) -> list[dict[str, Any]]:
     return out
 
 
+def by_window_position(runs: list[dict[str, Any]]) -> Optional[list[dict[str, Any]]]:
+    """Each run's windows in time order (llem 1, bare 1, bare 2, llem 2, llem 3, ...), time per
+    call over the median of the run's windows, as mean and SE over runs. A one-off cost shows in
+    one position of one arm (a block averages it with three other windows). None when the runs
+    carry no per-window figures."""
+    import numpy as np
+
+    seqs = []
+    for b in runs:
+        L, B = (b.get("llem") or {}).get("cycles"), (b.get("bare") or {}).get("cycles")
+        if not L or not B:
+            continue
+        order = []
+        for k in range(min(len(L), len(B)) // 2):
+            order += [("llem", 2 * k + 1, L[2 * k]), ("bare", 2 * k + 1, B[2 * k]),
+                      ("bare", 2 * k + 2, B[2 * k + 1]), ("llem", 2 * k + 2, L[2 * k + 1])]
+        t = np.array([c["duration_s"] / c["calls"] for _, _, c in order])
+        seqs.append([(f"{arm} {i}", x) for (arm, i, _), x in zip(order, t / np.median(t) - 1)])
+    if not seqs:
+        return None
+    out = []
+    for pos in range(max(len(q) for q in seqs)):
+        xs = np.array([q[pos][1] for q in seqs if len(q) > pos])
+        out.append({"position": pos + 1, "window": next(q[pos][0] for q in seqs if len(q) > pos),
+                    "runs": int(xs.size), "mean": float(xs.mean()),
+                    "se": float(xs.std(ddof=1) / np.sqrt(xs.size)) if xs.size > 1 else None})
+    return out
+
+
 def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
     ref = reports[0]
     for r in reports[1:]:
@@ -250,6 +279,7 @@ def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
                 m: by_block_position([b["overhead"][key] for _, b in rows])
                 for m, key in (("time_per_call", "time_per_call_rel_per_block"),
                                ("energy_per_output_token", "energy_per_output_token_rel_per_block"))},
+            "time_per_call_by_window_position": by_window_position([b for _, b in rows]),
             "per_run": [{"path": r["_path"], "time_per_call_rel": b["overhead"]["time_per_call_rel"],
                          "time_per_call_ci95": b["overhead"]["time_per_call_ci95"],
                          "energy_per_output_token_rel": b["overhead"]["energy_per_output_token_rel"],
@@ -300,14 +330,21 @@ def markdown(rep: dict[str, Any]) -> str:
             lines.append(f"- batch {b['batch']}: " + "; ".join(parts))
     lines += ["", "Each run's k-th block, k in time order, as mean [+/- SE] over the runs that have it (time / "
               "J/token; a start-up transient in one arm shows as early blocks apart from the later ones):", ""]
+    def cell(x):
+        return f"{x['mean']:+.2%}" + (f" ± {x['se']:.2%}" if x["se"] is not None else "")
+
     for b in rep["batches"]:
         pos = b["by_block_position"]
-
-        def cell(x):
-            return f"{x['mean']:+.2%}" + (f" ± {x['se']:.2%}" if x["se"] is not None else "")
         lines.append(f"- batch {b['batch']}: " + "; ".join(
             f"block {t['block']} ({t['runs']} run{'s' if t['runs'] > 1 else ''}) {cell(t)} / {cell(e)}"
             for t, e in zip(pos["time_per_call"], pos["energy_per_output_token"])))
+    with_windows = [b for b in rep["batches"] if b.get("time_per_call_by_window_position")]
+    if with_windows:
+        lines += ["", "Each run's windows in time order, time per call over the median of the run's windows, as "
+                  "mean [+/- SE] over runs (a one-off cost shows in one position of one arm):", ""]
+        for b in with_windows:
+            lines.append(f"- batch {b['batch']}: " + "; ".join(
+                f"{w['window']} {cell(w)}" for w in b["time_per_call_by_window_position"] if w["runs"] > 1))
     lines += ["", "Runs:", ""] + [f"- `{r['path']}` (GPU {r['gpu']}, machine {r['machine']}, commit {r['commit']})"
                                   for r in rep["runs"]]
     return "\n".join(lines) + "\n"

@@ -1,5 +1,6 @@
 """benchmarks/pool_overhead.py pools ABBA blocks of runs of one workload, and refuses others."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -160,3 +161,29 @@ def test_blocks_are_also_pooled_by_their_position_in_each_run(tmp_path):
     assert t[1]["se"] == pytest.approx(0.01 / 3 ** 0.5)
     assert e[0]["mean"] == pytest.approx(0.0175) and e[2]["mean"] == pytest.approx(0.001) and e[2]["se"] == 0.0
     assert "block 1 (4 runs) +4.75% ± " in mod.markdown(rep)
+
+
+def test_windows_are_also_pooled_by_their_position_in_each_run(tmp_path):
+    mod = _load()
+
+    def win(d):
+        return {"duration_s": d, "calls": 10, "output_tokens": 10, "energy_j": None}
+
+    paths = []
+    for k, f in enumerate((1.0, 1.1, 0.9)):
+        # in every run llem's second window (the first after a bare call) is 5% slow
+        llem = [win(f), win(1.05 * f)] + [win(f)] * 2
+        d = _run(tmp_path, f"r{k}", {1: ([0.0, 0.0], [0.0, 0.0])})
+        rep = json.loads((Path(d) / "validation.json").read_text())
+        rep["batches"][0].update(llem={"cycles": llem}, bare={"cycles": [win(f)] * 4})
+        (Path(d) / "validation.json").write_text(json.dumps(rep))
+        paths.append(d)
+    assert mod.main([*paths, "--out", str(tmp_path / "p")]) == 0
+    (b,) = json.loads((tmp_path / "p" / "pooled.json").read_text())["batches"]
+    pos = b["time_per_call_by_window_position"]
+    assert [w["window"] for w in pos] == ["llem 1", "bare 1", "bare 2", "llem 2", "llem 3", "bare 3", "bare 4", "llem 4"]
+    assert pos[3]["mean"] == pytest.approx(0.05) and pos[3]["runs"] == 3
+    assert all(w["mean"] == pytest.approx(0.0) for i, w in enumerate(pos) if i != 3)
+    assert "llem 2 +5.00% ± 0.00%" in (tmp_path / "p" / "pooled.md").read_text()
+    # runs written without per-window figures (older validation.json files) give None, not an error
+    assert mod.by_window_position([{"overhead": {}}]) is None
