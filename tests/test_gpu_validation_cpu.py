@@ -174,3 +174,45 @@ def test_gc_pauses_times_collections_around_a_cpu_run(tmp_path):
 def test_gc_pauses_without_the_separator_is_a_usage_error(capsys):
     assert load_benchmark("gc_pauses").main(["--out", "x"]) == 2
     assert "after --" in capsys.readouterr().err
+
+
+def test_switching_between_the_arms_call_paths_does_not_recompile():
+    """The ABBA design's premise on one compiled model: llem's generate and the bare loop's plain
+    generate share transformers' compiled forward, and alternating them costs no recompile. On
+    CPU transformers compiles only when told to (``_compile_all_devices``); the eager backend
+    keeps dynamo's tracing and guards real without a C++ toolchain. CUDA graph re-recording
+    cannot happen on CPU; on a GPU every run records it (``compile_events``)."""
+    import torch
+    from transformers import CompileConfig
+
+    from llem.backends import backend_class
+    from llem.config.compose import load_config
+    from llem.devices import DeviceSet
+    from llem.harness import Workload, prepare_batches
+
+    mod = _load()
+    events = load_benchmark("compile_events").CompileEvents()
+    try:
+        cfg = load_config(["model=tiny", "device=cpu", "energy=none", "batch=1", "dataset.num_prompts=1",
+                           "dataset.input_len=32", "output_len=16", "pytorch.cache_implementation=static",
+                           "precision=fp32"])
+        be = backend_class(cfg.backend)(cfg, DeviceSet(unavailable_reason="cpu"))
+        be.load()
+        cc = CompileConfig(backend="eager")
+        cc._compile_all_devices = True
+        be.model.generation_config.compile_config = cc
+        work = Workload(be, prepare_batches(cfg, be))
+        ids, kw = mod.plain_generate(be.model, 1, 32, 16, True, 0, "cpu")
+
+        def bare():
+            with torch.inference_mode():
+                be.model.generate(ids, **kw)
+
+        work.run()  # the first call compiles
+        first = len(events.edges)
+        for run in (bare, bare, work.run, work.run, bare, work.run):
+            run()
+    finally:
+        events.close()
+    assert first >= 2 and {e["trigger"] for e in events.edges} == {"dynamo"}
+    assert len(events.edges) == first, events.edges[first:]
