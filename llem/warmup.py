@@ -53,7 +53,8 @@ def warm_up(work, mcfg, sync) -> WarmupReport:
     # A time floor on top of the count: what settles after the first pass (clocks, power, the host
     # under sustained load, work torch.compile leaves behind) settles in seconds, not in passes,
     # and a batch-1 pass is a fraction of a second. The first pass pays for compilation and
-    # caches, so it does not count. warmup_runs=0 still means no warm-up at all.
+    # caches, so it does not count. Without a warm-up pass (warmup_runs=0, no CV target) there is
+    # no floor either: that still means no warm-up at all.
     floor = mcfg.warmup_min_s
     if floor > 0 and rep.runs:
         counted = rep.runs
