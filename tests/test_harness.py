@@ -88,6 +88,16 @@ def test_no_meter_is_not_measured_never_zero(monkeypatch, tmp_path):
     assert r.output_tokens > 0
 
 
+def test_warmup_time_floor_reaches_the_run_and_its_record(tmp_path):
+    r = harness.run(load_config([*FAST, "energy=none", "measurement.warmup_runs=1", "measurement.warmup_min_s=0.3"]),
+                    tmp_path / "j")
+    w = r.measurement_methodology["warmup"]
+    # the passes after the first reach the floor; the one before the last did not
+    assert sum(w["durations_s"][1:]) >= 0.3 > sum(w["durations_s"][1:-1])
+    assert w["runs"] == len(w["durations_s"]) >= 2 and "until the passes after the first lasted 0.3 s" in w["reason"]
+    assert r.measurement_methodology["steady_state_claimed"] is True
+
+
 def test_bootstrap_ci_when_asked(tmp_path):
     r = harness.run(load_config([*FAST, "energy=none", "measurement.ci_method=bootstrap",
                                  "measurement.bootstrap_samples=300"]), tmp_path / "j")
