@@ -447,13 +447,17 @@ def per_call_split(llem_cycles: list[dict], bare_cycles: list[dict]) -> Optional
             "first_call_rel": _rel(L["mean_first_call_s"], B["mean_first_call_s"])}
 
 
-def _llem_inputs(args, batch: int, backend) -> dict[str, Any]:
-    """The very tensors llem's windows feed ``generate``: the harness's own batches for this config
-    (the dataset is deterministic for a config; one batch here, as num_prompts = batch)."""
+def _llem_batches(args, batch: int, backend) -> list:
+    """The very batches llem's windows feed ``generate``: the harness's own, for this config (the
+    dataset is deterministic for a config; one batch here, as num_prompts = batch)."""
     from llem.config.compose import load_config
     from llem.harness import prepare_batches
 
-    return prepare_batches(load_config(llem_overrides(args, batch)), backend)[0].payload
+    return prepare_batches(load_config(llem_overrides(args, batch)), backend)
+
+
+def _llem_inputs(args, batch: int, backend) -> dict[str, Any]:
+    return _llem_batches(args, batch, backend)[0].payload
 
 
 def _config_vs_plain(args, model) -> dict[str, Any]:
@@ -482,10 +486,9 @@ def switch_warmup(args, batch: int, backend, bare: BareLoop) -> dict[str, Any]:
     other costs (a recompile, a CUDA graph re-recording, a cache rebuilt for other kwargs) is
     then paid here, not in llem's second window, the first after a bare call. Each is timed: a
     first llem pass much slower than the window's pass time is that cost."""
-    from llem.config.compose import load_config
-    from llem.harness import Workload, prepare_batches
+    from llem.harness import Workload
 
-    work = Workload(backend, prepare_batches(load_config(llem_overrides(args, batch)), backend))
+    work = Workload(backend, _llem_batches(args, batch, backend))
     llem_s, bare_s = [], []
     for _ in range(args.switch_warmup):
         for run, into in ((work.run, llem_s), (bare.call, bare_s)):

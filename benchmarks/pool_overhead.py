@@ -209,17 +209,19 @@ def agreeing_runs(arrs, q_observed: float, sims: int = 2000, seed: int = 0) -> d
             "share_with_q_at_least_observed": float(np.mean(np.asarray(qs) >= q_observed))}
 
 
+def _mean_se(xs) -> dict[str, Any]:
+    import numpy as np
+
+    xs = np.asarray(xs, dtype=float)
+    return {"runs": int(xs.size), "mean": float(xs.mean()),
+            "se": float(xs.std(ddof=1) / np.sqrt(xs.size)) if xs.size > 1 else None}
+
+
 def by_block_position(arrs) -> list[dict[str, Any]]:
     """Mean and SE over runs of each run's k-th block (its k-th ABBA block in time). A start-up
     transient in one arm shows as early blocks off the later ones; the verdict averages it in."""
-    import numpy as np
-
-    out = []
-    for k in range(max(len(a) for a in arrs)):
-        xs = np.array([a[k] for a in arrs if len(a) > k], dtype=float)
-        out.append({"block": k + 1, "runs": int(xs.size), "mean": float(xs.mean()),
-                    "se": float(xs.std(ddof=1) / np.sqrt(xs.size)) if xs.size > 1 else None})
-    return out
+    return [{"block": k + 1, **_mean_se([a[k] for a in arrs if len(a) > k])}
+            for k in range(max(len(a) for a in arrs))]
 
 
 def by_window_position(runs: list[dict[str, Any]]) -> Optional[list[dict[str, Any]]]:
@@ -242,13 +244,8 @@ def by_window_position(runs: list[dict[str, Any]]) -> Optional[list[dict[str, An
         seqs.append([(f"{arm} {i}", x) for (arm, i, _), x in zip(order, t / np.median(t) - 1)])
     if not seqs:
         return None
-    out = []
-    for pos in range(max(len(q) for q in seqs)):
-        xs = np.array([q[pos][1] for q in seqs if len(q) > pos])
-        out.append({"position": pos + 1, "window": next(q[pos][0] for q in seqs if len(q) > pos),
-                    "runs": int(xs.size), "mean": float(xs.mean()),
-                    "se": float(xs.std(ddof=1) / np.sqrt(xs.size)) if xs.size > 1 else None})
-    return out
+    return [{"position": pos + 1, "window": next(q[pos][0] for q in seqs if len(q) > pos),
+             **_mean_se([q[pos][1] for q in seqs if len(q) > pos])} for pos in range(max(len(q) for q in seqs))]
 
 
 def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -328,11 +325,11 @@ def markdown(rep: dict[str, Any]) -> str:
                 parts.append(f"{name}: tau {x['tau_median']:.2%}, Q reached in {x['share_with_q_at_least_observed']:.0%}")
         if parts:
             lines.append(f"- batch {b['batch']}: " + "; ".join(parts))
-    lines += ["", "Each run's k-th block, k in time order, as mean [+/- SE] over the runs that have it (time / "
-              "J/token; a start-up transient in one arm shows as early blocks apart from the later ones):", ""]
     def cell(x):
         return f"{x['mean']:+.2%}" + (f" ± {x['se']:.2%}" if x["se"] is not None else "")
 
+    lines += ["", "Each run's k-th block, k in time order, as mean [+/- SE] over the runs that have it (time / "
+              "J/token; a start-up transient in one arm shows as early blocks apart from the later ones):", ""]
     for b in rep["batches"]:
         pos = b["by_block_position"]
         lines.append(f"- batch {b['batch']}: " + "; ".join(

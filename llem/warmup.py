@@ -57,9 +57,11 @@ def warm_up(work, mcfg, sync) -> WarmupReport:
     # no floor either: that still means no warm-up at all.
     floor = mcfg.warmup_min_s
     if floor > 0 and rep.runs:
-        counted = rep.runs
-        while sum(rep.durations_s[1:]) < floor:
+        counted, after_first = rep.runs, sum(rep.durations_s[1:])
+        # a running total: a fast pass (a tiny model, ~1 ms) can need tens of thousands of them
+        while after_first < floor:
             one_pass()
+            after_first += rep.durations_s[-1]
         if rep.runs > counted:
             rep.reason += f"; then {rep.runs - counted} more, until the passes after the first lasted {floor:g} s"
     return rep
