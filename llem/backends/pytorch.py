@@ -218,6 +218,11 @@ class PyTorchBackend(Backend):
         self.shutdown_warnings: list[str] = []
         self._batches: list[PreparedBatch] = []
         self._peak_after_load: dict = {}
+        # reuse_static_cache: the generate kwarg that takes a cache (None: transformers builds its own
+        # per call), the longest prompt + output any prepared batch needs, and one cache per row count
+        self._cache_kwarg: Optional[str] = None
+        self._cache_len_needed = 0
+        self._static_caches: dict[int, Any] = {}
         self.preflight()
 
     @classmethod
@@ -503,11 +508,47 @@ class PyTorchBackend(Backend):
         self.vocab_size = int(model.config.vocab_size)
         # built once, outside every window: a bare loop passes a ready dict to generate too
         self._generate_kw = self.generate_kwargs()
+        self._cache_kwarg = self._shared_static_cache_kwarg(model)
+        if self._cache_kwarg:
+            # the cache object goes in instead; transformers refuses both together
+            del self._generate_kw["cache_implementation"]
+            self.load_notes.append("static KV cache: one cache per batch size for the whole job, reset before each "
+                                   "call (pytorch.reuse_static_cache)")
         self._prefill_kw = dict(self._generate_kw, max_new_tokens=1, min_new_tokens=1)
         if self._world > 1 and self._rank == 0:
             self._check_followers()
             self._tp_in_sync = True
         self._reset_peak_memory()
+
+    def _shared_static_cache_kwarg(self, model) -> Optional[str]:
+        """The generate kwarg that takes llem's own static cache, or None where transformers keeps
+        building one per call. A new cache per call lands at new addresses, and the static-address
+        KV tensors are CUDA-graph inputs: compiled decoding re-records its graphs (tens of ms each)
+        whenever the addresses are new, in measured windows too. One cache, reset before each
+        call, keeps them fixed. Only for plain static caching on one process: beams and extra
+        return sequences size the cache differently, and tensor-parallel ranks shard it."""
+        import inspect
+
+        pt = self.config.pytorch
+        if not (pt.reuse_static_cache and pt.cache_implementation == "static" and pt.use_cache
+                and pt.num_beams == 1 and self._world == 1
+                and pt.extra_generate_kwargs.get("num_return_sequences", 1) == 1):
+            return None
+        # transformers renamed generate's past_key_values to cache (the old name still works, with a warning)
+        return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
+
+    def _static_cache(self, rows: int) -> Any:
+        """This row count's cache, reset (the zeroing a fresh cache does too), or a new one when
+        none is long enough: sized for the longest prepared batch, so one per job."""
+        have = self._static_caches.get(rows)
+        if have is not None and have[0] >= self._cache_len_needed:
+            have[1].reset()
+            return have[1]
+        from transformers import StaticCache
+
+        cache = StaticCache(config=self.model.config.get_text_config(decoder=True), max_cache_len=self._cache_len_needed)
+        self._static_caches[rows] = (self._cache_len_needed, cache)
+        return cache
 
     def _check_placement(self, model) -> None:
         """The energy read is the job's GPUs': weights anywhere else make it the wrong number.
@@ -626,6 +667,9 @@ class PyTorchBackend(Backend):
             mask[i, width - len(p):] = 1
         dev = self.model.device if hasattr(self.model, "device") else self.device
         payload = {"input_ids": ids.to(dev), "attention_mask": mask.to(dev)}
+        # transformers' own sizing (max_length - 1: the last token is never attended to): a longer
+        # cache would be another shape, and compiled decoding recompiles for it
+        self._cache_len_needed = max(self._cache_len_needed, width + self.config.output_len - 1)
         return PreparedBatch(prompts=prompts, payload=payload, input_tokens=sum(len(p) for p in prompts))
 
     def prepare(self, prompts: list[list[int]]) -> PreparedBatch:
@@ -651,6 +695,8 @@ class PyTorchBackend(Backend):
             kwargs = dict(kwargs, streamer=streamer)
         start = time.perf_counter()
         with torch.inference_mode():
+            if self._cache_kwarg:
+                kwargs = dict(kwargs, **{self._cache_kwarg: self._static_cache(batch.payload["input_ids"].shape[0])})
             out = self.model.generate(**batch.payload, **kwargs)
         end = time.perf_counter()
         self._tp_in_sync = True

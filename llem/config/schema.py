@@ -175,6 +175,9 @@ class PyTorchConfig(_Strict):
     # --- KV cache -----------------------------------------------------------------------------
     cache_implementation: Optional[str] = None  # null: dynamic; static, offloaded, offloaded_static, quantized, ...
     use_cache: bool = True
+    # static cache only: one cache object for the job, reset before each call (transformers alone
+    # builds a new one per call, and compiled decoding re-records CUDA graphs for its new addresses)
+    reuse_static_cache: bool = True
     # --- decoding -----------------------------------------------------------------------------
     do_sample: bool = False
     temperature: float = Field(1.0, ge=0)

@@ -211,3 +211,54 @@ def test_llem_run_reports_latency_phases_flops_memory(tmp_path):
     assert ph["energy_not_measured_reason"]
     assert res["flops"]["estimated"] is True and res["flops"]["total_flops"] > 0
     assert res["memory"]["weights_bytes"] > 0 and res["memory"]["peak_allocated_bytes"] is None
+
+
+def _generate_spy(be, seen):
+    real = be.model.generate
+
+    def spy(*a, **kw):
+        seen.append(kw)
+        return real(*a, **kw)
+    be.model.generate = spy
+
+
+def test_static_cache_is_one_object_per_job_reset_per_call_with_transformers_own_tokens():
+    """transformers builds a new static cache per generate call; on a GPU its new addresses make
+    compiled decoding re-record CUDA graphs inside measured windows. llem passes one cache per
+    batch size instead, reset before each call: the tokens must be the ones transformers' own
+    fresh-cache path gives, for prompts of different lengths and repeated calls."""
+    outs, kwargs = {}, {}
+    for reuse in (True, False):
+        be = PyTorchBackend(make(pytorch={"cache_implementation": "static", "reuse_static_cache": reuse}), NO_GPU)
+        be.load()
+        seen: list = []
+        _generate_spy(be, seen)
+        short, long_ = be.prepare([[5, 6, 7]]), be.prepare([[9, 10, 11, 12, 13, 14, 15]])
+        pair = be.prepare([[5, 6, 7], [8, 9, 10, 11]])
+        got = []
+        for b in (short, long_, short, pair, long_, pair):
+            be.generate(b)
+            got.append(be.last_output_ids.tolist())
+        outs[reuse], kwargs[reuse], notes = got, seen, be.load_notes
+        be.close()
+        if reuse:
+            assert any("reuse_static_cache" in n for n in notes)
+    assert outs[True] == outs[False]
+    caches = [kw.get("cache", kw.get("past_key_values")) for kw in kwargs[True]]
+    assert all(c is not None for c in caches) and not any("cache_implementation" in kw for kw in kwargs[True])
+    one_row, two_rows = {id(c) for c in caches[:3] + caches[4:5]}, {id(c) for c in (caches[3], caches[5])}
+    assert len(one_row) == 1 and len(two_rows) == 1 and one_row != two_rows
+    assert all(kw["cache_implementation"] == "static" and "cache" not in kw and "past_key_values" not in kw
+               for kw in kwargs[False])
+
+
+@pytest.mark.parametrize("over", [{"num_beams": 2}, {"cache_implementation": "offloaded_static"},
+                                  {"extra_generate_kwargs": {"num_return_sequences": 2}}])
+def test_static_cache_reuse_stays_off_where_transformers_sizes_the_cache_itself(over):
+    be = PyTorchBackend(make(pytorch={"cache_implementation": "static", **over}), NO_GPU)
+    be.load()
+    try:
+        assert be._cache_kwarg is None
+        assert be._generate_kw["cache_implementation"] == over.get("cache_implementation", "static")
+    finally:
+        be.close()

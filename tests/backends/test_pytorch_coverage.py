@@ -145,7 +145,9 @@ def test_compile_fields_reach_torch_compile(monkeypatch):
 GENERATE_GROUPS = [
     {"do_sample": True, "temperature": 0.7, "top_k": 20, "top_p": 0.9, "min_p": 0.05, "typical_p": 0.95,
      "epsilon_cutoff": 0.0003, "eta_cutoff": 0.0004, "repetition_penalty": 1.1,
-     "cache_implementation": "static"},
+     # reuse off: transformers' own per-call cache, so the field itself arrives (reuse on:
+     # tests/backends/test_pytorch.py, one cache object in its place)
+     "cache_implementation": "static", "reuse_static_cache": False},
     {"num_beams": 2, "length_penalty": 0.8, "early_stopping": True, "use_cache": False},
     {"prompt_lookup_num_tokens": 2},
 ]
@@ -161,7 +163,7 @@ def test_typed_decoding_fields_reach_generate(fields):
     out = be.generate(be.prepare([[5, 6, 7, 8]]))
     (kw,) = calls
     for k, v in fields.items():
-        assert kw[k] == v, k
+        assert k == "reuse_static_cache" or kw[k] == v, k
     assert kw["max_new_tokens"] == kw["min_new_tokens"] == 4 and kw["renormalize_logits"] is True
     assert out.output_tokens == 4
 
