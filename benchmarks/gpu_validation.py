@@ -170,6 +170,17 @@ class BareLoop:
                                            args.seed, self.device)
         if inputs is not None:
             self.ids, self.kw["attention_mask"] = inputs["input_ids"], inputs["attention_mask"]
+        self.cache = None
+        if args.static_cache and args.bare_cache == "reuse":
+            # the pattern transformers documents for repeated static-cache calls, and what llem does
+            from transformers import StaticCache
+
+            from llem.backends.pytorch import cache_kwarg
+
+            del self.kw["cache_implementation"]
+            self.cache_name = cache_kwarg(self.model)
+            self.cache = StaticCache(config=self.model.config.get_text_config(decoder=True),
+                                     max_cache_len=self.ids.shape[1] + args.output_len - 1)
         pass_s = []
         for _ in range(max(2, args.warmup)):
             self.sync()
@@ -189,7 +200,11 @@ class BareLoop:
 
     def call(self) -> int:
         with self.torch.inference_mode():
-            out = self.model.generate(self.ids, **self.kw)
+            if self.cache is not None:
+                self.cache.reset()
+                out = self.model.generate(self.ids, **self.kw, **{self.cache_name: self.cache})
+            else:
+                out = self.model.generate(self.ids, **self.kw)
         return int(out.shape[0]) * int(out.shape[1] - self.ids.shape[1])
 
     def windows(self, n: int, calls: Optional[int] = None) -> None:
@@ -214,7 +229,7 @@ class BareLoop:
                                 "t_open": t0, "t_close": t0 + dur})
 
     def close(self) -> dict[str, Any]:
-        del self.model
+        del self.model, self.cache
         if not self.args.cpu:
             self.torch.cuda.empty_cache()
         return {"repeats": self.repeats, "cycles": self.cycles, **_per_token(self.cycles)}
@@ -524,6 +539,7 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
 
     model_check: dict[str, Any] = {}
     switched: dict[str, Any] = {}
+    caches: dict[str, Any] = {}
 
     def bare_between(index: int, cycle, backend) -> None:
         if not loops:
@@ -534,6 +550,9 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
             model_check.update(_config_vs_plain(args, backend.model))
             loops.append(BareLoop(args, batch, raw, model=backend.model,
                                   inputs=_llem_inputs(args, batch, backend) if args.bare_inputs == "llem" else None))
+            if args.static_cache:
+                caches.update(llem="reuse" if getattr(backend, "_cache_kwarg", None) else "per-call",
+                              bare="reuse" if loops[0].cache is not None else "per-call")
             # llem's last output starts with the ids its window fed generate
             ids, last = loops[0].ids, getattr(backend, "last_output_ids", None)
             model_check["bare_ids_equal_llem_ids"] = None if last is None else bool(
@@ -572,6 +591,8 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
         "llem_model_config_vs_plain_transformers": model_check or None,
         "bare_inputs": "llem's prepared input tensors" if args.bare_inputs == "llem" else "random ids of the same shape",
         "switch_warmup": switched or None,
+        # reuse: one StaticCache for all calls, reset before each; per-call: transformers builds one per call
+        "static_cache": caches or None,
     }
     if args.per_call:
         res["overhead"]["per_call"] = per_call_split(llem["cycles"], bare["cycles"])
@@ -656,6 +677,9 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def _commit() -> Optional[str]:
+    # a copy of the tree whose git metadata lags its files (the device machine's) names the real one here
+    if os.environ.get("LLEM_COMMIT"):
+        return os.environ["LLEM_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                               timeout=5).stdout.strip() or None
@@ -702,6 +726,10 @@ def parse_args(argv=None):
                    help="both arms generate with cache_implementation=static, which transformers compiles "
                         "into CUDA graphs on a GPU: the host no longer paces the GPU, so throughput stops "
                         "wandering with host-CPU noise and a 1%% overhead becomes resolvable")
+    p.add_argument("--bare-cache", choices=("reuse", "per-call"), default="reuse",
+                   help="with --static-cache, the bare loop's cache: reuse: one StaticCache reset before each "
+                        "call, as llem does by default (pytorch.reuse_static_cache); per-call: transformers "
+                        "builds a new one per call (the runs pooled before this flag; llem did the same then)")
     a = p.parse_args(argv)
     if a.switch_warmup < 0:
         p.error(f"--switch-warmup={a.switch_warmup}: a count of rounds, 0 or more")

@@ -43,6 +43,22 @@ def arg(rep: dict[str, Any], key: str) -> Any:
     return rep["args"].get(key, BEFORE.get(key))
 
 
+def static_caches(rep: dict[str, Any]) -> Optional[dict[str, str]]:
+    """Which arm reused one StaticCache and which let transformers build one per call (a few
+    percent apart at batch 1): recorded per batch since --bare-cache; before it the bare loop
+    built one per call, and llem did too unless its result.json says reuse_static_cache."""
+    if not arg(rep, "static_cache"):
+        return None
+    for b in rep["batches"]:
+        if b["overhead"].get("static_cache"):
+            return b["overhead"]["static_cache"]
+    llem = "per-call"
+    for res in sorted(Path(rep["_path"]).parent.glob("batch*/result.json")):
+        pt = json.loads(res.read_text()).get("config", {}).get("pytorch", {})
+        llem = "reuse" if pt.get("reuse_static_cache") and pt.get("cache_implementation") == "static" else "per-call"
+    return {"llem": llem, "bare": "per-call"}
+
+
 class Refused(Exception):
     """Bad input: a run that is not there or does not pool with the others."""
 
@@ -53,7 +69,13 @@ def load(path: str) -> dict[str, Any]:
         p = p / "validation.json"
     if not p.is_file():
         raise Refused(f"run={path!r}: no validation.json there (a gpu_validation.py --out folder is expected)")
-    rep = json.loads(p.read_text())
+    try:
+        rep = json.loads(p.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        rep = None
+    if not isinstance(rep, dict) or "args" not in rep or "batches" not in rep:
+        raise Refused(f"run={path!r}: not a gpu_validation.py validation.json (a run's --out folder or its "
+                      "validation.json is expected)")
     rep["_path"] = str(p)
     return rep
 
@@ -255,6 +277,9 @@ def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
             if arg(r, k) != arg(ref, k):
                 raise Refused(f"{k}={arg(r, k)!r} in {r['_path']} differs from {arg(ref, k)!r} in "
                               f"{reports[0]['_path']}: only runs of the same workload and llem configuration pool")
+        if static_caches(r) != static_caches(ref):
+            raise Refused(f"static caches {static_caches(r)} in {r['_path']} differ from {static_caches(ref)} in "
+                          f"{reports[0]['_path']}: only runs of the same workload and llem configuration pool")
     by_batch: dict[int, list[tuple[dict, dict]]] = {}
     for r in reports:
         for b in r["batches"]:
@@ -262,7 +287,7 @@ def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
                 by_batch.setdefault(b["batch"], []).append((r, b))
     out = {"runs": [{"path": r["_path"], "gpu": gpu(r), "machine": machine(r), "commit": r.get("commit"),
                      "command": r.get("command")} for r in reports],
-           "workload": {k: arg(ref, k) for k in SAME},
+           "workload": {**{k: arg(ref, k) for k in SAME}, "static_caches": static_caches(ref)},
            "design": __doc__.split("\n\n")[1].replace("\n", " ").replace("``", "`"), "batches": []}
     for batch, rows in sorted(by_batch.items()):
         machines = [machine(r) or "?" for r, _ in rows]

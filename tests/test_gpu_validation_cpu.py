@@ -216,3 +216,18 @@ def test_switching_between_the_arms_call_paths_does_not_recompile():
         events.close()
     assert first >= 2 and {e["trigger"] for e in events.edges} == {"dynamo"}
     assert len(events.edges) == first, events.edges[first:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bare_cache", ["reuse", "per-call"])
+def test_static_cache_arms_record_which_reused_one_cache(tmp_path, bare_cache):
+    """--static-cache: llem reuses one StaticCache by default; the bare loop does the same (the
+    pattern transformers documents) unless --bare-cache per-call, and the record says which."""
+    out = tmp_path / bare_cache
+    argv = ["--cpu", "--out", str(out), "--batches", "1", "--cycles", "2", "--warmup", "1", "--min-window-s", "0.02",
+            "--static-cache", "--bare-cache", bare_cache]
+    mod = _load()
+    assert mod.main(argv) == 0
+    b = json.loads((out / "validation.json").read_text())["batches"][0]
+    assert b["overhead"]["static_cache"] == {"llem": "reuse", "bare": bare_cache}
+    assert all(c["output_tokens"] == c["calls"] * 16 for c in b["bare"]["cycles"])

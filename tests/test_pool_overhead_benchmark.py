@@ -11,7 +11,7 @@ def _load():
     return load_benchmark("pool_overhead")
 
 
-def _run(tmp_path, name, blocks_by_batch, uuid="GPU-a", boot_id=None, **args):
+def _run(tmp_path, name, blocks_by_batch, uuid="GPU-a", boot_id=None, caches=None, llem_result=None, **args):
     base = {"model": "llama-3.2-1b", "precision": "bf16", "input_len": 128, "output_len": 128,
             "static_cache": True, "bare_model": "shared", "override": [], "no_observers": True}
     rep = {"args": {**base, **args}, "commit": "abc", "command": "python benchmarks/gpu_validation.py",
@@ -20,11 +20,15 @@ def _run(tmp_path, name, blocks_by_batch, uuid="GPU-a", boot_id=None, **args):
            "batches": [{"batch": b, "overhead": {
                "blocks": len(t), "time_per_call_rel": sum(t) / len(t), "time_per_call_ci95": None,
                "energy_per_output_token_rel": sum(e) / len(e), "energy_per_output_token_ci95": None,
-               "time_per_call_rel_per_block": t, "energy_per_output_token_rel_per_block": e}}
+               "time_per_call_rel_per_block": t, "energy_per_output_token_rel_per_block": e,
+               **({"static_cache": caches} if caches else {})}}
                for b, (t, e) in blocks_by_batch.items()]}
     d = tmp_path / name
     d.mkdir()
     (d / "validation.json").write_text(json.dumps(rep))
+    if llem_result is not None:  # llem's own result.json beside it, as gpu_validation.py writes it
+        (d / "batch1").mkdir()
+        (d / "batch1" / "result.json").write_text(json.dumps({"config": {"pytorch": llem_result}}))
     return str(d)
 
 
@@ -187,3 +191,31 @@ def test_windows_are_also_pooled_by_their_position_in_each_run(tmp_path):
     assert "llem 2 +5.00% ± 0.00%" in (tmp_path / "p" / "pooled.md").read_text()
     # runs written without per-window figures (older validation.json files) give None, not an error
     assert mod.by_window_position([{"overhead": {}}]) is None
+
+
+def test_runs_whose_arms_reused_a_static_cache_pool_only_with_their_like(tmp_path, capsys):
+    """Reusing one StaticCache and letting transformers build one per call differ by a few per
+    cent at batch 1; runs from before --bare-cache (no record) count as both arms per call,
+    unless llem's result.json says it reused its cache."""
+    mod = _load()
+    blocks = {1: ([0.0, 0.0], [0.0, 0.0])}
+    old = _run(tmp_path, "old", blocks)
+    old_llem_reuse = _run(tmp_path, "u", blocks, llem_result={"cache_implementation": "static",
+                                                              "reuse_static_cache": True})
+    both_per_call = _run(tmp_path, "pc", blocks, caches={"llem": "per-call", "bare": "per-call"})
+    both_reuse = _run(tmp_path, "r", blocks, caches={"llem": "reuse", "bare": "reuse"})
+    assert mod.main([old, both_per_call, "--out", str(tmp_path / "p")]) == 0
+    assert json.loads((tmp_path / "p" / "pooled.json").read_text())["workload"]["static_caches"] == {
+        "llem": "per-call", "bare": "per-call"}
+    for other in (old_llem_reuse, both_reuse):
+        capsys.readouterr()
+        assert mod.main([old, other, "--out", str(tmp_path / "q")]) == 2
+        assert "static caches" in capsys.readouterr().err and not (tmp_path / "q").exists()
+
+
+def test_a_file_that_is_not_a_validation_json_is_refused_in_one_line(tmp_path, capsys):
+    log = tmp_path / "b1-r0.log"
+    log.write_text("batch 1: llem, 8 windows\n")
+    assert _load().main([str(log)]) == 2
+    err = capsys.readouterr().err
+    assert "b1-r0.log" in err and "not a gpu_validation.py validation.json" in err and "Traceback" not in err

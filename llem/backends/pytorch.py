@@ -51,6 +51,14 @@ GENERATE_CONTROLLED = {"max_new_tokens": "output_len", "min_new_tokens": "output
                        "streamer": "llem's timing hook"}
 
 
+def cache_kwarg(model) -> str:
+    """The name under which this transformers' ``generate`` takes a ready cache object: it renamed
+    ``past_key_values`` to ``cache`` (the old name still works there, with a warning)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
+
+
 def check_passthrough(pt) -> None:
     """Refuse passthrough keys that duplicate a typed field or one llem controls (ValueError,
     which config validation turns into a one-line ConfigError)."""
@@ -527,15 +535,12 @@ class PyTorchBackend(Backend):
         whenever the addresses are new, in measured windows too. One cache, reset before each
         call, keeps them fixed. Only for plain static caching on one process: beams and extra
         return sequences size the cache differently, and tensor-parallel ranks shard it."""
-        import inspect
-
         pt = self.config.pytorch
         if not (pt.reuse_static_cache and pt.cache_implementation == "static" and pt.use_cache
                 and pt.num_beams == 1 and self._world == 1
                 and pt.extra_generate_kwargs.get("num_return_sequences", 1) == 1):
             return None
-        # transformers renamed generate's past_key_values to cache (the old name still works, with a warning)
-        return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
+        return cache_kwarg(model)
 
     def _static_cache(self, rows: int) -> Any:
         """This row count's cache, reset (the zeroing a fresh cache does too), or a new one when
