@@ -173,14 +173,11 @@ class BareLoop:
         self.cache = None
         if args.static_cache and args.bare_cache == "reuse":
             # the pattern transformers documents for repeated static-cache calls, and what llem does
-            from transformers import StaticCache
-
-            from llem.backends.pytorch import cache_kwarg
+            from llem.backends.pytorch import cache_kwarg, new_static_cache
 
             del self.kw["cache_implementation"]
             self.cache_name = cache_kwarg(self.model)
-            self.cache = StaticCache(config=self.model.config.get_text_config(decoder=True),
-                                     max_cache_len=self.ids.shape[1] + args.output_len - 1)
+            self.cache = new_static_cache(self.model, self.ids.shape[1], args.output_len)
         pass_s = []
         for _ in range(max(2, args.warmup)):
             self.sync()
@@ -523,6 +520,13 @@ def validate_batch(args, batch: int, out: Path) -> dict[str, Any]:
         raise SystemExit(f"--cycles={args.cycles}: the ABBA design needs an even number >= 2")
     raw = None if args.cpu else RawNvml()
     compiles = CompileEvents()  # from before llem's load, so the warm-up's compiles are placed too
+    try:
+        return _validate_batch(args, batch, out, raw, compiles)
+    finally:  # a failed batch must not leave its callbacks registered for the next one
+        compiles.close()
+
+
+def _validate_batch(args, batch: int, out: Path, raw, compiles: CompileEvents) -> dict[str, Any]:
     loops: list[BareLoop] = []
     if args.bare_model == "separate":
         print(f"batch {batch}: separate bare model (load and warm-up)", flush=True)

@@ -277,8 +277,9 @@ def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
             if arg(r, k) != arg(ref, k):
                 raise Refused(f"{k}={arg(r, k)!r} in {r['_path']} differs from {arg(ref, k)!r} in "
                               f"{reports[0]['_path']}: only runs of the same workload and llem configuration pool")
-        if static_caches(r) != static_caches(ref):
-            raise Refused(f"static caches {static_caches(r)} in {r['_path']} differ from {static_caches(ref)} in "
+        mine, theirs = static_caches(r), static_caches(ref)
+        if mine != theirs:
+            raise Refused(f"static caches {mine} in {r['_path']} differ from {theirs} in "
                           f"{reports[0]['_path']}: only runs of the same workload and llem configuration pool")
     by_batch: dict[int, list[tuple[dict, dict]]] = {}
     for r in reports:

@@ -231,3 +231,20 @@ def test_static_cache_arms_record_which_reused_one_cache(tmp_path, bare_cache):
     b = json.loads((out / "validation.json").read_text())["batches"][0]
     assert b["overhead"]["static_cache"] == {"llem": "reuse", "bare": bare_cache}
     assert all(c["output_tokens"] == c["calls"] * 16 for c in b["bare"]["cycles"])
+
+
+def test_a_failed_batch_leaves_no_compile_callbacks_registered(tmp_path, monkeypatch):
+    import torch._dynamo.callback as cb
+
+    mod = _load()
+    before = (list(cb.callback_handler.start_callbacks), list(cb.callback_handler.end_callbacks))
+
+    def fail(*a, **k):
+        assert len(cb.callback_handler.start_callbacks) == len(before[0]) + 1  # registered while it runs
+        raise RuntimeError("batch failed")
+
+    monkeypatch.setattr(mod, "_validate_batch", fail)
+    args = mod.parse_args(["--cpu", "--out", str(tmp_path), "--cycles", "2"])
+    with pytest.raises(RuntimeError, match="batch failed"):
+        mod.validate_batch(args, 1, tmp_path)
+    assert (list(cb.callback_handler.start_callbacks), list(cb.callback_handler.end_callbacks)) == before
