@@ -33,8 +33,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 # what must match for two runs' blocks to measure the same thing
+# (the window length too: a window of 2 calls carries its edges' costs over 2 calls, one of 13 over 13)
 SAME = ("model", "precision", "input_len", "output_len", "static_cache", "bare_model", "override", "no_observers",
-        "switch_warmup")
+        "switch_warmup", "quantisation_target", "min_window_s")
 # what runs made before an argument existed did, as it is now spelled
 BEFORE = {"switch_warmup": 0}
 
