@@ -10,7 +10,9 @@
 # named twice runs twice as often. BATCH/OVERRIDE runs that batch with one llem override
 # (e.g. 1/measurement.gc_freeze=false), so one machine can alternate two configurations; such
 # runs pool only with runs of the same override. BATCH/--FLAG[=VALUE] passes a gpu_validation.py
-# flag instead (e.g. 1/--switch-warmup=2). Run k writes OUT_DIR/b<batch>-r<k>/ (with an
+# flag instead (e.g. 1/--switch-warmup=2; 1/--quantisation-target=0.2 gives batch 1 two-call
+# windows, many more blocks a run than 5 s windows where calls wander for seconds at a time:
+# docs/validation/README.md, section 1, tenth session). Run k writes OUT_DIR/b<batch>-r<k>/ (with an
 # override: b<batch>-<override, punctuation as _>-r<k>/); AFTER_EACH (a shell command) runs
 # after every run, e.g. to copy results off a machine with a time limit.
 # --check first: check the arguments only (exit 2 on bad ones, 0 otherwise) and start nothing.

@@ -219,3 +219,16 @@ def test_a_file_that_is_not_a_validation_json_is_refused_in_one_line(tmp_path, c
     assert _load().main([str(log)]) == 2
     err = capsys.readouterr().err
     assert "b1-r0.log" in err and "not a gpu_validation.py validation.json" in err and "Traceback" not in err
+
+
+def test_runs_with_windows_of_another_length_are_refused(tmp_path, capsys):
+    # llem's per-window costs spread over 2 calls in one and over 13 in the other
+    mod = _load()
+    five_s = _run(tmp_path, "five_s", {1: ([0.0, 0.0], [0.0, 0.0])}, quantisation_target=0.02, min_window_s=0.0)
+    again = _run(tmp_path, "again", {1: ([0.0, 0.0], [0.0, 0.0])}, quantisation_target=0.02, min_window_s=0.0)
+    short = _run(tmp_path, "short", {1: ([0.0, 0.0], [0.0, 0.0])}, quantisation_target=0.2, min_window_s=0.0)
+    assert mod.main([five_s, again, "--out", str(tmp_path / "p")]) == 0
+    assert json.loads((tmp_path / "p" / "pooled.json").read_text())["workload"]["quantisation_target"] == 0.02
+    capsys.readouterr()
+    assert mod.main([five_s, short, "--out", str(tmp_path / "q")]) == 2
+    assert "quantisation_target=0.2 in" in capsys.readouterr().err and not (tmp_path / "q").exists()
