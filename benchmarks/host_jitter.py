@@ -168,7 +168,7 @@ def summarise(phases: list[dict[str, Any]], samples: list[dict[str, Any]], main_
             "by_cpu": {str(k): {"calls": len(v), "mean_s": statistics.mean(v)} for k, v in sorted(by_cpu.items())},
             "threads_busy_share_of_one_cpu": threads,
             "steal_share_of_one_cpu_by_cpu": steal,
-            "abba_same_arm": [abba_floor(s, w) for w in (1, 3, 6, 13)],
+            "abba_same_arm": [abba_floor(s, w) for w in (1, 2, 3, 6, 13)],
         })
     return summary
 
@@ -209,10 +209,14 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--interval-s", type=float, default=0.05, help="monitor sampling interval")
     p.add_argument("--cpu", action="store_true", help="tiny CPU model (the test suite's mode)")
+    p.add_argument("--resummarise", action="store_true",
+                   help="run nothing: recompute the summary from OUT's host_jitter.json and monitor.jsonl[.gz]")
     p.add_argument("--monitor", nargs=2, metavar=("PID", "FILE"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.monitor:
         return monitor(int(a.monitor[0]), a.monitor[1], a.interval_s)
+    if a.resummarise:
+        return resummarise(Path(a.out))
     phases = a.phase or [("free", 90.0), ("pin", 90.0), ("free", 60.0)]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -231,14 +235,40 @@ def main(argv=None) -> int:
         mon.wait()
     samples = [json.loads(line) for line in mon_file.read_text().splitlines() if line.strip()]
     report = {"command": "python benchmarks/host_jitter.py " + " ".join(sys.argv[1:] if argv is None else argv),
-              "topology": topology(), "summary": summarise(phase_data, samples, str(os.getpid())),
-              "phases": phase_data}
+              "main_tid": str(os.getpid()), "topology": topology(),
+              "summary": summarise(phase_data, samples, str(os.getpid())), "phases": phase_data}
     (out / "host_jitter.json").write_text(json.dumps(report, indent=1))
-    for s in report["summary"]:
+    show(report["summary"])
+    return 0
+
+
+def resummarise(out: Path) -> int:
+    """The summary again from a run's saved files, e.g. one committed under docs/validation/."""
+    import gzip
+
+    rep_file, mon = out / "host_jitter.json", out / "monitor.jsonl"
+    mon = mon if mon.exists() else out / "monitor.jsonl.gz"
+    if not rep_file.is_file() or not mon.is_file():
+        print(f"--out={str(out)!r}: needs host_jitter.json and monitor.jsonl (or .gz) there", file=sys.stderr)
+        return 2
+    if mon.suffix == ".gz":
+        with gzip.open(mon, "rt") as fh:
+            text = fh.read()
+    else:
+        text = mon.read_text()
+    samples = [json.loads(line) for line in text.splitlines() if line.strip()]
+    rep = json.loads(rep_file.read_text())
+    # before main_tid was saved: the monitor's first sample, taken before the loop started any thread
+    main_tid = rep.get("main_tid") or next(iter(samples[0]["tasks"]))
+    show(summarise(rep["phases"], samples, main_tid))
+    return 0
+
+
+def show(summary: list[dict[str, Any]]) -> None:
+    for s in summary:
         print(json.dumps({k: v for k, v in s.items() if k != "abba_same_arm"}))
         for f in s.get("abba_same_arm", []):
             print("   ", json.dumps(f))
-    return 0
 
 
 if __name__ == "__main__":

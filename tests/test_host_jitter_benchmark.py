@@ -26,7 +26,7 @@ def test_bad_phase_is_refused_with_the_field_and_what_is_allowed(capsys):
     assert "--phase='sleep:3': free:SECONDS or pin:SECONDS" in capsys.readouterr().err
 
 
-def test_cpu_run_records_calls_cpus_threads_and_the_pinned_phase(tmp_path):
+def test_cpu_run_records_calls_cpus_threads_and_the_pinned_phase(tmp_path, capsys):
     pytest.importorskip("torch")
     mod = load_benchmark("host_jitter")
     assert mod.main(["--out", str(tmp_path), "--cpu", "--phase", "free:1.5", "--phase", "pin:1.5"]) == 0
@@ -43,3 +43,11 @@ def test_cpu_run_records_calls_cpus_threads_and_the_pinned_phase(tmp_path):
     assert rep["topology"]["affinity"] == sorted(os.sched_getaffinity(0))
     # restored after the pinned phase
     assert len(os.sched_getaffinity(0)) == len(rep["topology"]["affinity"])
+    # the summary again from the saved files, as for a run committed under docs/validation/
+    capsys.readouterr()
+    assert mod.main(["--out", str(tmp_path), "--resummarise"]) == 0
+    again = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [s["calls"] for s in again] == [free["calls"], pin["calls"]]
+    assert again[1]["threads_busy_share_of_one_cpu"] == pin["threads_busy_share_of_one_cpu"]
+    assert mod.main(["--out", str(tmp_path / "nothing"), "--resummarise"]) == 2
+    assert "needs host_jitter.json and monitor.jsonl" in capsys.readouterr().err
