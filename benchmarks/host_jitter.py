@@ -2,7 +2,7 @@
 
 At batch 1 with the static cache (CUDA graphs), a call of the reference workload takes 0.34-0.47 s
 on the H100 machines, and consecutive calls sit in one of two levels for seconds at a time while
-the SM clock stays flat: the host paces the GPU. This script runs the bare ``generate`` loop of
+the SM clock stays flat. This script runs the bare ``generate`` loop of
 ``gpu_validation.py`` (same model, inputs and static cache) without llem, and records for every
 call its duration and the CPU the main thread ran on; a separate monitor process (no GIL shared
 with the loop) samples every thread's CPU and CPU time and every CPU's steal time. Phases:
