@@ -213,6 +213,8 @@ def main(argv=None) -> int:
                    help="run nothing: recompute the summary from OUT's host_jitter.json and monitor.jsonl[.gz]")
     p.add_argument("--monitor", nargs=2, metavar=("PID", "FILE"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.batch < 1 or a.interval_s <= 0:
+        p.error(f"--batch={a.batch} and --interval-s={a.interval_s:g}: a batch of 1 or more, an interval above 0")
     if a.monitor:
         return monitor(int(a.monitor[0]), a.monitor[1], a.interval_s)
     if a.resummarise:

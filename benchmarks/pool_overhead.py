@@ -273,12 +273,13 @@ def by_window_position(runs: list[dict[str, Any]]) -> Optional[list[dict[str, An
 
 def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
     ref = reports[0]
+    theirs = static_caches(ref)  # reads result.json files for runs from before --bare-cache: once
     for r in reports[1:]:
         for k in SAME:
             if arg(r, k) != arg(ref, k):
                 raise Refused(f"{k}={arg(r, k)!r} in {r['_path']} differs from {arg(ref, k)!r} in "
                               f"{reports[0]['_path']}: only runs of the same workload and llem configuration pool")
-        mine, theirs = static_caches(r), static_caches(ref)
+        mine = static_caches(r)
         if mine != theirs:
             raise Refused(f"static caches {mine} in {r['_path']} differ from {theirs} in "
                           f"{reports[0]['_path']}: only runs of the same workload and llem configuration pool")
@@ -289,7 +290,7 @@ def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
                 by_batch.setdefault(b["batch"], []).append((r, b))
     out = {"runs": [{"path": r["_path"], "gpu": gpu(r), "machine": machine(r), "commit": r.get("commit"),
                      "command": r.get("command")} for r in reports],
-           "workload": {**{k: arg(ref, k) for k in SAME}, "static_caches": static_caches(ref)},
+           "workload": {**{k: arg(ref, k) for k in SAME}, "static_caches": theirs},
            "design": __doc__.split("\n\n")[1].replace("\n", " ").replace("``", "`"), "batches": []}
     for batch, rows in sorted(by_batch.items()):
         machines = [machine(r) or "?" for r, _ in rows]

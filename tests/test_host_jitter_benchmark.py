@@ -51,3 +51,11 @@ def test_cpu_run_records_calls_cpus_threads_and_the_pinned_phase(tmp_path, capsy
     assert again[1]["threads_busy_share_of_one_cpu"] == pin["threads_busy_share_of_one_cpu"]
     assert mod.main(["--out", str(tmp_path / "nothing"), "--resummarise"]) == 2
     assert "needs host_jitter.json and monitor.jsonl" in capsys.readouterr().err
+
+
+def test_a_batch_below_one_is_refused_in_one_line(capsys):
+    mod = load_benchmark("host_jitter")
+    with pytest.raises(SystemExit) as e:
+        mod.main(["--out", "x", "--batch", "0"])
+    assert e.value.code == 2
+    assert "--batch=0" in capsys.readouterr().err
