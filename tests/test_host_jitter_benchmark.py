@@ -18,12 +18,16 @@ def test_abba_floor_of_a_steady_series_is_zero_and_a_level_change_shows():
     assert mod.abba_floor([0.4] * 7, 2) == {"window_calls": 2, "blocks": 0}
 
 
-def test_bad_phase_is_refused_with_the_field_and_what_is_allowed(capsys):
+@pytest.mark.parametrize("argv, says", [
+    (["--phase", "sleep:3"], "--phase='sleep:3': free:SECONDS or pin:SECONDS"),
+    (["--batch", "0"], "--batch=0 and --interval-s=0.05: a batch of 1 or more"),
+])
+def test_bad_input_is_refused_with_the_field_and_what_is_allowed(capsys, argv, says):
     mod = load_benchmark("host_jitter")
     with pytest.raises(SystemExit) as e:
-        mod.main(["--out", "x", "--phase", "sleep:3"])
+        mod.main(["--out", "x", *argv])
     assert e.value.code == 2
-    assert "--phase='sleep:3': free:SECONDS or pin:SECONDS" in capsys.readouterr().err
+    assert says in capsys.readouterr().err
 
 
 def test_cpu_run_records_calls_cpus_threads_and_the_pinned_phase(tmp_path, capsys):
@@ -51,11 +55,3 @@ def test_cpu_run_records_calls_cpus_threads_and_the_pinned_phase(tmp_path, capsy
     assert again[1]["threads_busy_share_of_one_cpu"] == pin["threads_busy_share_of_one_cpu"]
     assert mod.main(["--out", str(tmp_path / "nothing"), "--resummarise"]) == 2
     assert "needs host_jitter.json and monitor.jsonl" in capsys.readouterr().err
-
-
-def test_a_batch_below_one_is_refused_in_one_line(capsys):
-    mod = load_benchmark("host_jitter")
-    with pytest.raises(SystemExit) as e:
-        mod.main(["--out", "x", "--batch", "0"])
-    assert e.value.code == 2
-    assert "--batch=0" in capsys.readouterr().err
