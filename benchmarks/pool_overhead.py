@@ -271,6 +271,56 @@ def by_window_position(runs: list[dict[str, Any]]) -> Optional[list[dict[str, An
              **_mean_se([q[pos][1] for q in seqs if len(q) > pos])} for pos in range(max(len(q) for q in seqs))]
 
 
+def _block_windows(b: dict[str, Any]) -> list[dict[str, Any]]:
+    """A run's ABBA blocks as {L1, B1, B2, L2: cycle}, in time order; [] without per-window figures."""
+    L, B = (b.get("llem") or {}).get("cycles"), (b.get("bare") or {}).get("cycles")
+    if not L or not B or any(c.get("energy_j") is None for c in L + B):
+        return []
+    return [{"L1": L[2 * k], "B1": B[2 * k], "B2": B[2 * k + 1], "L2": L[2 * k + 1]}
+            for k in range(min(len(L), len(B)) // 2)]
+
+
+def power_rel_per_block(b: dict[str, Any]) -> list[float]:
+    """Per block, the mean power of llem's two windows over the bare arm's two, minus 1: the
+    part of the J/token difference that is not a time difference."""
+    def watts(cs):
+        return sum(c["energy_j"] for c in cs) / sum(c["duration_s"] for c in cs)
+    return [watts([w["L1"], w["L2"]]) / watts([w["B1"], w["B2"]]) - 1 for w in _block_windows(b)]
+
+
+def mean_power(runs: list[dict[str, Any]], machines: list[str]) -> Optional[dict[str, Any]]:
+    """``power_rel_per_block`` pooled like time and energy (no verdict: item 10 limits those two)."""
+    per_run = [power_rel_per_block(b) for b in runs]
+    if not all(per_run):
+        return None
+    out = pooled(per_run, machines)
+    out.pop("verdict", None)
+    return out
+
+
+def by_position_in_block(runs: list[dict[str, Any]]) -> Optional[dict[str, list[dict[str, Any]]]]:
+    """Each window's mean power and time per call over its block's mean, by its place in the block
+    (llem 1, bare 1, bare 2, llem 2), as mean and SE over every block of every run: a cost tied
+    to the arm shows in both llem places, a drift inside the block in the order of all four."""
+    import numpy as np
+
+    blocks = [w for b in runs for w in _block_windows(b)]
+    if not blocks:
+        return None
+    out: dict[str, list[dict[str, Any]]] = {}
+    for metric, fn in (("mean_power", lambda c: c["energy_j"] / c["duration_s"]),
+                       ("time_per_call", lambda c: c["duration_s"] / c["calls"])):
+        rel = {k: [] for k in ("L1", "B1", "B2", "L2")}
+        for w in blocks:
+            ref = float(np.mean([fn(c) for c in w.values()]))
+            for k, c in w.items():
+                rel[k].append(fn(c) / ref - 1)
+        names = {"L1": "llem 1", "B1": "bare 1", "B2": "bare 2", "L2": "llem 2"}
+        out[metric] = [{"window": names[k], "blocks": len(v), **{x: y for x, y in _mean_se(v).items() if x != "runs"}}
+                       for k, v in rel.items()]
+    return out
+
+
 def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
     ref = reports[0]
     theirs = static_caches(ref)  # reads result.json files for runs from before --bare-cache: once
@@ -305,6 +355,8 @@ def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
                 for m, key in (("time_per_call", "time_per_call_rel_per_block"),
                                ("energy_per_output_token", "energy_per_output_token_rel_per_block"))},
             "time_per_call_by_window_position": by_window_position([b for _, b in rows]),
+            "mean_power": mean_power([b for _, b in rows], machines),
+            "by_position_in_block": by_position_in_block([b for _, b in rows]),
             "per_run": [{"path": r["_path"], "time_per_call_rel": b["overhead"]["time_per_call_rel"],
                          "time_per_call_ci95": b["overhead"]["time_per_call_ci95"],
                          "energy_per_output_token_rel": b["overhead"]["energy_per_output_token_rel"],
@@ -355,6 +407,19 @@ def markdown(rep: dict[str, Any]) -> str:
             lines.append(f"- batch {b['batch']}: " + "; ".join(parts))
     def cell(x):
         return f"{x['mean']:+.2%}" + (f" ± {x['se']:.2%}" if x["se"] is not None else "")
+
+    with_power = [b for b in rep["batches"] if b.get("mean_power")]
+    if with_power:
+        lines += ["", "Mean power of llem's windows over the bare windows' in the same block (J/token at equal time per "
+                  "call differs by this much): pooled like the two above; then each window's power and time per call "
+                  "over its block's mean, by its place in the block, as mean ± SE over all blocks:", ""]
+        for b in with_power:
+            m, pos = b["mean_power"], b.get("by_position_in_block") or {}
+            lines.append(f"- batch {b['batch']}: {f(m)}; random effects over runs {rand(m['random_effects'], 'run')}; "
+                         f"over machines {rand(m.get('by_machine'), 'machine')}")
+            for metric, name in (("mean_power", "power"), ("time_per_call", "time/call")):
+                if pos.get(metric):
+                    lines.append(f"  - {name} by place: " + "; ".join(f"{w['window']} {cell(w)}" for w in pos[metric]))
 
     lines += ["", "Each run's k-th block, k in time order, as mean [+/- SE] over the runs that have it (time / "
               "J/token; a start-up transient in one arm shows as early blocks apart from the later ones):", ""]

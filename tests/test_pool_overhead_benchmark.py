@@ -232,3 +232,33 @@ def test_runs_with_windows_of_another_length_are_refused(tmp_path, capsys):
     capsys.readouterr()
     assert mod.main([five_s, short, "--out", str(tmp_path / "q")]) == 2
     assert "quantisation_target=0.2 in" in capsys.readouterr().err and not (tmp_path / "q").exists()
+
+
+def test_mean_power_of_the_arms_is_pooled_and_split_by_place_in_the_block(tmp_path):
+    mod = _load()
+
+    def win(w, d=1.0):
+        return {"duration_s": d, "calls": 2, "output_tokens": 256, "energy_j": w * d}
+
+    paths = []
+    for k, boot in enumerate(("m1", "m1", "m2")):
+        # llem's windows draw 1% more power at the same speed; the bare arm's second window is the lowest
+        llem = [win(202.0), win(202.0)] * 3
+        bare = [x for j in range(3) for x in (win(199.9 + 0.1 * j), win(199.0))]  # mean 199.5, some spread
+        d = _run(tmp_path, f"r{k}", {1: ([0.0] * 3, [0.01] * 3)}, boot_id=boot)
+        rep = json.loads((Path(d) / "validation.json").read_text())
+        rep["batches"][0].update(llem={"cycles": llem}, bare={"cycles": bare})
+        (Path(d) / "validation.json").write_text(json.dumps(rep))
+        paths.append(d)
+    assert mod.main([*paths, "--out", str(tmp_path / "p")]) == 0
+    (b,) = json.loads((tmp_path / "p" / "pooled.json").read_text())["batches"]
+    assert b["mean_power"]["mean"] == pytest.approx(202.0 / 199.5 - 1, rel=1e-4)  # a mean of per-block ratios
+    assert b["mean_power"]["by_machine"]["machines"] == 2 and "verdict" not in b["mean_power"]
+    place = {w["window"]: w for w in b["by_position_in_block"]["mean_power"]}
+    assert place["bare 2"]["blocks"] == 9 and place["bare 2"]["mean"] < place["bare 1"]["mean"] < 0
+    assert place["llem 1"]["mean"] == pytest.approx(place["llem 2"]["mean"]) and place["llem 1"]["mean"] > 0.005
+    assert all(w["mean"] == pytest.approx(0.0) for w in b["by_position_in_block"]["time_per_call"])
+    assert "Mean power of llem's windows" in (tmp_path / "p" / "pooled.md").read_text()
+    # without energies per window (runs with no counter) there is nothing to pool
+    assert mod.power_rel_per_block({"llem": {"cycles": [{"energy_j": None}] * 2},
+                                    "bare": {"cycles": [{"energy_j": None}] * 2}}) == []
