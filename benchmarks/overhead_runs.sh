@@ -12,7 +12,8 @@
 # runs pool only with runs of the same override. BATCH/--FLAG[=VALUE] passes a gpu_validation.py
 # flag instead (e.g. 1/--switch-warmup=2; 1/--quantisation-target=0.2 gives batch 1 two-call
 # windows, many more blocks a run than 5 s windows where calls wander for seconds at a time:
-# docs/validation/README.md, section 1, tenth session). Run k writes OUT_DIR/b<batch>-r<k>/ (with an
+# docs/validation/README.md, section 1, tenth session). Parts chain: 1/--quantisation-target=0.2/
+# energy.sample_interval_s=null is two-call windows with llem's sampler off. Run k writes OUT_DIR/b<batch>-r<k>/ (with an
 # override: b<batch>-<override, punctuation as _>-r<k>/); AFTER_EACH (a shell command) runs
 # after every run, e.g. to copy results off a machine with a time limit.
 # --check first: check the arguments only (exit 2 on bad ones, 0 otherwise) and start nothing.
@@ -30,9 +31,13 @@ done
 for e in "$@"; do
   b=${e%%/*}
   [[ $b =~ ^[1-9][0-9]*$ ]] || { echo "overhead_runs.sh: batch $b is not a positive whole number" >&2; exit 2; }
-  if [[ $e == */* && ! ${e#*/} =~ ^[A-Za-z_][A-Za-z0-9_.]*=[A-Za-z0-9_.+-]+$ && ! ${e#*/} =~ ^--[a-z][a-z0-9-]*(=[A-Za-z0-9_.+-]+)?$ ]]; then
-    echo "overhead_runs.sh: ${e#*/} (in $e) is neither an llem override key=value nor a gpu_validation.py flag --name[=value] (letters, digits, _ . + -)" >&2; exit 2
-  fi
+  [[ $e == */* ]] || continue
+  IFS=/ read -ra parts <<< "${e#*/}"
+  for part in "${parts[@]}"; do
+    if [[ ! $part =~ ^[A-Za-z_][A-Za-z0-9_.]*=[A-Za-z0-9_.+-]+$ && ! $part =~ ^--[a-z][a-z0-9-]*(=[A-Za-z0-9_.+-]+)?$ ]]; then
+      echo "overhead_runs.sh: $part (in $e) is neither an llem override key=value nor a gpu_validation.py flag --name[=value] (letters, digits, _ . + -)" >&2; exit 2
+    fi
+  done
 done
 ((check_only)) && exit 0
 here=$(cd "$(dirname "$0")" && pwd)
@@ -47,8 +52,10 @@ while :; do
     name="b$b"
     label="batch-$b"
     if [[ $e == */* ]]; then
-      ov=(--override "${e#*/}")
-      [[ $e == */--* ]] && ov=("${e#*/}")
+      IFS=/ read -ra parts <<< "${e#*/}"
+      for part in "${parts[@]}"; do
+        if [[ $part == --* ]]; then ov+=("$part"); else ov+=(--override "$part"); fi
+      done
       name="b$b-$(tr -c 'A-Za-z0-9\n' _ <<< "${e#*/}")"
       label="batch-$b (${e#*/})"
     fi

@@ -84,9 +84,12 @@ def test_an_override_entry_is_checked(tmp_path):
     out = tmp_path / "o"
     assert _run("--check", str(out), "100", "8", "1", "1/measurement.gc_freeze=false").returncode == 0
     assert _run("--check", str(out), "100", "8", "1/--switch-warmup=2", "8/--per-call").returncode == 0
+    assert _run("--check", str(out), "100", "8", "1/--quantisation-target=0.2/energy.sample_interval_s=null").returncode == 0
     for bad in ("1/gc freeze", "1/--Switch", "1/--switch-warmup=a b"):
         r = _run("--check", str(out), "100", "8", bad)
         assert r.returncode == 2 and f"{bad[2:]} (in {bad}) is neither an llem override" in r.stderr
+    r = _run("--check", str(out), "100", "8", "1/--quantisation-target=0.2/gc freeze")
+    assert r.returncode == 2 and "gc freeze (in 1/--quantisation-target=0.2/gc freeze) is neither" in r.stderr
     assert not out.exists()
 
 
@@ -103,14 +106,18 @@ def test_an_override_entry_reaches_gpu_validation_and_names_its_runs(tmp_path):
     # 151 s holds one unseen run (~150 s expected) at the start; the fake returns at once, so the
     # rotation goes on until ~2 s have passed
     r = subprocess.run(["bash", str(SCRIPT), str(out), "151", "8", "1", "1/measurement.gc_freeze=false",
-                        "1/--switch-warmup=2"], capture_output=True, text=True, timeout=60, env=env)
+                        "1/--switch-warmup=2", "1/--quantisation-target=0.2/energy.sample_interval_s=null"],
+                       capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 0, r.stderr
     calls = (tmp_path / "calls.txt").read_text().splitlines()
     plain = [c for c in calls if "--override" not in c and "--switch" not in c]
     alt = [c for c in calls if c.endswith("--override measurement.gc_freeze=false")]
     # a flag entry passes the flag itself, not as an llem override
     flag = [c for c in calls if c.endswith("--no-observers --switch-warmup=2")]
-    assert plain and alt and flag and len(plain) + len(alt) + len(flag) == len(calls)
+    # parts chain: a flag and an override in one entry
+    both = [c for c in calls if c.endswith("--quantisation-target=0.2 --override energy.sample_interval_s=null")]
+    assert plain and alt and flag and both and len(plain) + len(alt) + len(flag) + len(both) == len(calls)
     assert f"--out {out}/b1-r0 " in plain[0] and f"--out {out}/b1-measurement_gc_freeze_false-r1 " in alt[0]
     assert f"--out {out}/b1-__switch_warmup_2-r2 " in flag[0]
+    assert f"--out {out}/b1-__quantisation_target_0_2_energy_sample_interval_s_null-r3 " in both[0]
     assert "b1-measurement_gc_freeze_false-r1: exit 0" in (out / "runs.txt").read_text()
