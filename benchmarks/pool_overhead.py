@@ -256,25 +256,27 @@ def by_window_position(runs: list[dict[str, Any]]) -> Optional[list[dict[str, An
 
     seqs = []
     for b in runs:
-        L, B = (b.get("llem") or {}).get("cycles"), (b.get("bare") or {}).get("cycles")
-        if not L or not B:
+        order = [(f"{PLACES[p].split()[0]} {2 * k + 1 + (p in ('B2', 'L2'))}", c)
+                 for k, w in enumerate(_block_windows(b)) for p, c in w.items()]
+        if not order:
             continue
-        order = []
-        for k in range(min(len(L), len(B)) // 2):
-            order += [("llem", 2 * k + 1, L[2 * k]), ("bare", 2 * k + 1, B[2 * k]),
-                      ("bare", 2 * k + 2, B[2 * k + 1]), ("llem", 2 * k + 2, L[2 * k + 1])]
-        t = np.array([c["duration_s"] / c["calls"] for _, _, c in order])
-        seqs.append([(f"{arm} {i}", x) for (arm, i, _), x in zip(order, t / np.median(t) - 1)])
+        t = np.array([c["duration_s"] / c["calls"] for _, c in order])
+        seqs.append([(name, x) for (name, _), x in zip(order, t / np.median(t) - 1)])
     if not seqs:
         return None
     return [{"position": pos + 1, "window": next(q[pos][0] for q in seqs if len(q) > pos),
              **_mean_se([q[pos][1] for q in seqs if len(q) > pos])} for pos in range(max(len(q) for q in seqs))]
 
 
-def _block_windows(b: dict[str, Any]) -> list[dict[str, Any]]:
-    """A run's ABBA blocks as {L1, B1, B2, L2: cycle}, in time order; [] without per-window figures."""
+# a block's windows in time order: llem window 2k, bare windows 2k and 2k+1, llem window 2k+1
+PLACES = {"L1": "llem 1", "B1": "bare 1", "B2": "bare 2", "L2": "llem 2"}
+
+
+def _block_windows(b: dict[str, Any], energy: bool = False) -> list[dict[str, Any]]:
+    """A run's ABBA blocks as {L1, B1, B2, L2: cycle}, in time order; [] without per-window
+    figures (or, with ``energy``, without a counter reading in every window)."""
     L, B = (b.get("llem") or {}).get("cycles"), (b.get("bare") or {}).get("cycles")
-    if not L or not B or any(c.get("energy_j") is None for c in L + B):
+    if not L or not B or (energy and any(c.get("energy_j") is None for c in L + B)):
         return []
     return [{"L1": L[2 * k], "B1": B[2 * k], "B2": B[2 * k + 1], "L2": L[2 * k + 1]}
             for k in range(min(len(L), len(B)) // 2)]
@@ -285,7 +287,7 @@ def power_rel_per_block(b: dict[str, Any]) -> list[float]:
     part of the J/token difference that is not a time difference."""
     def watts(cs):
         return sum(c["energy_j"] for c in cs) / sum(c["duration_s"] for c in cs)
-    return [watts([w["L1"], w["L2"]]) / watts([w["B1"], w["B2"]]) - 1 for w in _block_windows(b)]
+    return [watts([w["L1"], w["L2"]]) / watts([w["B1"], w["B2"]]) - 1 for w in _block_windows(b, energy=True)]
 
 
 def mean_power(runs: list[dict[str, Any]], machines: list[str]) -> Optional[dict[str, Any]]:
@@ -304,19 +306,18 @@ def by_position_in_block(runs: list[dict[str, Any]]) -> Optional[dict[str, list[
     to the arm shows in both llem places, a drift inside the block in the order of all four."""
     import numpy as np
 
-    blocks = [w for b in runs for w in _block_windows(b)]
+    blocks = [w for b in runs for w in _block_windows(b, energy=True)]
     if not blocks:
         return None
     out: dict[str, list[dict[str, Any]]] = {}
     for metric, fn in (("mean_power", lambda c: c["energy_j"] / c["duration_s"]),
                        ("time_per_call", lambda c: c["duration_s"] / c["calls"])):
-        rel = {k: [] for k in ("L1", "B1", "B2", "L2")}
+        rel: dict[str, list[float]] = {k: [] for k in PLACES}
         for w in blocks:
             ref = float(np.mean([fn(c) for c in w.values()]))
             for k, c in w.items():
                 rel[k].append(fn(c) / ref - 1)
-        names = {"L1": "llem 1", "B1": "bare 1", "B2": "bare 2", "L2": "llem 2"}
-        out[metric] = [{"window": names[k], "blocks": len(v), **{x: y for x, y in _mean_se(v).items() if x != "runs"}}
+        out[metric] = [{"window": PLACES[k], "blocks": len(v), **{x: y for x, y in _mean_se(v).items() if x != "runs"}}
                        for k, v in rel.items()]
     return out
 

@@ -117,7 +117,7 @@ def make_load(name: str, torch, device: str, size: int) -> Callable[[], None]:
                 x = torch.tanh(x @ w)
             float(x.sum())  # the per-step device-to-host read that paces a decode loop
         return step
-    raise BadArgs(f"--loads: {name!r} is not one of {', '.join(LOADS)}")
+    raise ValueError(name)  # parse() admits only LOADS
 
 
 def blocks_summary(windows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -253,6 +253,9 @@ def main(argv=None) -> int:
     except BadArgs as err:
         print(f"sampler_cost.py: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:  # the counter stopped stepping: say so in one line, write nothing
+        print(f"sampler_cost.py: {err}", file=sys.stderr)
+        return 1
     out.mkdir(parents=True, exist_ok=True)
     (out / "sampler_cost.json").write_text(json.dumps(rep, indent=1))
     md = markdown(rep)
