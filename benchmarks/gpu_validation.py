@@ -343,14 +343,14 @@ def envelope(*cis) -> list[float]:
     return [min(c[0] for c in cis), max(c[1] for c in cis)]
 
 
-def ci_verdict(ci95) -> str:
+def ci_verdict(ci95, name: str = "95% CI") -> str:
     """Item 10's reading of an overhead CI: shown only when its upper end is inside +1%."""
     lo, hi = ci95
     if hi <= OVERHEAD_LIMIT:
-        return "shown: 95% CI upper end <= +1%"
+        return f"shown: {name} upper end <= +1%"
     if lo > OVERHEAD_LIMIT:
-        return "exceeded: 95% CI lower end > +1%"
-    return "not resolved: the 95% CI straddles +1%"
+        return f"exceeded: {name} lower end > +1%"
+    return f"not resolved: the {name} straddles +1%"
 
 
 def abba_overhead(llem_cycles: list[dict], bare_cycles: list[dict], samples: int = 10000,

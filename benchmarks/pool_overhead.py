@@ -18,7 +18,7 @@ machines (each machine's runs pooled first; Hartung-Knapp on machines - 1 df): i
 machine as the unit of replication, and with few machines it is the widest. Runs are pooled only
 when they measured the same workload with the same llem configuration; anything else is refused.
 
-    python benchmarks/pool_overhead.py RUN_DIR_OR_VALIDATION_JSON ... [--out DIR]
+    python benchmarks/pool_overhead.py RUN_DIR_OR_VALIDATION_JSON ... [--out DIR] [--looks N]
 """
 from __future__ import annotations
 
@@ -93,12 +93,14 @@ def machine(rep: dict[str, Any]) -> Optional[str]:
 
 
 def pooled(per_run: list[list[float]], machines: Optional[list[str]] = None, samples: int = 10000,
-           seed: int = 0) -> dict[str, Any]:
-    """``machines[i]`` names the machine run i ran on (default: every run on its own machine)."""
+           seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+    """``machines[i]`` names the machine run i ran on (default: every run on its own machine).
+    The intervals (keyed ``ci95``) are at confidence ``level``, 95% unless a caller asks for a
+    stricter one (``sequential``)."""
     import numpy as np
 
     from benchmarks.gpu_validation import ci_verdict, envelope
-    from llem.stats import mean_ci95
+    from llem.stats import t_quantile
 
     machines = machines or [str(i) for i in range(len(per_run))]
     groups: dict[str, list] = {}
@@ -109,13 +111,15 @@ def pooled(per_run: list[list[float]], machines: Optional[list[str]] = None, sam
     allv = np.concatenate(arrs)
     rng = np.random.default_rng(seed)
     boot = [np.concatenate([a[rng.integers(0, len(a), len(a))] for a in arrs]).mean() for _ in range(samples)]
-    ci_boot = [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]
-    ci_t = list(mean_ci95(allv, "t"))
-    fe = fixed_effect(arrs)
-    rnd = random_effects(arrs)
+    q = (1 + level) / 2  # exactly 0.975 at 95%
+    ci_boot = [float(np.percentile(boot, 100 - 100 * q)), float(np.percentile(boot, 100 * q))]
+    half = t_quantile(q, allv.size - 1) * float(allv.std(ddof=1)) / np.sqrt(allv.size)
+    ci_t = [float(allv.mean() - half), float(allv.mean() + half)]
+    fe = fixed_effect(arrs, level)
+    rnd = random_effects(arrs, level)
     if rnd is not None:
         rnd["if_runs_agree"] = agreeing_runs(arrs, rnd["q"], seed=seed)
-    by_machine = machine_effects(list(groups.values()))
+    by_machine = machine_effects(list(groups.values()), level)
     # the verdict uses the widest envelope of the stratified bootstrap, a Student-t interval and
     # the fixed- and random-effects estimates over runs and over machines: each weighs the runs
     # differently, and each assumes a different unit of replication
@@ -126,11 +130,24 @@ def pooled(per_run: list[list[float]], machines: Optional[list[str]] = None, sam
             "verdict": ci_verdict([lo, hi])}
 
 
+def sequential(per_run: list[list[float]], machines: list[str], looks: int) -> dict[str, Any]:
+    """The verdict when this pool has been read ``looks`` times as its runs accumulated (adding
+    runs until a reading says "shown" makes a false "shown" likelier than 5%): each reading is held
+    to the Bonferroni level 1 - 0.05 / looks, so the chance that any of them falsely says "shown"
+    stays at or under 5%. Conservative: successive readings share most of their runs."""
+    from benchmarks.gpu_validation import ci_verdict
+
+    level = 1 - 0.05 / looks
+    ci = pooled(per_run, machines, level=level)["ci95"]
+    return {"looks": looks, "level": level, "ci": ci,
+            "verdict": ci_verdict(ci, f"{level:.2%} CI (Bonferroni over {looks} readings)")}
+
+
 def _runs_with_variance(arrs) -> list:
     return [a for a in arrs if len(a) > 1 and a.std(ddof=1) > 0]
 
 
-def fixed_effect(arrs) -> Optional[dict[str, Any]]:
+def fixed_effect(arrs, level: float = 0.95) -> Optional[dict[str, Any]]:
     """Inverse-variance weighted mean of the runs' mean differences (a run with noisier blocks
     counts less), its 95% CI (t with the blocks' pooled degrees of freedom) and Cochran's Q: Q
     well above its degrees of freedom (runs - 1) says the runs do not measure one common value."""
@@ -144,12 +161,12 @@ def fixed_effect(arrs) -> Optional[dict[str, Any]]:
     m = np.array([a.mean() for a in runs])
     w = np.array([len(a) / a.var(ddof=1) for a in runs])
     est, se = float((w * m).sum() / w.sum()), float(1 / np.sqrt(w.sum()))
-    half = t_quantile(0.975, int(sum(len(a) - 1 for a in runs))) * se
+    half = t_quantile((1 + level) / 2, int(sum(len(a) - 1 for a in runs))) * se
     return {"mean": est, "ci95": [est - half, est + half], "runs": len(runs),
             "q": float((w * (m - est) ** 2).sum()), "q_df": len(runs) - 1}
 
 
-def random_effects(arrs) -> Optional[dict[str, Any]]:
+def random_effects(arrs, level: float = 0.95) -> Optional[dict[str, Any]]:
     """Random-effects mean of the runs' mean differences: each run's own value scatters around
     the common one with a between-run variance tau^2 (DerSimonian-Laird, from Cochran's Q), so a
     run counts 1 / (its within-run variance + tau^2). The 95% CI is Hartung-Knapp's (t on runs - 1
@@ -160,10 +177,10 @@ def random_effects(arrs) -> Optional[dict[str, Any]]:
     runs = _runs_with_variance(arrs)
     if len(runs) < 2:
         return None
-    return _dl_hk(np.array([a.mean() for a in runs]), np.array([a.var(ddof=1) / len(a) for a in runs]))
+    return _dl_hk(np.array([a.mean() for a in runs]), np.array([a.var(ddof=1) / len(a) for a in runs]), level)
 
 
-def _dl_hk(m, v) -> dict[str, Any]:
+def _dl_hk(m, v, level: float = 0.95) -> dict[str, Any]:
     """DerSimonian-Laird tau^2 and the Hartung-Knapp interval for estimates m with variances v."""
     import numpy as np
 
@@ -179,13 +196,13 @@ def _dl_hk(m, v) -> dict[str, Any]:
     est = float((ws * m).sum() / ws.sum())
     scale = max(1.0, float((ws * (m - est) ** 2).sum()) / (k - 1))
     se2 = scale / ws.sum()
-    half = t_quantile(0.975, k - 1) * float(np.sqrt(se2))
+    half = t_quantile((1 + level) / 2, k - 1) * float(np.sqrt(se2))
     return {"mean": est, "ci95": [est - half, est + half], "runs": k, "se2": float(se2), "tau": float(np.sqrt(tau2)),
             "i2": max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0, "q": q, "q_df": k - 1,
             "method": "DerSimonian-Laird tau^2, Hartung-Knapp t interval (scale >= 1)"}
 
 
-def machine_effects(groups) -> Optional[dict[str, Any]]:
+def machine_effects(groups, level: float = 0.95) -> Optional[dict[str, Any]]:
     """The random-effects estimate with the machine, not the run, as the unit: runs on GPUs of one
     machine (or one after another on it) share its CPU and its background load, so a machine can
     shift all its runs alike, and counting its runs as independent would then make the CI too
@@ -201,12 +218,12 @@ def machine_effects(groups) -> Optional[dict[str, Any]]:
             est.append(runs[0].mean())
             var.append(runs[0].var(ddof=1) / len(runs[0]))
         elif runs:
-            r = random_effects(runs)
+            r = random_effects(runs, level)
             est.append(r["mean"])
             var.append(r["se2"])
     if len(est) < 2:
         return None
-    out = _dl_hk(np.array(est), np.array(var))
+    out = _dl_hk(np.array(est), np.array(var), level)
     out["machines"] = out.pop("runs")
     out["per_machine"] = [{"mean": float(e), "se": float(np.sqrt(v))} for e, v in zip(est, var)]
     return out
@@ -322,7 +339,8 @@ def by_position_in_block(runs: list[dict[str, Any]]) -> Optional[dict[str, list[
     return out
 
 
-def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
+def pool(reports: list[dict[str, Any]], looks: int = 1) -> dict[str, Any]:
+    """``looks`` > 1 adds each verdict's ``sequential`` reading (see ``sequential``)."""
     ref = reports[0]
     theirs = static_caches(ref)  # reads result.json files for runs from before --bare-cache: once
     for r in reports[1:]:
@@ -343,14 +361,19 @@ def pool(reports: list[dict[str, Any]]) -> dict[str, Any]:
                      "command": r.get("command")} for r in reports],
            "workload": {**{k: arg(ref, k) for k in SAME}, "static_caches": theirs},
            "design": __doc__.split("\n\n")[1].replace("\n", " ").replace("``", "`"), "batches": []}
+    if looks > 1:
+        out["looks"] = looks
     for batch, rows in sorted(by_batch.items()):
         machines = [machine(r) or "?" for r, _ in rows]
+        metrics = {}
+        for m in ("time_per_call", "energy_per_output_token"):
+            per_run = [b["overhead"][f"{m}_rel_per_block"] for _, b in rows]
+            metrics[m] = pooled(per_run, machines)
+            if looks > 1:
+                metrics[m]["sequential"] = sequential(per_run, machines, looks)
         out["batches"].append({
             "batch": batch, "runs": len(rows), "gpus": sorted({gpu(r) or "?" for r, _ in rows}),
-            "machines": sorted(set(machines)),
-            "time_per_call": pooled([b["overhead"]["time_per_call_rel_per_block"] for _, b in rows], machines),
-            "energy_per_output_token": pooled([b["overhead"]["energy_per_output_token_rel_per_block"] for _, b in rows],
-                                              machines),
+            "machines": sorted(set(machines)), **metrics,
             "by_block_position": {
                 m: by_block_position([b["overhead"][key] for _, b in rows])
                 for m, key in (("time_per_call", "time_per_call_rel_per_block"),
@@ -372,7 +395,8 @@ def markdown(rep: dict[str, Any]) -> str:
         return f"{m['mean']:+.2%} [{m['ci95'][0]:+.2%}, {m['ci95'][1]:+.2%}]"
 
     lines = ["# llem vs bare generate: ABBA blocks pooled over runs", "",
-             f"Reproduce: `python benchmarks/pool_overhead.py {' '.join(r['path'] for r in rep['runs'])}`", "",
+             f"Reproduce: `python benchmarks/pool_overhead.py {' '.join(r['path'] for r in rep['runs'])}"
+             + (f" --looks {rep['looks']}`" if rep.get("looks") else "`"), "",
              rep["design"], "",
              "| batch | runs | GPUs | machines | blocks | time/call vs bare [95% CI] | J/token vs bare [95% CI] | "
              "time | energy |",
@@ -389,6 +413,19 @@ def markdown(rep: dict[str, Any]) -> str:
         t, e = b["time_per_call"], b["energy_per_output_token"]
         lines.append(f"| {b['batch']} | {b['runs']} | {len(b['gpus'])} | {len(b['machines'])} | {t['blocks']} | "
                      f"{f(t)} | {f(e)} | {t['verdict'].split(':')[0]} | {e['verdict'].split(':')[0]} |")
+    seq = [b for b in rep["batches"] if b["time_per_call"].get("sequential")]
+    if seq:
+        n = seq[0]["time_per_call"]["sequential"]["looks"]
+        lines += ["", f"Read {n} times as its runs accumulated (`--looks {n}`): stopping when a reading says \"shown\" "
+                  "makes a false \"shown\" likelier than 5%, so each reading is also held to the Bonferroni level "
+                  f"1 - 0.05/{n} (the same envelope at that level), which keeps the chance that any reading falsely "
+                  "says \"shown\" at or under 5%:", "",
+                  "| batch | metric | level | CI | verdict |", "|---|---|---|---|---|"]
+        for b in seq:
+            for name, m in (("time/call", b["time_per_call"]), ("J/token", b["energy_per_output_token"])):
+                x = m["sequential"]
+                lines.append(f"| {b['batch']} | {name} | {x['level']:.2%} | [{x['ci'][0]:+.2%}, {x['ci'][1]:+.2%}] | "
+                             f"{x['verdict'].split(':')[0]} |")
     lines += ["", "The estimates whose envelope (with the bootstrap and the t interval) gives the CIs above:", "",
               "| batch | metric | fixed effect over runs | random effects over runs | random effects over machines |",
               "|---|---|---|---|---|"]
@@ -441,13 +478,22 @@ def markdown(rep: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def looks_arg(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1 (readings of the pool, this one included)")
+    return int(text)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", help="gpu_validation.py --out folders (or their validation.json)")
     ap.add_argument("--out", default=None, help="write pooled.json and pooled.md here")
+    ap.add_argument("--looks", type=looks_arg, default=1,
+                    help="how many times this pool has been read as runs were added (this reading included): "
+                         "each verdict is also given at the Bonferroni level 1 - 0.05/LOOKS")
     a = ap.parse_args(argv)
     try:
-        rep = pool([load(p) for p in a.runs])
+        rep = pool([load(p) for p in a.runs], a.looks)
     except Refused as err:
         print(f"pool_overhead: {err}", file=sys.stderr)
         return 2

@@ -262,3 +262,36 @@ def test_mean_power_of_the_arms_is_pooled_and_split_by_place_in_the_block(tmp_pa
     # without energies per window (runs with no counter) there is nothing to pool
     assert mod.power_rel_per_block({"llem": {"cycles": [{"energy_j": None}] * 2},
                                     "bare": {"cycles": [{"energy_j": None}] * 2}}) == []
+
+
+def test_a_pool_read_several_times_is_also_judged_at_the_bonferroni_level(tmp_path, capsys):
+    import numpy as np
+
+    mod = _load()
+    rng = np.random.default_rng(3)
+    # energy blocks around +0.4% with 2% scatter over 8 runs: shown at 95%, not at 99%
+    energy = [list(rng.normal(0.004, 0.02, 36)) for _ in range(8)]
+    time = [list(rng.normal(0.0, 0.01, 36)) for _ in range(8)]
+    runs = [_run(tmp_path, f"r{i}", {1: (t, e)}, uuid=f"GPU-{i}") for i, (t, e) in enumerate(zip(time, energy))]
+    one = mod.pool([mod.load(r) for r in runs])["batches"][0]
+    five = mod.pool([mod.load(r) for r in runs], looks=5)["batches"][0]
+    assert "sequential" not in one["energy_per_output_token"]
+    e = five["energy_per_output_token"]
+    seq = e["sequential"]
+    assert seq["looks"] == 5 and seq["level"] == pytest.approx(0.99)
+    # the 95% reading is unchanged by --looks, and the stricter one holds it
+    assert e["ci95"] == one["energy_per_output_token"]["ci95"]
+    assert seq["ci"][0] < e["ci95"][0] and seq["ci"][1] > e["ci95"][1]
+    assert e["verdict"].startswith("shown") and seq["verdict"].startswith("not resolved")
+    assert "99.00% CI (Bonferroni over 5 readings)" in seq["verdict"]
+    out = tmp_path / "p"
+    assert mod.main(runs + ["--looks", "5", "--out", str(out)]) == 0
+    md = (out / "pooled.md").read_text()
+    assert " --looks 5`" in md.splitlines()[2] and "| 1 | J/token | 99.00% |" in md
+    assert json.loads((out / "pooled.json").read_text())["looks"] == 5
+    capsys.readouterr()
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(SystemExit) as err:
+            mod.main(runs + ["--looks", bad])
+        assert err.value.code == 2
+        assert f"--looks: {bad!r} is not a whole number >= 1" in capsys.readouterr().err
