@@ -119,7 +119,7 @@ def pooled(per_run: list[list[float]], machines: Optional[list[str]] = None, sam
     rnd = random_effects(arrs, level)
     if rnd is not None:
         rnd["if_runs_agree"] = agreeing_runs(arrs, rnd["q"], seed=seed)
-    by_machine = machine_effects(list(groups.values()), level)
+    by_machine = machine_effects(groups, level)
     # the verdict uses the widest envelope of the stratified bootstrap, a Student-t interval and
     # the fixed- and random-effects estimates over runs and over machines: each weighs the runs
     # differently, and each assumes a different unit of replication
@@ -202,30 +202,33 @@ def _dl_hk(m, v, level: float = 0.95) -> dict[str, Any]:
             "method": "DerSimonian-Laird tau^2, Hartung-Knapp t interval (scale >= 1)"}
 
 
-def machine_effects(groups, level: float = 0.95) -> Optional[dict[str, Any]]:
+def machine_effects(groups: dict[str, list], level: float = 0.95) -> Optional[dict[str, Any]]:
     """The random-effects estimate with the machine, not the run, as the unit: runs on GPUs of one
     machine (or one after another on it) share its CPU and its background load, so a machine can
     shift all its runs alike, and counting its runs as independent would then make the CI too
     narrow. Each machine's estimate is the random-effects mean of its runs (Hartung-Knapp
     variance), or a lone run's block mean; machines then pool by DerSimonian-Laird and
-    Hartung-Knapp on machines - 1 df."""
+    Hartung-Knapp on machines - 1 df. ``groups`` maps a machine's name to its runs' blocks; each
+    ``per_machine`` entry names its machine."""
     import numpy as np
 
-    est, var = [], []
-    for arrs in groups:
+    est, var, names = [], [], []
+    for name, arrs in groups.items():
         runs = _runs_with_variance(arrs)
         if len(runs) == 1:
             est.append(runs[0].mean())
             var.append(runs[0].var(ddof=1) / len(runs[0]))
+            names.append(name)
         elif runs:
             r = random_effects(runs, level)
             est.append(r["mean"])
             var.append(r["se2"])
+            names.append(name)
     if len(est) < 2:
         return None
     out = _dl_hk(np.array(est), np.array(var), level)
     out["machines"] = out.pop("runs")
-    out["per_machine"] = [{"mean": float(e), "se": float(np.sqrt(v))} for e, v in zip(est, var)]
+    out["per_machine"] = [{"machine": n, "mean": float(e), "se": float(np.sqrt(v))} for n, e, v in zip(names, est, var)]
     return out
 
 

@@ -141,7 +141,7 @@ def test_a_machine_that_shifts_all_its_runs_counts_once():
     m = mod.pooled(a + b, ["a"] * 5 + ["b"] * 5)
     runs, machines = m["random_effects"], m["by_machine"]
     assert runs["runs"] == 10 and machines["machines"] == 2
-    assert [round(x["mean"], 6) for x in machines["per_machine"]] == [0.0, 0.02]
+    assert [(x["machine"], round(x["mean"], 6)) for x in machines["per_machine"]] == [("a", 0.0), ("b", 0.02)]
     # ten runs give 9 df; two machines give 1 df, so the machine-level CI is much the wider
     width = lambda x: x["ci95"][1] - x["ci95"][0]  # noqa: E731
     assert width(machines) > 5 * width(runs)
