@@ -34,10 +34,12 @@ if str(REPO) not in sys.path:
 
 # what must match for two runs' blocks to measure the same thing
 # (the window length too: a window of 2 calls carries its edges' costs over 2 calls, one of 13 over 13)
+# (and the bare arm's inputs: one fixed prompt at batch 1 is one fixed greedy path, and GPU power
+# depends on the data, so random ids and llem's prompt may draw different power at the same speed)
 SAME = ("model", "precision", "input_len", "output_len", "static_cache", "bare_model", "override", "no_observers",
-        "switch_warmup", "quantisation_target", "min_window_s")
+        "switch_warmup", "quantisation_target", "min_window_s", "bare_inputs")
 # what runs made before an argument existed did, as it is now spelled
-BEFORE = {"switch_warmup": 0}
+BEFORE = {"switch_warmup": 0, "bare_inputs": "random"}
 
 
 def arg(rep: dict[str, Any], key: str) -> Any:

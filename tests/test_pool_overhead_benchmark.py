@@ -121,6 +121,18 @@ def test_runs_of_another_configuration_are_refused(tmp_path, capsys):
     assert "no validation.json there" in capsys.readouterr().err
 
 
+def test_runs_whose_bare_arm_had_other_inputs_pool_apart(tmp_path, capsys):
+    mod = _load()
+    old = _run(tmp_path, "old", {1: ([0.0, 0.0], [0.0, 0.0])})  # from before --bare-inputs: random ids
+    rnd = _run(tmp_path, "rnd", {1: ([0.0, 0.0], [0.0, 0.0])}, bare_inputs="random")
+    same = _run(tmp_path, "same", {1: ([0.0, 0.0], [0.0, 0.0])}, bare_inputs="llem")
+    assert mod.main([old, rnd, "--out", str(tmp_path / "p")]) == 0
+    assert json.loads((tmp_path / "p" / "pooled.json").read_text())["workload"]["bare_inputs"] == "random"
+    capsys.readouterr()
+    assert mod.main([old, same, "--out", str(tmp_path / "q")]) == 2
+    assert "bare_inputs='llem' in" in capsys.readouterr().err and not (tmp_path / "q").exists()
+
+
 def test_a_run_from_before_switch_warmup_existed_pools_as_zero_rounds(tmp_path, capsys):
     mod = _load()
     old = _run(tmp_path, "old", {1: ([0.0, 0.0], [0.0, 0.0])})  # its args have no switch_warmup
