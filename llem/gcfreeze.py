@@ -36,6 +36,8 @@ class FrozenHeap:
         self.frozen_before: int | None = None
         self._start: list[int] | None = None
         self._end: list[int] | None = None
+        # frozen-object counts of the backend's other processes (tensor-parallel followers)
+        self.workers: list[int] | None = None
 
     def freeze(self) -> None:
         """Collect and freeze (when enabled); either way, start counting collections."""
@@ -59,7 +61,7 @@ class FrozenHeap:
         if self._start is not None and self._end is not None:
             during = {f"gen{g}": b - a for g, (a, b) in enumerate(zip(self._start, self._end))}
         return {"gc_freeze": self.enabled, "frozen_objects": self.frozen_objects,
-                "frozen_before_llem": self.frozen_before,
+                "frozen_before_llem": self.frozen_before, "workers_frozen_objects": self.workers,
                 "collect_before_freeze_s": self.collect_s, "collections_during_measured_cycles": during}
 
 

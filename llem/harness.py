@@ -209,6 +209,8 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     # outside every window: the one full collection, then the warm heap frozen (llem/gcfreeze.py)
     heap = gcfreeze.FrozenHeap(config.measurement.gc_freeze)
     heap.freeze()
+    if heap.enabled:
+        heap.workers = backend.freeze_workers_heap()
     cycles: list[CycleResult] = []
     readings: list[WindowReading] = []
     say(f"measuring {config.measurement.cycles} cycles x {repeats} passes")

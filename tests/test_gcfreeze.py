@@ -63,6 +63,7 @@ def test_a_run_records_the_freeze_and_leaves_the_heap_unfrozen(tmp_path):
     r = harness.run(load_config([*FAST, "energy=none"]), tmp_path / "j")
     g = r.measurement_methodology["gc"]
     assert g["gc_freeze"] is True and g["frozen_objects"] > 1000
+    assert g["workers_frozen_objects"] is None  # one process: nothing else to freeze
     assert set(g["collections_during_measured_cycles"]) == {"gen0", "gen1", "gen2"}
     assert gc.get_freeze_count() == 0
 

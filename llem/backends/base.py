@@ -79,6 +79,13 @@ class Backend(ABC):
     def synchronize(self) -> None:
         """Wait for queued device work: called at every window edge."""
 
+    def freeze_workers_heap(self) -> Optional[list[int]]:
+        """Have the other processes that run this model beside this one (tensor-parallel
+        followers) collect and freeze their heaps too, and return only when they have, so no full
+        collection there stalls a measured window's collectives (llem/gcfreeze.py). Returns each
+        one's frozen-object count; None where there are no such processes."""
+        return None
+
     def device_label(self) -> str:
         return "cpu"
 

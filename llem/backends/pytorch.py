@@ -640,13 +640,35 @@ class PyTorchBackend(Backend):
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def _gather(self, mine) -> list:
+        import torch.distributed as dist
+
+        out = [None] * self._world
+        dist.all_gather_object(out, mine)
+        return out
+
+    def freeze_workers_heap(self) -> Optional[list[int]]:
+        if self._world <= 1 or self._rank != 0:
+            return None
+        self._tp_in_sync = False
+        self._broadcast(("gc_freeze", None))
+        counts = self._gather(None)  # every follower answers once frozen: a barrier before the window
+        self._tp_in_sync = True
+        return counts[1:]
+
     def serve(self) -> None:
         """Follower loop (rank > 0): mirror rank 0's prepare/generate calls until told to stop."""
         while True:
             kind, arg = self._broadcast(None)
             if kind == "stop":
                 return
-            if kind == "prepare":
+            if kind == "gc_freeze":
+                from llem import gcfreeze
+
+                heap = gcfreeze.FrozenHeap(True)
+                heap.freeze()  # never released: the follower exits when the job's passes are over
+                self._gather(heap.frozen_objects)
+            elif kind == "prepare":
                 self._batches.append(self._prepare_local(arg))
             elif kind == "generate":
                 idx, phase = arg

@@ -63,6 +63,18 @@ def test_tensor_parallel_generates_what_one_process_generates(tmp_path, monkeypa
 
 
 @pytest.mark.slow
+def test_followers_freeze_their_heaps_before_the_first_window(tmp_path, monkeypatch):
+    # a full collection in a follower would stall rank 0's collectives inside a window
+    monkeypatch.setenv("LLEM_CACHE_DIR", str(tmp_path))
+    r = harness.run(load_config(TP), tmp_path / "job")
+    g = r.measurement_methodology["gc"]
+    assert r.status == "completed" and g["gc_freeze"] is True
+    # the follower answered with its own count, after its freeze (its heap: torch, transformers, model)
+    assert len(g["workers_frozen_objects"]) == 1 and g["workers_frozen_objects"][0] > 1000
+    assert _followers_alive() == []
+
+
+@pytest.mark.slow
 def test_follower_ignoring_the_stop_is_killed_and_the_result_stays_completed(tmp_path, monkeypatch):
     monkeypatch.setenv("LLEM_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", str(REPO))
