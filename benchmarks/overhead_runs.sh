@@ -28,16 +28,32 @@ for v in "budget SECONDS=$budget" "cycles CYCLES=$cycles"; do
   [[ ${v#*=} =~ ^[1-9][0-9]*$ ]] || { echo "overhead_runs.sh: ${v#* } is not a positive whole number" >&2; exit 2; }
 done
 (($# > 0)) || { echo "overhead_runs.sh: give at least one batch size" >&2; exit 2; }
+# each entry parsed once: its batch, run-folder name, label and gpu_validation.py arguments (the
+# checked parts hold no space or glob character, so a space-joined list splits back safely)
+entries=("$@") batches=() names=() labels=() extra=()
 for e in "$@"; do
   b=${e%%/*}
   [[ $b =~ ^[1-9][0-9]*$ ]] || { echo "overhead_runs.sh: batch $b is not a positive whole number" >&2; exit 2; }
-  [[ $e == */* ]] || continue
-  IFS=/ read -ra parts <<< "${e#*/}"
-  for part in "${parts[@]}"; do
-    if [[ ! $part =~ ^[A-Za-z_][A-Za-z0-9_.]*=[A-Za-z0-9_.+-]+$ && ! $part =~ ^--[a-z][a-z0-9-]*(=[A-Za-z0-9_.+-]+)?$ ]]; then
-      echo "overhead_runs.sh: $part (in $e) is neither an llem override key=value nor a gpu_validation.py flag --name[=value] (letters, digits, _ . + -)" >&2; exit 2
-    fi
-  done
+  args=""
+  if [[ $e == */* ]]; then
+    IFS=/ read -ra parts <<< "${e#*/}"
+    for part in "${parts[@]}"; do
+      if [[ $part =~ ^--[a-z][a-z0-9-]*(=[A-Za-z0-9_.+-]+)?$ ]]; then
+        args+=" $part"
+      elif [[ $part =~ ^[A-Za-z_][A-Za-z0-9_.]*=[A-Za-z0-9_.+-]+$ ]]; then
+        args+=" --override $part"
+      else
+        echo "overhead_runs.sh: $part (in $e) is neither an llem override key=value nor a gpu_validation.py flag --name[=value] (letters, digits, _ . + -)" >&2; exit 2
+      fi
+    done
+    names+=("b$b-$(tr -c 'A-Za-z0-9\n' _ <<< "${e#*/}")")
+    labels+=("batch-$b (${e#*/})")
+  else
+    names+=("b$b")
+    labels+=("batch-$b")
+  fi
+  batches+=("$b")
+  extra+=("$args")
 done
 ((check_only)) && exit 0
 here=$(cd "$(dirname "$0")" && pwd)
@@ -46,19 +62,9 @@ declare -A longest
 start=$SECONDS
 k=0
 while :; do
-  for e in "$@"; do
-    b=${e%%/*}
-    ov=()
-    name="b$b"
-    label="batch-$b"
-    if [[ $e == */* ]]; then
-      IFS=/ read -ra parts <<< "${e#*/}"
-      for part in "${parts[@]}"; do
-        if [[ $part == --* ]]; then ov+=("$part"); else ov+=(--override "$part"); fi
-      done
-      name="b$b-$(tr -c 'A-Za-z0-9\n' _ <<< "${e#*/}")"
-      label="batch-$b (${e#*/})"
-    fi
+  for i in "${!batches[@]}"; do
+    b=${batches[$i]} name=${names[$i]} label=${labels[$i]} e=${entries[$i]}
+    read -ra ov <<< "${extra[$i]}"
     expect=${longest[$e]:-150}
     if ((SECONDS - start + expect > budget)); then
       echo "stopping: the next $label run (~${expect} s) would pass ${budget} s" | tee -a "$out/runs.txt"
