@@ -95,14 +95,17 @@ def machine(rep: dict[str, Any]) -> Optional[str]:
 
 
 def pooled(per_run: list[list[float]], machines: Optional[list[str]] = None, samples: int = 10000,
-           seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+           seed: int = 0, looks: int = 1) -> dict[str, Any]:
     """``machines[i]`` names the machine run i ran on (default: every run on its own machine).
-    The intervals (keyed ``ci95``) are at confidence ``level``, 95% unless a caller asks for a
-    stricter one (``sequential``)."""
+    ``looks`` > 1 adds the ``sequential`` reading: the pool has been read that many times as its
+    runs accumulated, and adding runs until a reading says "shown" makes a false "shown" likelier
+    than 5%, so the same envelope is also taken at the Bonferroni level 1 - 0.05 / looks, which
+    keeps the chance that any reading falsely says "shown" at or under 5% (conservative:
+    successive readings share most of their runs)."""
     import numpy as np
 
     from benchmarks.gpu_validation import ci_verdict, envelope
-    from llem.stats import t_quantile
+    from llem.stats import mean_ci
 
     machines = machines or [str(i) for i in range(len(per_run))]
     groups: dict[str, list] = {}
@@ -113,36 +116,30 @@ def pooled(per_run: list[list[float]], machines: Optional[list[str]] = None, sam
     allv = np.concatenate(arrs)
     rng = np.random.default_rng(seed)
     boot = [np.concatenate([a[rng.integers(0, len(a), len(a))] for a in arrs]).mean() for _ in range(samples)]
-    q = (1 + level) / 2  # exactly 0.975 at 95%
-    ci_boot = [float(np.percentile(boot, 100 - 100 * q)), float(np.percentile(boot, 100 * q))]
-    half = t_quantile(q, allv.size - 1) * float(allv.std(ddof=1)) / np.sqrt(allv.size)
-    ci_t = [float(allv.mean() - half), float(allv.mean() + half)]
-    fe = fixed_effect(arrs, level)
-    rnd = random_effects(arrs, level)
-    if rnd is not None:
-        rnd["if_runs_agree"] = agreeing_runs(arrs, rnd["q"], seed=seed)
-    by_machine = machine_effects(groups, level)
+
+    def estimates(level: float):
+        q = (1 + level) / 2  # exactly 0.975 at 95%
+        ci_boot = [float(np.percentile(boot, 100 - 100 * q)), float(np.percentile(boot, 100 * q))]
+        return ci_boot, list(mean_ci(allv, level, "t")), [fixed_effect(arrs, level), random_effects(arrs, level),
+                                                          machine_effects(groups, level)]
+
     # the verdict uses the widest envelope of the stratified bootstrap, a Student-t interval and
     # the fixed- and random-effects estimates over runs and over machines: each weighs the runs
     # differently, and each assumes a different unit of replication
-    cis = [ci_boot, ci_t] + [e["ci95"] for e in (fe, rnd, by_machine) if e]
-    lo, hi = envelope(*cis)
-    return {"mean": float(allv.mean()), "ci95": [lo, hi], "ci95_bootstrap": ci_boot, "ci95_t": ci_t,
-            "fixed_effect": fe, "random_effects": rnd, "by_machine": by_machine, "blocks": int(allv.size),
-            "verdict": ci_verdict([lo, hi])}
-
-
-def sequential(per_run: list[list[float]], machines: list[str], looks: int) -> dict[str, Any]:
-    """The verdict when this pool has been read ``looks`` times as its runs accumulated (adding
-    runs until a reading says "shown" makes a false "shown" likelier than 5%): each reading is held
-    to the Bonferroni level 1 - 0.05 / looks, so the chance that any of them falsely says "shown"
-    stays at or under 5%. Conservative: successive readings share most of their runs."""
-    from benchmarks.gpu_validation import ci_verdict
-
-    level = 1 - 0.05 / looks
-    ci = pooled(per_run, machines, level=level)["ci95"]
-    return {"looks": looks, "level": level, "ci": ci,
-            "verdict": ci_verdict(ci, f"{level:.2%} CI (Bonferroni over {looks} readings)")}
+    ci_boot, ci_t, (fe, rnd, by_machine) = estimates(0.95)
+    if rnd is not None:
+        rnd["if_runs_agree"] = agreeing_runs(arrs, rnd["q"], seed=seed)
+    lo, hi = envelope(ci_boot, ci_t, *[e["ci95"] for e in (fe, rnd, by_machine) if e])
+    out = {"mean": float(allv.mean()), "ci95": [lo, hi], "ci95_bootstrap": ci_boot, "ci95_t": ci_t,
+           "fixed_effect": fe, "random_effects": rnd, "by_machine": by_machine, "blocks": int(allv.size),
+           "verdict": ci_verdict([lo, hi])}
+    if looks > 1:
+        level = 1 - 0.05 / looks
+        b, t, more = estimates(level)
+        ci = envelope(b, t, *[e["ci95"] for e in more if e])  # "ci95" here: the interval at ``level``
+        out["sequential"] = {"looks": looks, "level": level, "ci": ci,
+                             "verdict": ci_verdict(ci, f"{level:.2%} CI (Bonferroni over {looks} readings)")}
+    return out
 
 
 def _runs_with_variance(arrs) -> list:
@@ -345,7 +342,7 @@ def by_position_in_block(runs: list[dict[str, Any]]) -> Optional[dict[str, list[
 
 
 def pool(reports: list[dict[str, Any]], looks: int = 1) -> dict[str, Any]:
-    """``looks`` > 1 adds each verdict's ``sequential`` reading (see ``sequential``)."""
+    """``looks`` > 1 adds each verdict's ``sequential`` reading (see ``pooled``)."""
     ref = reports[0]
     theirs = static_caches(ref)  # reads result.json files for runs from before --bare-cache: once
     for r in reports[1:]:
@@ -370,12 +367,8 @@ def pool(reports: list[dict[str, Any]], looks: int = 1) -> dict[str, Any]:
         out["looks"] = looks
     for batch, rows in sorted(by_batch.items()):
         machines = [machine(r) or "?" for r, _ in rows]
-        metrics = {}
-        for m in ("time_per_call", "energy_per_output_token"):
-            per_run = [b["overhead"][f"{m}_rel_per_block"] for _, b in rows]
-            metrics[m] = pooled(per_run, machines)
-            if looks > 1:
-                metrics[m]["sequential"] = sequential(per_run, machines, looks)
+        metrics = {m: pooled([b["overhead"][f"{m}_rel_per_block"] for _, b in rows], machines, looks=looks)
+                   for m in ("time_per_call", "energy_per_output_token")}
         out["batches"].append({
             "batch": batch, "runs": len(rows), "gpus": sorted({gpu(r) or "?" for r, _ in rows}),
             "machines": sorted(set(machines)), **metrics,

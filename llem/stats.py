@@ -44,14 +44,21 @@ def t_quantile(p: float, df: int) -> float:
 
 def mean_ci95(x: np.ndarray, method: str = "t", samples: int = 2000, seed: int = 0) -> tuple[float, float]:
     """95% CI of the mean of ``x`` (at least two values)."""
+    return mean_ci(x, 0.95, method, samples, seed)
+
+
+def mean_ci(x: np.ndarray, level: float, method: str = "t", samples: int = 2000,
+            seed: int = 0) -> tuple[float, float]:
+    """CI of the mean of ``x`` (at least two values) at confidence ``level`` (0.5 < level < 1)."""
+    q = (1 + level) / 2  # exactly 0.975 at 95%
     mean = float(x.mean())
     if method == "t":
-        half = t_quantile(0.975, len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
+        half = t_quantile(q, len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
         return mean - half, mean + half
     if method == "bootstrap":
         rng = np.random.default_rng(seed)
         means = x[rng.integers(0, len(x), size=(samples, len(x)))].mean(axis=1)
-        lo, hi = np.percentile(means, [2.5, 97.5])
+        lo, hi = np.percentile(means, [100 - 100 * q, 100 * q])
         return float(lo), float(hi)
     raise ValueError(f"ci_method={method!r}: expected one of {CI_METHODS}")
 

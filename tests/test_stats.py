@@ -71,3 +71,16 @@ def test_single_cycle_has_no_spread_estimate():
 def test_percentiles_skip_nan():
     p = percentiles([1.0, float("nan"), 3.0])
     assert p.n == 2 and p.p50 == pytest.approx(2.0)
+
+
+def test_a_stricter_level_widens_the_ci_and_95_percent_is_mean_ci95():
+    from llem.stats import mean_ci
+
+    x = np.array([0.31, 0.30, 0.29, 0.33, 0.30, 0.32])
+    for m in ("t", "bootstrap"):
+        assert mean_ci(x, 0.95, m, 400, 3) == mean_ci95(x, m, 400, 3)
+        lo95, hi95 = mean_ci95(x, m, 400, 3)
+        lo99, hi99 = mean_ci(x, 0.99, m, 400, 3)
+        assert lo99 < lo95 and hi99 > hi95
+    half = t_quantile(0.995, 5) * np.std(x, ddof=1) / math.sqrt(6)
+    assert mean_ci(x, 0.99) == pytest.approx((x.mean() - half, x.mean() + half))
