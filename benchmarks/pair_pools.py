@@ -36,19 +36,22 @@ def per_machine(pool: dict, batch: int, metric: str) -> dict[str, float]:
 
 
 def pair(a: dict, b: dict, batch: int, level: float) -> dict:
-    """Per metric: the machines in both pools, A - B on each, and the mean with its t interval.
-    ValueError when fewer than two machines are in both."""
+    """Per metric: A - B on each machine in both pools, and the mean with its t interval. Every
+    metric pairs the same machines (those with an estimate of each metric in both pools), so a
+    table of them has one column a machine. ValueError when fewer than two machines qualify."""
+    pa = {metric: per_machine(a, batch, metric) for metric in METRICS}
+    pb = {metric: per_machine(b, batch, metric) for metric in METRICS}
+    machines = sorted(set.intersection(*(set(pa[m]) & set(pb[m]) for m in METRICS)))
+    if len(machines) < 2:
+        raise ValueError(f"{len(machines)} machine(s) in both pools: pairing needs at least 2 "
+                         "(machines are named by boot id, or by GPU UUID where no boot id was recorded)")
     out = {}
     for metric in METRICS:
-        pa, pb = per_machine(a, batch, metric), per_machine(b, batch, metric)
-        machines = sorted(set(pa) & set(pb))
-        if len(machines) < 2:
-            raise ValueError(f"{len(machines)} machine(s) in both pools for {METRICS[metric]}: pairing needs at least 2 "
-                             "(machines are named by boot id, or by GPU UUID where no boot id was recorded)")
-        d = np.array([pa[m] - pb[m] for m in machines])
+        d = np.array([pa[metric][m] - pb[metric][m] for m in machines])
         lo, hi = mean_ci(d, level)
-        out[metric] = {"machines": machines, "a": [pa[m] for m in machines], "b": [pb[m] for m in machines],
-                       "a_minus_b": d.tolist(), "mean": float(d.mean()), "ci": [lo, hi], "level": level}
+        out[metric] = {"machines": machines, "a": [pa[metric][m] for m in machines],
+                       "b": [pb[metric][m] for m in machines], "a_minus_b": d.tolist(), "mean": float(d.mean()),
+                       "ci": [lo, hi], "level": level}
     return out
 
 
