@@ -42,7 +42,7 @@ def test_every_atomic_writer_honours_the_umask(tmp_path, umask):
     from llem.results.export import write_csv, write_parquet, write_text_atomic as export_text
     from llem.results.plots import save_png
     from llem.sampler import COLUMNS, Sampler
-    from llem.study.manifest import StudyResult
+    from llem.study.manifest import StudyPlanRecord, StudyResult
 
     want = 0o666 & ~umask
     df = pd.DataFrame({"model": ["tiny"], "energy_j": [1.5]})
@@ -50,6 +50,8 @@ def test_every_atomic_writer_honours_the_umask(tmp_path, umask):
         _result().save(tmp_path / "job" / "result.json"),
         StudyResult(study_name="s", study_design_hash="d", llem_version="0", created_at="t", updated_at="t",
                     study_dir=str(tmp_path)).save(tmp_path),
+        StudyPlanRecord(study_name="s", study_design_hash="d", llem_version="0", created_at="t",
+                        study_dir=str(tmp_path)).save(tmp_path),
         write_csv(df, tmp_path / "out" / "t.csv"),
         write_parquet(df, tmp_path / "out" / "t.parquet"),
         export_text(tmp_path / "out" / "lb" / "index.json", "{}"),
