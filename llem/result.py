@@ -7,8 +7,6 @@ measured is ``None`` with a reason beside it, never 0.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -173,19 +171,11 @@ class ExperimentResult(_Model):
 
 
 def write_atomic(path: str | Path, text: str) -> None:
-    """Write via a temp file in the same directory and rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write via a temp file in the same directory and rename, so readers never see half a file
+    (the file's mode follows the umask: ``llem.fsio``)."""
+    from llem.fsio import write_text_atomic
+
+    write_text_atomic(path, text)
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:

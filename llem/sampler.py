@@ -132,10 +132,11 @@ class Sampler:
     def write_parquet(self, path):
         import pandas as pd
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(self.rows, columns=COLUMNS).to_parquet(path)
-        return path
+        from llem.fsio import write_file_atomic
+
+        # atomic like result.json: a job killed mid-write leaves no half-written timeseries
+        df = pd.DataFrame(self.rows, columns=COLUMNS)
+        return write_file_atomic(Path(path), lambda tmp: df.to_parquet(tmp))
 
 
 class ProcessSampler(Sampler):

@@ -42,9 +42,15 @@ class LlemSweeper(Sweeper):
         from llem.study import engine
 
         run = engine.CURRENT
-        if run is None:
+        direct = run is None
+        if direct:
             run = self._plan_here(arguments)
-        return engine.execute(run, self.launcher, self.effective_max_batch_size(), hydra_config=self.config)
+        m = engine.execute(run, self.launcher, self.effective_max_batch_size(), hydra_config=self.config)
+        if direct and run.error:
+            # ``llem run`` reports it itself; a Hydra app naming this sweeper gets the line here
+            print(f"llem: error: {run.error}", file=sys.stderr)
+            raise SystemExit(run.exit_code)
+        return m
 
     def effective_max_batch_size(self) -> Optional[int]:
         """The primary config's ``max_batch_size: 1`` guards launchers that would put parallel

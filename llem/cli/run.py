@@ -15,7 +15,7 @@ _VALUE_FLAGS = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config
                 "-c", "--cfg", "-sc", "--shell-completion", "--experimental-rerun", "--info"}
 _NO_VALIDATE = {"-h", "--help", "--hydra-help", "--info", "-i", "-sc", "--shell-completion", "--version"}
 # llem's own flags, removed before Hydra sees the arguments
-LLEM_FLAGS = {"--dry-run", "--quiet", "-q"}
+LLEM_FLAGS = {"--dry-run", "--quiet", "-q", "--rebuild-manifest"}
 
 _state = {"exit_code": 0}
 
@@ -31,6 +31,8 @@ def split_args(args: list[str]) -> dict:
             out["llem"]["dry_run"] = True
         elif a in ("--quiet", "-q"):
             out["llem"]["quiet"] = True
+        elif a == "--rebuild-manifest":
+            out["llem"]["rebuild_manifest"] = True
         elif a == "--resume":
             if i + 1 >= len(args):
                 raise ConfigError("--resume needs the study directory, e.g. --resume multirun/<study>")
@@ -98,12 +100,40 @@ def run_command(args: list[str]) -> int:
         if not (cdir / f"{parsed['config_name']}.yaml").is_file() and not parsed["config_dir"]:
             raise ConfigError(f"config {parsed['config_name']!r} not found in {cdir}")
         # validated here, before Hydra starts, so bad input exits 2 with nothing written
-        load_config(parsed["overrides"], config_dir=cdir if not parsed["config_dir"] else _merged_dir(parsed),
-                    config_name=parsed["config_name"])
+        cdir = cdir if not parsed["config_dir"] else _merged_dir(parsed)
+        load_config(parsed["overrides"], config_dir=cdir, config_name=parsed["config_name"])
+        check_run_dir(parsed["overrides"], config_dir=cdir, config_name=parsed["config_name"])
     _state["quiet"] = parsed["llem"].get("quiet", False)
     _state["exit_code"] = 0
     hydra_main(absolute_config_path(args_without_llem_flags(args)))
     return _state["exit_code"]
+
+
+def check_run_dir(overrides: list[str], *, config_dir, config_name: str) -> None:
+    """A run directory that cannot be created or written is bad input: one line, exit 2, before
+    Hydra starts (Hydra itself would fail with a traceback when it creates the directory)."""
+    import os
+
+    from llem.config.compose import compose
+
+    try:
+        cfg = compose(overrides, config_dir=config_dir, config_name=config_name, return_hydra_cfg=True)
+        run_dir = Path(str(cfg.hydra.run.dir)).expanduser()
+    except Exception:
+        return  # an interpolation only Hydra's own run can resolve: Hydra checks it then
+    what = f"hydra.run.dir={run_dir}"
+    probe = run_dir.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{what}: {probe} is a file, not a directory; choose another hydra.run.dir",
+                          field="hydra.run.dir", value=str(run_dir), allowed="a writable directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        from llem.study.cli import _why_unwritable
+
+        raise ConfigError(f"{what}: cannot write in {probe} ({_why_unwritable(probe)}); choose a writable "
+                          "directory, e.g. hydra.run.dir=outputs/run1", field="hydra.run.dir", value=str(run_dir),
+                          allowed="a writable directory")
 
 
 def _merged_dir(parsed: dict) -> Path:
@@ -163,8 +193,17 @@ def task(cfg) -> int:
     from llem.logfilter import collapse_repeats
 
     log = logging.getLogger("llem")
-    with collapse_repeats():
-        result = execute_job(config, out_dir, progress=log.info, raise_errors=False)
+    try:
+        with collapse_repeats():
+            result = execute_job(config, out_dir, progress=log.info, raise_errors=False)
+    except OSError as err:
+        # result.json (or the timeseries) could not be written: a full disk, a quota, a
+        # directory made read-only while the job ran. Nothing else can record it: say it once.
+        where = f" {err.filename}" if err.filename else f" in {out_dir}"
+        print(f"llem: error: cannot write{where} ({err.strerror or err}); the measurement is lost: "
+              "free space or fix the permission and run again", file=sys.stderr)
+        _state["exit_code"] = 1
+        return 1
     if not _state.get("quiet"):
         print_summary(result, out_dir / "result.json")
     if result.status != "completed":

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
@@ -42,15 +40,10 @@ def _atomic(path: Path, write) -> Path:
     except OSError as err:
         raise ConfigError(f"--out: cannot create {str(path.parent)!r} ({err.strerror})", field="out",
                           value=str(path), allowed="a writable path") from None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from llem.fsio import write_file_atomic
+
+    # the file's mode follows the umask, so a web server or a colleague can read an export
+    return write_file_atomic(path, write)
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

@@ -102,7 +102,11 @@ def load_manifest(path: str | Path) -> StudyResult:
         raise ConfigError(f"study: {str(p)!r} does not exist", field="study", value=str(p),
                           allowed=MANIFEST_NAME) from None
     except (ValidationError, ValueError) as err:
-        raise ConfigError(f"study: {str(p)!r} is not a valid llem manifest.json ({_first_error(err)})",
+        from llem.study.manifest import PLAN_NAME
+
+        hint = (f"; rebuild it with `llem run --resume {p.parent} --rebuild-manifest`"
+                if (p.parent / PLAN_NAME).is_file() else "")
+        raise ConfigError(f"study: {str(p)!r} is not a valid llem manifest.json ({_first_error(err)}){hint}",
                           field="study", value=str(p), allowed="an llem StudyResult JSON") from None
 
 

@@ -15,8 +15,6 @@ without pyplot, so nothing global (backend, open figures) changes in the caller'
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,16 +299,9 @@ def build_plots(loaded, df: pd.DataFrame, *, progress: Optional[Callable[[int, i
 
 def save_png(fig, path: Path) -> Path:
     """Render to a temporary file beside ``path`` and rename, so no half-written PNG is left."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from llem.fsio import write_file_atomic
+
+    return write_file_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def write_plots(loaded, df: pd.DataFrame, out_dir: str | Path, *,

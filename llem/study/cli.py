@@ -6,6 +6,7 @@ plan up from ``llem.study.engine.CURRENT``.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -85,11 +86,27 @@ def plan_from_args(overrides: list[str], *, config_dir: Optional[str], config_na
 
 
 def study_command(args: list[str], parsed: dict) -> int:
+    from contextlib import ExitStack
+
+    # The study's OS lock is taken before anything is read or checked, and held until the study
+    # ends: of two processes started together on one study, exactly one runs it.
+    with ExitStack() as held:
+        return _study_command(args, parsed, held)
+
+
+def _study_command(args: list[str], parsed: dict, held) -> int:
     from llem.cli.run import args_without_llem_flags, hydra_main
     from llem.study import engine
+    from llem.study.lock import StudyLock
 
     flags = parsed["llem"]
     quiet, dry_run, resume = flags.get("quiet", False), flags.get("dry_run", False), flags.get("resume")
+    rebuild_manifest = flags.get("rebuild_manifest", False)
+    if rebuild_manifest and not resume:
+        raise ConfigError("--rebuild-manifest rebuilds a study's manifest.json before resuming it: "
+                          "use it with --resume DIR")
+    if rebuild_manifest and dry_run:
+        raise ConfigError("--rebuild-manifest writes manifest.json and --dry-run writes nothing: give one of them")
     if any(f in _PASS_THROUGH for f in parsed["hydra_flags"]):
         # --help, --info, --cfg ...: Hydra answers these itself; nothing runs
         hydra_main(args_without_llem_flags(args))
@@ -98,10 +115,19 @@ def study_command(args: list[str], parsed: dict) -> int:
     prev = None
     if resume:
         study_dir = Path(resume).expanduser().resolve()
-        prev = _load_previous(study_dir)
+        if not study_dir.is_dir():
+            raise ConfigError(f"--resume {study_dir}: no such directory; give the study directory "
+                              "(multirun/<date>/<time> or the hydra.sweep.dir it ran with)")
+        lock = None if dry_run else held.enter_context(StudyLock(study_dir, what=f"--resume {study_dir}"))
+        if lock is not None and not os.access(study_dir, os.W_OK | os.X_OK):
+            from llem.study.lock import unwritable
+
+            raise unwritable(f"--resume {study_dir}", study_dir, _why_unwritable(study_dir))
+        prev = _load_previous(study_dir, rebuild_manifest=rebuild_manifest)
         from llem.study.manifest import _owner_alive
 
-        if _owner_alive(prev.owner):
+        if (lock is None or not lock.locked) and _owner_alive(prev.owner):
+            # only where the OS lock is unavailable (a dry run, a file system without locks)
             raise ConfigError(f"--resume {study_dir}: the study is still running (pid {prev.owner.get('pid')}); "
                               "stop it first (Ctrl-C)")
         extra = parsed["overrides"]
@@ -130,9 +156,8 @@ def study_command(args: list[str], parsed: dict) -> int:
     study_dir = study_dir if resume else info["sweep_dir"]
     if resume:
         _report_changes(prev, plan, quiet)
-    elif (study_dir / "manifest.json").exists():
-        raise ConfigError(f"hydra.sweep.dir={study_dir} already holds a study; resume it with "
-                          f"`llem run --resume {study_dir}` or choose another hydra.sweep.dir")
+    else:
+        _claim_new_study_dir(study_dir, held)
     # the resolved directory replaces any hydra.sweep.dir given, so Hydra and the plan agree
     hydra_args = [a for a in hydra_args if not _key(a).startswith("hydra.sweep.dir")]
     run = engine.StudyRun(plan=plan, study_dir=study_dir,
@@ -148,9 +173,41 @@ def study_command(args: list[str], parsed: dict) -> int:
                    + (["hydra.verbose=false", "hydra/hydra_logging=none"] if quiet else []))
     finally:
         engine.CURRENT = None
+    if run.error:
+        print(f"llem: error: {run.error}", file=sys.stderr)
+        return run.exit_code
     if run.result is None:
         raise RuntimeError("the study did not run (Hydra returned before the sweep)")
     return run.exit_code
+
+
+def _claim_new_study_dir(study_dir: Path, held) -> None:
+    """Create the new study's directory and lock it; refuse one that holds a study already."""
+    from llem.study.lock import StudyLock
+    from llem.study.manifest import MANIFEST_NAME, PLAN_NAME
+
+    what = f"hydra.sweep.dir={study_dir}"
+    try:
+        study_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{what}: cannot create it ({err.strerror}); choose a writable directory",
+                          field="hydra.sweep.dir", value=str(study_dir), allowed="a writable directory") from None
+    if not os.access(study_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what}: cannot write there ({_why_unwritable(study_dir)}); choose a writable directory",
+                          field="hydra.sweep.dir", value=str(study_dir), allowed="a writable directory")
+    held.enter_context(StudyLock(study_dir, what=what))
+    if (study_dir / MANIFEST_NAME).exists() or (study_dir / PLAN_NAME).exists():
+        raise ConfigError(f"{what} already holds a study; resume it with `llem run --resume {study_dir}` "
+                          "or choose another hydra.sweep.dir")
+
+
+def _why_unwritable(path: Path) -> str:
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except (OSError, AttributeError):
+        pass
+    return "permission denied"
 
 
 def _strip_flag_values(args: list[str]) -> list[str]:
@@ -159,18 +216,31 @@ def _strip_flag_values(args: list[str]) -> list[str]:
     return split_args(args)["overrides"]
 
 
-def _load_previous(study_dir: Path):
-    from llem.study.manifest import MANIFEST_NAME, StudyResult
+def _load_previous(study_dir: Path, *, rebuild_manifest: bool = False):
+    from llem.study.manifest import MANIFEST_NAME, PLAN_NAME, StudyResult, _unreadable, rebuild
 
     path = study_dir / MANIFEST_NAME
+    has_plan = (study_dir / PLAN_NAME).is_file()
+    if rebuild_manifest:
+        m = rebuild(study_dir, from_plan=True)  # ConfigError (one line) without a readable plan.json
+        s = m.summary
+        print(f"llem: rebuilt {path} from {PLAN_NAME} and the job directories: {s['completed']} completed, "
+              f"{s['failed']} failed, {s['lost']} lost, {s['pending']} pending", file=sys.stderr)
+        return m
+    rebuild_hint = (f"rebuild it from {PLAN_NAME} and the job directories with "
+                    f"`llem run --resume {study_dir} --rebuild-manifest`")
     if not path.is_file():
+        if has_plan:
+            raise ConfigError(f"--resume {study_dir}: {MANIFEST_NAME} is missing; {rebuild_hint}")
         raise ConfigError(f"--resume {study_dir}: no {MANIFEST_NAME} there; give the study directory "
                           "(multirun/<date>/<time> or the hydra.sweep.dir it ran with)")
     try:
         return StudyResult.load(path)
     except Exception as err:
-        raise ConfigError(f"--resume {study_dir}: {MANIFEST_NAME} cannot be read ({type(err).__name__}); "
-                          "rebuild it with llem.study.manifest.rebuild()") from None
+        hint = rebuild_hint if has_plan else (
+            f"there is no {PLAN_NAME} to rebuild it from (the study was started by an older llem); "
+            f"its results stay readable with `llem results show {study_dir}/<job>`")
+        raise ConfigError(f"--resume {study_dir}: {MANIFEST_NAME} cannot be read ({_unreadable(err)}); {hint}") from None
 
 
 def changed_jobs(prev, plan) -> list[tuple[str, str, str, str]]:

@@ -3,6 +3,12 @@
 Nothing a job does can stop the study: the task function never raises, a launcher exception
 (submitit raises for a killed job) is caught per batch, and a Ctrl-C stops the running job,
 records it, and leaves the rest pending for ``llem run --resume``.
+
+What can stop it is the study directory itself: when manifest.json cannot be written (a full
+disk, a quota, a permission taken away) the study stops after recording what it can, says so in
+one line, and exits 1; the manifest on disk is always a whole, valid file (atomic writes), and
+``--resume`` finishes the study once the cause is gone. The whole run holds the study's lock
+(``llem.study.lock``), so no second process runs the same study.
 """
 from __future__ import annotations
 
@@ -18,12 +24,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 from llem._version import __version__
-from llem.study.manifest import (RESULT_NAME, JobEntry, StudyResult, _now, fill_from_result, lock_for,
-                                 refresh_entry, summarize)
+from llem.study.manifest import (MANIFEST_NAME, PLAN_NAME, RESULT_NAME, JobEntry, StudyPlanRecord, StudyResult,
+                                 _now, fill_from_result, lock_for, refresh_entry, summarize)
 from llem.study.plan import PlannedJob, StudyPlan
 
 JOB_LOG = "job.log"
 ATTEMPTS_DIR = ".attempts"
+# disk space set aside while a study runs, freed for the manifest's last save if the disk fills
+RESERVE_NAME = ".manifest.reserve"
+RESERVE_MIN_BYTES = 64 * 1024
 
 
 @dataclass
@@ -42,6 +51,8 @@ class StudyRun:
     result: Optional[StudyResult] = None
     exit_code: int = 0
     interrupted: bool = False
+    # one line for the user when the study could not run or stopped on a write error
+    error: Optional[str] = None
 
 
 # The study planned by ``llem.study.cli`` for the sweeper of the Hydra run it starts next.
@@ -72,15 +83,58 @@ def _owner() -> dict[str, Any]:
     return {"host": socket.gethostname(), "boot_id": boot_id(), "pid": os.getpid(), "since": _now()}
 
 
+class StudyWriteError(Exception):
+    """manifest.json (or another study file) could not be written: the study must stop."""
+
+    def __init__(self, path: Path, err: OSError) -> None:
+        self.path, self.err = path, err
+        super().__init__(f"cannot write {path} ({err.strerror or err})")
+
+
+class _Reserve:
+    """Disk space held in ``.manifest.reserve`` while the study runs. If the disk (or a quota)
+    fills, deleting it makes room for the manifest's last save, so the manifest records how the
+    study stopped instead of the state before the failure."""
+
+    def __init__(self, study_dir: Path) -> None:
+        self.path = study_dir / RESERVE_NAME
+
+    def make(self, nbytes: int) -> None:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        except OSError:
+            return  # best effort: a study without the reserve still stops cleanly
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, nbytes)
+            else:
+                os.write(fd, b"\0" * nbytes)
+        except OSError:
+            os.close(fd)
+            self.path.unlink(missing_ok=True)
+            return
+        os.close(fd)
+
+    def release(self) -> None:
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
 class _Store:
     def __init__(self, study_dir: Path, m: StudyResult) -> None:
         self.dir, self.m = study_dir, m
+        self.reserve = _Reserve(study_dir)
 
     def save(self) -> None:
         self.m.updated_at = _now()
         self.m.summary = summarize(self.m.jobs)
-        with lock_for(self.dir):
-            self.m.save(self.dir)
+        try:
+            with lock_for(self.dir):
+                self.m.save(self.dir)
+        except OSError as err:  # ENOSPC, EDQUOT, EACCES, EROFS, a lock timeout
+            raise StudyWriteError(self.dir / MANIFEST_NAME, err) from None
 
 
 def _move_aside(study_dir: Path, job_dir: str) -> None:
@@ -174,16 +228,69 @@ def prepare_manifest(run: StudyRun) -> tuple[StudyResult, list[PlannedJob]]:
     return m, todo
 
 
-def execute(run: StudyRun, launcher, max_batch_size: Optional[int] = 1, hydra_config=None) -> StudyResult:
-    study_dir = run.study_dir
-    study_dir.mkdir(parents=True, exist_ok=True)
-    m, todo = prepare_manifest(run)
-    store = _Store(study_dir, m)
-    store.save()
-    if hydra_config is not None and not (study_dir / "multirun.yaml").exists():
-        from omegaconf import OmegaConf
+def _save_plan(run: StudyRun, m: StudyResult) -> None:
+    """plan.json: written when the study starts; rewritten only when a resume replanned it (a
+    pending job's config changed), so it always describes the study as it now runs."""
+    path = run.study_dir / PLAN_NAME
+    # the jobs as planned (not as they ran: a launcher may have moved a job's log), with the
+    # study's own record of how it was started
+    planned = new_manifest(run)
+    for k in ("study_name", "created_at", "launcher", "command_args", "config_dir", "config_name"):
+        setattr(planned, k, getattr(m, k))
+    plan = StudyPlanRecord.from_manifest(planned)
+    if path.is_file():
+        try:
+            old = StudyPlanRecord.load(path)
+            if (old.study_design_hash, old.jobs, old.command_args) == (plan.study_design_hash, plan.jobs,
+                                                                       plan.command_args):
+                return
+        except Exception:
+            pass  # unreadable: write it again
+    plan.save(run.study_dir)
 
-        OmegaConf.save(hydra_config, study_dir / "multirun.yaml")
+
+def _stopped(run: StudyRun, message: str, exit_code: int) -> None:
+    run.error, run.exit_code = message, exit_code
+    return None
+
+
+def execute(run: StudyRun, launcher, max_batch_size: Optional[int] = 1, hydra_config=None) -> Optional[StudyResult]:
+    """Run the study's remaining jobs; returns the manifest, or None (``run.error`` says why)
+    when the study could not start."""
+    from llem.errors import LlemError
+    from llem.study.lock import StudyLock
+
+    try:
+        run.study_dir.mkdir(parents=True, exist_ok=True)
+        # ``llem run`` holds it already (taken before its checks); a Hydra app that names
+        # llem's sweeper directly takes it here
+        lock = StudyLock(run.study_dir, what=f"hydra.sweep.dir={run.study_dir}").acquire()
+    except OSError as err:
+        return _stopped(run, f"hydra.sweep.dir={run.study_dir}: cannot create it ({err.strerror})", 2)
+    except LlemError as err:
+        return _stopped(run, str(err), err.exit_code)
+    try:
+        return _execute(run, launcher, max_batch_size, hydra_config)
+    finally:
+        lock.release()
+
+
+def _execute(run: StudyRun, launcher, max_batch_size: Optional[int], hydra_config) -> Optional[StudyResult]:
+    from llem.fsio import remove_stale_temps
+
+    study_dir = run.study_dir
+    try:
+        with lock_for(study_dir):
+            # left by a process killed mid-write; no one else writes here while we hold the locks
+            for name in (MANIFEST_NAME, PLAN_NAME):
+                remove_stale_temps(study_dir, name)
+            (study_dir / RESERVE_NAME).unlink(missing_ok=True)
+        m, todo = prepare_manifest(run)
+        _save_plan(run, m)
+    except OSError as err:
+        return _stopped(run, f"cannot write in {study_dir} ({err.strerror or err}); no job ran. "
+                             f"Once it is writable: llem run --resume {study_dir}", 1)
+    store = _Store(study_dir, m)
     entries = {e.job_id: e for e in m.jobs}
     ex = run.plan.execution
     progress = _progress(run, m, ex.cooldown_s)
@@ -208,7 +315,18 @@ def execute(run: StudyRun, launcher, max_batch_size: Optional[int] = 1, hydra_co
 
     old_term = _sigterm_as_interrupt()
     current: list[PlannedJob] = []
+    write_error: Optional[StudyWriteError] = None
     try:
+        store.save()
+        store.reserve.make(RESERVE_MIN_BYTES + 2 * len(m.model_dump_json(indent=2)))
+        if hydra_config is not None and not (study_dir / "multirun.yaml").exists():
+            from omegaconf import OmegaConf
+
+            try:
+                OmegaConf.save(hydra_config, study_dir / "multirun.yaml")
+            except OSError as err:
+                (study_dir / "multirun.yaml").unlink(missing_ok=True)
+                raise StudyWriteError(study_dir / "multirun.yaml", err) from None
         for b, batch in enumerate(batches):
             if b > 0 and ex.cooldown_s > 0:
                 progress.say(f"cooling down {ex.cooldown_s:g} s")
@@ -233,6 +351,8 @@ def execute(run: StudyRun, launcher, max_batch_size: Optional[int] = 1, hydra_co
             rets, err = None, None
             try:
                 rets = launcher.launch([j.launch_overrides() for j in batch], initial_job_idx=batch[0].index)
+            except StudyWriteError:
+                raise  # from our own callbacks: the launcher has stopped its jobs; so do we
             except Exception as exc:  # submitit raises for a killed/failed job; the others may be fine
                 err = exc
             for k, j in enumerate(batch):
@@ -242,27 +362,38 @@ def execute(run: StudyRun, launcher, max_batch_size: Optional[int] = 1, hydra_co
             store.save()
     except KeyboardInterrupt:
         run.interrupted = True
-        for j in current:
-            e = entries[j.job_id]
-            if e.status != "running":
-                continue  # already recorded, or never started (stays pending)
-            if (study_dir / e.job_dir / RESULT_NAME).is_file():
-                refresh_entry(study_dir, e)
-            else:
-                e.status, e.error_type = "failed", "Interrupted"
-                e.error_message = "stopped by Ctrl-C/SIGTERM of the study; run it again with llem run --resume"
-                e.ended_at = _now()
+        _stop_running(study_dir, entries, current, "Interrupted",
+                      "stopped by Ctrl-C/SIGTERM of the study; run it again with llem run --resume")
+    except StudyWriteError as err:
+        write_error = err
+        _stop_running(study_dir, entries, current, "StudyStopped",
+                      f"the study stopped: {err}; run it again with llem run --resume")
     finally:
         _restore_sigterm(old_term)
-    if not run.interrupted:
+    if not run.interrupted and write_error is None:
         m.finished_at = _now()
     m.owner = {}
-    store.save()
+    if write_error is not None:
+        store.reserve.release()  # room for this last save on a full disk
+    last_error = None
+    try:
+        store.save()
+    except StudyWriteError as err:
+        last_error = err
+        write_error = write_error or err
+    store.reserve.release()
     run.result = m
     global LAST
     LAST = m
     s = m.summary
-    run.exit_code = 130 if run.interrupted else (1 if s["failed"] or s["lost"] or s["pending"] else 0)
+    run.exit_code = 130 if run.interrupted else (1 if s["failed"] or s["lost"] or s["pending"] or write_error else 0)
+    if write_error is not None:
+        done = sum(1 for e in m.jobs if e.status == "completed")
+        run.error = (f"{write_error}: the study stopped ({done} of {len(m.jobs)} jobs completed, their results are "
+                     f"kept); once the cause is fixed, finish it with: llem run --resume {study_dir}")
+        if last_error is not None:
+            run.error += (f" ({MANIFEST_NAME} still shows the state before the failure; the resume reads the "
+                          "rest from the job directories)")
     if not run.quiet:
         from llem.study.progress import summary_table
 
@@ -270,6 +401,21 @@ def execute(run: StudyRun, launcher, max_batch_size: Optional[int] = 1, hydra_co
         if run.interrupted:
             print(f"interrupted: resume with  llem run --resume {study_dir}", file=sys.stderr, flush=True)
     return m
+
+
+def _stop_running(study_dir: Path, entries: dict[str, JobEntry], current: list[PlannedJob], error_type: str,
+                  message: str) -> None:
+    """The jobs of the batch that was running when the study stopped: recorded from their
+    result.json if they wrote one, else as failed with why."""
+    for j in current:
+        e = entries[j.job_id]
+        if e.status != "running":
+            continue  # already recorded, or never started (stays pending)
+        if (study_dir / e.job_dir / RESULT_NAME).is_file():
+            refresh_entry(study_dir, e)
+        else:
+            e.status, e.error_type, e.error_message = "failed", error_type, message[:500]
+            e.ended_at = _now()
 
 
 def _progress(run: StudyRun, m: StudyResult, cooldown_s: float):

@@ -3,6 +3,10 @@
 It lists every planned job of the grid (not only the ones that ran), with its overrides,
 ``config_hash``, status and result path, and an aggregate summary. It is always rebuildable
 from the job directories on disk, so it survives a killed study.
+
+``plan.json`` beside it is written once when the study starts (and again only if a resume
+replans it): the grid, the command arguments and the design hash. It is what a rebuild needs
+when ``manifest.json`` itself is lost or corrupt (``llem run --resume DIR --rebuild-manifest``).
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from llem.result import ExperimentResult, write_atomic
 
 MANIFEST_NAME = "manifest.json"
+PLAN_NAME = "plan.json"
 JobStatus = Literal["pending", "running", "completed", "failed", "lost"]
 
 
@@ -103,6 +108,79 @@ class StudyResult(BaseModel):
         from llem.results.table import study_to_dataframe
 
         return study_to_dataframe(self, base_dir)
+
+
+class PlanEntry(BaseModel):
+    """One planned job: what it is, not how it went."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str
+    index: int
+    grid_index: int
+    cycle: int = 0
+    overrides: list[str]
+    config_hash: str
+    backend: str
+    model: str
+    precision: str
+    batch: int
+    job_dir: Optional[str] = None
+    log_path: Optional[str] = None
+
+
+_PLAN_ENTRY_KEYS = tuple(PlanEntry.model_fields)
+
+
+class StudyPlanRecord(BaseModel):
+    """``plan.json``: everything a rebuild of ``manifest.json`` needs, and nothing that changes
+    while the study runs (statuses and numbers come from the job directories)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: str = "1.0"
+    study_name: str
+    study_design_hash: str
+    llem_version: str
+    created_at: str
+    study_dir: str
+    launcher: Optional[str] = None
+    execution: dict[str, Any] = {}
+    sweep_overrides: list[str] = []
+    command_args: list[str] = []
+    config_dir: Optional[str] = None
+    config_name: str = "config"
+    jobs: list[PlanEntry] = []
+
+    @classmethod
+    def from_manifest(cls, m: StudyResult) -> "StudyPlanRecord":
+        return cls(study_name=m.study_name, study_design_hash=m.study_design_hash, llem_version=m.llem_version,
+                   created_at=m.created_at, study_dir=m.study_dir, launcher=m.launcher, execution=dict(m.execution),
+                   sweep_overrides=list(m.sweep_overrides), command_args=list(m.command_args),
+                   config_dir=m.config_dir, config_name=m.config_name,
+                   jobs=[PlanEntry(**{k: getattr(j, k) for k in _PLAN_ENTRY_KEYS}) for j in m.jobs])
+
+    def to_manifest(self, study_dir: str | Path) -> StudyResult:
+        """A manifest with every job pending, as it was before the first job ran."""
+        jobs = [JobEntry(**j.model_dump(), status="pending") for j in self.jobs]
+        return StudyResult(study_name=self.study_name, study_design_hash=self.study_design_hash,
+                           llem_version=self.llem_version, created_at=self.created_at, updated_at=_now(),
+                           study_dir=str(study_dir), launcher=self.launcher, execution=dict(self.execution),
+                           sweep_overrides=list(self.sweep_overrides), jobs=jobs, summary=summarize(jobs),
+                           command_args=list(self.command_args), config_dir=self.config_dir,
+                           config_name=self.config_name)
+
+    def save(self, study_dir: str | Path) -> Path:
+        path = Path(study_dir) / PLAN_NAME
+        write_atomic(path, self.model_dump_json(indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "StudyPlanRecord":
+        path = Path(path)
+        if path.is_dir():
+            path = path / PLAN_NAME
+        return cls.model_validate_json(path.read_text())
 
 
 # --- keeping the manifest true to the job directories --------------------------------------
@@ -209,26 +287,79 @@ def _owner_alive(owner: dict[str, Any]) -> bool:
     return True
 
 
-def rebuild(study_dir: str | Path, *, save: bool = True) -> StudyResult:
+def _unreadable(err: BaseException) -> str:
+    """Why a JSON file could not be loaded, in a few words (pydantic's first error)."""
+    errors = getattr(err, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            loc = ".".join(str(x) for x in first.get("loc", ()))
+            return (first["msg"] + (f" at {loc}" if loc else ""))[:200]
+        except Exception:
+            pass
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"[:200]
+
+
+def rebuild(study_dir: str | Path, *, save: bool = True, from_plan: bool = False) -> StudyResult:
     """Rebuild manifest.json from the job directories.
 
-    The planned jobs come from the existing manifest (written before the first job ran);
-    their statuses and numbers come from each job's result.json. Without a manifest, the job
-    directories themselves (``.hydra/overrides.yaml`` + ``result.json``) are the plan.
+    The planned jobs come from the existing manifest; when it is missing or cannot be read
+    (or ``from_plan``), from ``plan.json``, written when the study started. Their statuses and
+    numbers come from each job's result.json. A corrupt manifest is kept beside the new one as
+    ``manifest.json.corrupt-<time>``, never deleted. Without either file, the job directories
+    themselves (``.hydra/overrides.yaml`` + ``result.json``) are the plan; such a manifest
+    lacks the command arguments, so it cannot be resumed.
+
+    Raises ``ConfigError`` when the manifest is unreadable and there is no plan.json.
     """
+    from llem.errors import ConfigError
+    from llem.study.lock import held_elsewhere
+
     study_dir = Path(study_dir).resolve()
     mpath = study_dir / MANIFEST_NAME
+    ppath = study_dir / PLAN_NAME
     with lock_for(study_dir):
+        m, broken = None, None
         if mpath.is_file():
-            m = StudyResult.load(mpath)
-            alive = _owner_alive(m.owner)
+            try:
+                m = StudyResult.load(mpath)
+            except Exception as err:  # truncated, garbage, or an unknown schema
+                broken = err
+        # a study process holding the lock is running it: its running job is not lost
+        alive = held_elsewhere(study_dir) or (m is not None and _owner_alive(m.owner))
+        if m is not None and not from_plan:
             m.jobs = [refresh_entry(study_dir, j, running_ok=alive) for j in m.jobs]
+        elif ppath.is_file():
+            try:
+                plan = StudyPlanRecord.load(ppath)
+            except Exception as err:
+                raise ConfigError(f"{study_dir}: {PLAN_NAME} cannot be read ({_unreadable(err)}), so "
+                                  f"{MANIFEST_NAME} cannot be rebuilt from it", field="study_dir",
+                                  value=str(study_dir), allowed=f"a study directory with a readable {PLAN_NAME}") from None
+            m = plan.to_manifest(study_dir)
+            for j in m.jobs:
+                if alive and j.job_dir and (study_dir / j.job_dir).is_dir():
+                    j.status = "running"  # refresh_entry keeps it unless its result.json is there
+            m.jobs = [refresh_entry(study_dir, j, running_ok=alive) for j in m.jobs]
+        elif broken is not None or from_plan:
+            why = (f"{MANIFEST_NAME} cannot be read ({_unreadable(broken)})" if broken is not None
+                   else f"{MANIFEST_NAME} can only be rebuilt from {PLAN_NAME}")
+            raise ConfigError(f"{study_dir}: {why} and there is no {PLAN_NAME} to rebuild it from (the study was "
+                              "started by an older llem); its results stay readable with "
+                              f"`llem results show {study_dir}/<job>`", field="study_dir",
+                              value=str(study_dir), allowed=f"a study directory with {PLAN_NAME}")
         else:
             m = _from_job_dirs(study_dir)
         m.study_dir = str(study_dir)
         m.summary = summarize(m.jobs)
         m.updated_at = _now()
         if save:
+            if mpath.is_file() and (broken is not None or from_plan):
+                # keep what was there: a person may still want to read it
+                stamp = _now().replace(":", "").replace("+0000", "Z")
+                kind = "corrupt" if broken is not None else "old"
+                mpath.replace(study_dir / f"{MANIFEST_NAME}.{kind}-{stamp}")
             m.save(study_dir)
     return m
 
