@@ -23,8 +23,11 @@ def main(payload_path: str) -> int:
     setup_globals()
     ret = run_job(hydra_context=p["hydra_context"], task_function=p["task_function"], config=p["sweep_config"],
                   job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+    # cfg, hydra_cfg and task_name travel back too: Hydra callbacks, sweepers and tools that
+    # read job returns expect them exactly as Hydra's own launchers fill them
     out = {"status": ret.status.name, "return_value": None, "error_type": None, "error_message": None,
-           "working_dir": ret.working_dir}
+           "working_dir": ret.working_dir, "cfg": ret.cfg, "hydra_cfg": ret.hydra_cfg,
+           "task_name": ret.task_name}
     if ret.status == JobStatus.COMPLETED:
         try:
             cloudpickle.dumps(ret._return_value)

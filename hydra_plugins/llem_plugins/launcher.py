@@ -13,6 +13,7 @@ exception says so; the sweeper records it.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import pickle
@@ -27,7 +28,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from hydra_plugins.llem_plugins import config  # noqa: F401  (registers the configs)
 
@@ -67,10 +68,25 @@ def _signal_name(rc: int) -> str:
         return f"signal {-rc}"
 
 
+def fill_job_configs(ret: JobReturn, sweep_config: Optional[DictConfig]) -> None:
+    """Give ``ret`` the task config, Hydra config and task name of its job, as Hydra's
+    ``run_job`` fills them, for a job whose process ended without returning its own."""
+    if sweep_config is None:
+        return
+    task_cfg = copy.deepcopy(sweep_config)
+    with read_write(task_cfg), open_dict(task_cfg):
+        del task_cfg["hydra"]
+    ret.cfg = task_cfg
+    ret.hydra_cfg = OmegaConf.create({"hydra": copy.deepcopy(sweep_config.hydra)})
+    ret.task_name = str(sweep_config.hydra.job.name)
+
+
 class _Running:
-    def __init__(self, idx, overrides, job_dir: Path, proc: subprocess.Popen, gpu: Optional[str], log_file) -> None:
+    def __init__(self, idx, overrides, job_dir: Path, proc: subprocess.Popen, gpu: Optional[str], log_file,
+                 sweep_config: Optional[DictConfig] = None) -> None:
         self.idx, self.overrides, self.job_dir, self.proc, self.gpu = idx, overrides, job_dir, proc, gpu
         self.log_file = log_file
+        self.sweep_config = sweep_config
         self.started = time.monotonic()
         self.timed_out = False
 
@@ -134,7 +150,7 @@ class LlemLocalLauncher(Launcher):
                                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True)
         log.debug(f"#{idx} : {' '.join(filter_overrides(overrides))}" + (f" (GPU {gpu})" if gpu else ""))
-        return _Running(idx, list(overrides), job_dir, proc, gpu, log_file)
+        return _Running(idx, list(overrides), job_dir, proc, gpu, log_file, sweep_config)
 
     def _stop(self, r: _Running) -> None:
         """SIGTERM the job's whole process group (vLLM and friends start workers), then SIGKILL."""
@@ -158,7 +174,8 @@ class LlemLocalLauncher(Launcher):
         rc = r.proc.wait()
         r.log_file.close()
         (r.job_dir / _PAYLOAD).unlink(missing_ok=True)
-        ret = JobReturn(overrides=r.overrides, working_dir=str(r.job_dir), task_name="llem")
+        ret = JobReturn(overrides=r.overrides, working_dir=str(r.job_dir))
+        fill_job_configs(ret, r.sweep_config)
         ret_path = r.job_dir / _RETURN
         back = None
         if ret_path.is_file():
@@ -168,6 +185,11 @@ class LlemLocalLauncher(Launcher):
             except Exception:
                 back = None
             ret_path.unlink(missing_ok=True)
+        if back is not None:
+            # the job's own view (runtime fields resolved in its process) wins over the parent's
+            for key in ("cfg", "hydra_cfg", "task_name"):
+                if back.get(key) is not None:
+                    setattr(ret, key, back[key])
         if r.timed_out:
             ret.status = JobStatus.FAILED
             ret._return_value = JobTimeout(f"stopped after the per-job timeout of {self.timeout_s:g} s "

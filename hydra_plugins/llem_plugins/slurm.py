@@ -24,6 +24,9 @@ from typing import Any, List, Optional, Sequence
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+from omegaconf import DictConfig
+
+from hydra_plugins.llem_plugins.launcher import fill_job_configs
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +186,8 @@ class LlemSlurmLauncher(SlurmLauncher):
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         err = _error_class(state)(f"Slurm job {job.job_id} ended {state}{where} without a result "
                                   f"({type(exc).__name__}: {detail}); its log: {job.paths.stderr}")
-        ret = JobReturn(overrides=overrides, task_name="llem")
+        ret = JobReturn(overrides=overrides)
+        fill_job_configs(ret, self._sweep_config(overrides))
         ret.status = JobStatus.FAILED
         ret._return_value = err
         job_dir = self._job_dir(overrides)
@@ -194,13 +198,16 @@ class LlemSlurmLauncher(SlurmLauncher):
         log.warning(f"#{idx} : {err}")
         return ret
 
-    def _job_dir(self, overrides: List[str]) -> Optional[Path]:
+    def _sweep_config(self, overrides: List[str]) -> Optional[DictConfig]:
         try:
-            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+            return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         except Exception as err:
-            log.warning(f"cannot tell the job directory of {' '.join(overrides)}: {err}")
+            log.warning(f"cannot compose the config of {' '.join(overrides)}: {err}")
             return None
+
+    def _job_dir(self, overrides: List[str]) -> Optional[Path]:
+        cfg = self._sweep_config(overrides)
+        return None if cfg is None else Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
 
     def _write_failed_result(self, job_dir: Path, overrides: List[str], err: BaseException, facts: dict) -> None:
         """The same failed result a job writes for its own errors, so readers of the study
