@@ -35,7 +35,9 @@ class CodeCarbonMeter(Meter):
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 from codecarbon import OfflineEmissionsTracker
         except ImportError as err:
-            raise MeterUnavailable(f"codecarbon is not installed ({err}); pip install 'llenergymeasure[codecarbon]'") from None
+            from llem.meters.install import pip_install_hint
+
+            raise MeterUnavailable(f"codecarbon is not installed ({err}); {pip_install_hint('codecarbon')}") from None
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
         kw: dict[str, Any] = dict(country_iso_code=country_iso_code, output_methods=[], log_level="error",
                                   allow_multiple_runs=True)
