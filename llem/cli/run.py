@@ -19,6 +19,25 @@ LLEM_FLAGS = {"--dry-run", "--quiet", "-q"}
 
 _state = {"exit_code": 0}
 
+#: ``llem run --help`` prints this first, then Hydra's help (config groups and every field).
+RUN_HELP = """usage: llem run [llem flags] [overrides ...] [Hydra flags]
+
+llem's flags:
+  -m, --multirun       run a study: every combination of comma-separated overrides (batch=1,8)
+  --dry-run            with -m: list the study's jobs and check each one, run nothing
+  --resume DIR         finish a study: run its jobs that did not complete (DIR: multirun/<date>/<time>)
+  -q, --quiet          no progress or summary on the terminal; llem's warnings and errors still show
+  --cfg job            print the composed config and run nothing (a Hydra flag)
+  -h, --help           this help, then Hydra's: config groups and every field you can override
+
+examples:
+  llem run                                     # the default experiment (tiny model, no download)
+  llem run model=llama-3.2-1b batch=8          # override any field as key=value
+  llem run -m backend=vllm,pytorch batch=1,8   # a study of four jobs under multirun/
+  llem run --resume multirun/2026-12-07/10-00-00
+
+"""
+
 
 def split_args(args: list[str]) -> dict:
     """Separate Hydra flags, llem flags and overrides."""
@@ -84,6 +103,9 @@ def _resolve_config_dir(parsed: dict) -> Path:
 
 def run_command(args: list[str]) -> int:
     parsed = split_args(args)
+    if any(f in ("-h", "--help") for f in parsed["hydra_flags"]):
+        # llem's own flags first: Hydra's help below knows nothing of them
+        print(RUN_HELP, end="", flush=True)
     if parsed["multirun"] or "resume" in parsed["llem"]:
         from llem.study.cli import study_command
 
