@@ -106,6 +106,7 @@ def run_command(args: list[str]) -> int:
     if any(f in ("-h", "--help") for f in parsed["hydra_flags"]):
         # llem's own flags first: Hydra's help below knows nothing of them
         print(RUN_HELP, end="", flush=True)
+    _state["single_run"] = False
     if parsed["multirun"] or "resume" in parsed["llem"]:
         from llem.study.cli import study_command
 
@@ -124,6 +125,7 @@ def run_command(args: list[str]) -> int:
                     config_name=parsed["config_name"])
     _state["quiet"] = parsed["llem"].get("quiet", False)
     _state["exit_code"] = 0
+    _state["single_run"] = True
     hydra_main(absolute_config_path(args_without_llem_flags(args)))
     return _state["exit_code"]
 
@@ -180,18 +182,25 @@ def task(cfg) -> int:
         print(f"llem: error: {err}", file=sys.stderr)
         _state["exit_code"] = 2
         return 2
+    import contextlib
     import logging
 
-    from llem.logfilter import collapse_repeats
+    from llem.logfilter import collapse_repeats, job_output_to_log
 
     log = logging.getLogger("llem")
-    with collapse_repeats():
+    log_path = out_dir / "run.log"
+    # A single run's terminal shows llem's own lines; third-party output goes to run.log. In a
+    # study this process's output is already the job's log, and the study's terminal shows progress.
+    quiet_terminal = (job_output_to_log(log_path, quiet=_state.get("quiet", False))
+                      if _state.get("single_run") else contextlib.nullcontext())
+    with quiet_terminal, collapse_repeats():
         result = execute_job(config, out_dir, progress=log.info, raise_errors=False)
     if not _state.get("quiet"):
         print_summary(result, out_dir / "result.json")
     if result.status != "completed":
         _state["exit_code"] = 1
-        print(f"llem: job failed: {result.error_type}: {result.error_message}", file=sys.stderr)
+        where = f" (full output in {log_path})" if _state.get("single_run") else ""
+        print(f"llem: job failed: {result.error_type}: {result.error_message}{where}", file=sys.stderr)
         return 1
     return 0
 
