@@ -129,7 +129,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from benchmarks.gpu_validation import plain_generate
+    from benchmarks.gpu_validation.gpu_validation import plain_generate
     from llem.backends import backend_class
     from llem.config.compose import load_config
     from llem.devices import resolve_devices, select_for_job

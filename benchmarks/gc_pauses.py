@@ -2,7 +2,7 @@
 
     python benchmarks/gc_pauses.py --out DIR [--slow-factor 3] -- GPU_VALIDATION_ARGS...
 
-Runs ``benchmarks/gpu_validation.py`` (its own ``--out``, given after ``--``) in this process
+Runs ``benchmarks/gpu_validation/gpu_validation.py`` (its own ``--out``, given after ``--``) in this process
 with call_path.py's ``gc.callbacks`` hook timing every collection, gpu_validation.py's
 ``--per-call`` wrapper stamping every llem call, and llem's meter wrapped to stamp every window
 it opens (the load window first when the meter reads energy, then the measured cycles; the bare
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
         return 2
 
     from benchmarks.call_path import GcClock
-    from benchmarks.gpu_validation import CallTimes
+    from benchmarks.gpu_validation.gpu_validation import CallTimes
     from llem.backends import backend_class
 
     t0 = time.perf_counter()
@@ -76,10 +76,10 @@ def main(argv=None) -> int:
     harness.select_meter = stamped_meter
     gc.callbacks.append(clock)
     saved = sys.argv
-    sys.argv = [str(HERE / "gpu_validation.py"), *argv[cut + 1:]]
+    sys.argv = [str(HERE / "gpu_validation" / "gpu_validation.py"), *argv[cut + 1:]]
     rc = 0
     try:
-        runpy.run_path(str(HERE / "gpu_validation.py"), run_name="__main__")
+        runpy.run_path(str(HERE / "gpu_validation" / "gpu_validation.py"), run_name="__main__")
     except SystemExit as e:  # gpu_validation.py ends with sys.exit(main())
         rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     finally:

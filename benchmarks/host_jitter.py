@@ -226,7 +226,7 @@ def main(argv=None) -> int:
     mon = subprocess.Popen([sys.executable, __file__, "--out", str(out), "--interval-s", str(a.interval_s),
                             "--monitor", str(os.getpid()), str(mon_file)])
     try:
-        from benchmarks.gpu_validation import BareLoop, parse_args
+        from benchmarks.gpu_validation.gpu_validation import BareLoop, parse_args
 
         vargs = ["--out", str(out), "--batches", str(a.batch), "--warmup", "3", "--static-cache"]
         vargs += ["--cpu"] if a.cpu else []

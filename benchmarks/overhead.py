@@ -1,6 +1,6 @@
 """llem's cost to the workload it measures (issue 3, items 3 and 10). A benchmark, not a test.
 
-1. llem vs a bare ``generate`` loop (benchmarks/gpu_validation.py's comparison): wall time per
+1. llem vs a bare ``generate`` loop (benchmarks/gpu_validation/gpu_validation.py's comparison): wall time per
    call, and energy per token where a GPU counter exists.
 2. The sampler thread's cost: the same bare loop with and without ``llem.sampler.Sampler``
    running beside it, in alternating windows (A/B/A/B...) so drift hits both arms alike; at the
@@ -40,7 +40,7 @@ def _gpu() -> bool:
 def sampler_cost(args, gpu: bool) -> dict:
     import torch
 
-    from benchmarks.gpu_validation import bare_model, plain_generate
+    from benchmarks.gpu_validation.gpu_validation import bare_model, plain_generate
     from llem.devices import resolve_devices
     from llem.sampler import Sampler
 
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     report = {"device": "gpu" if gpu else "cpu", "host_cpus": os.cpu_count(), "args": vars(args),
               "load_average": os.getloadavg()}
     if not args.skip_llem:
-        from benchmarks import gpu_validation as gv
+        from benchmarks.gpu_validation import gpu_validation as gv
 
         vargs = gv.parse_args(["--out", str(out), "--batches", str(args.batch), "--cycles", "4"]
                               + ([] if gpu else ["--cpu", "--min-window-s", str(args.window_s)]))

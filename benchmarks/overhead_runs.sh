@@ -72,7 +72,7 @@ while :; do
     fi
     dir="$out/$name-r$k"
     t0=$SECONDS
-    python3 "$here/gpu_validation.py" --out "$dir" --batches "$b" --cycles "$cycles" --warmup 3 \
+    python3 "$here/gpu_validation/gpu_validation.py" --out "$dir" --batches "$b" --cycles "$cycles" --warmup 3 \
       --quantisation-target 0.02 --static-cache --no-observers "${ov[@]}" > "$dir.log" 2>&1
     rc=$?
     took=$((SECONDS - t0))

@@ -104,7 +104,7 @@ def pooled(per_run: list[list[float]], machines: Optional[list[str]] = None, sam
     successive readings share most of their runs)."""
     import numpy as np
 
-    from benchmarks.gpu_validation import ci_verdict, envelope
+    from benchmarks.gpu_validation.gpu_validation import ci_verdict, envelope
     from llem.stats import mean_ci
 
     machines = machines or [str(i) for i in range(len(per_run))]

@@ -1,4 +1,4 @@
-"""benchmarks/compile_events.py: torch's own compile callbacks, placed against windows."""
+"""benchmarks/gpu_validation/compile_events.py: torch's own compile callbacks, placed against windows."""
 import time
 
 import pytest

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_validation.py in its CPU mode (tiny model, no meters): the same code path the
+"""benchmarks/gpu_validation/gpu_validation.py in its CPU mode (tiny model, no meters): the same code path the
 lead runs on the H100, minus the meters."""
 import json
 
@@ -49,7 +49,7 @@ def test_cpu_mode_writes_json_and_markdown(tmp_path, capsys):
     assert set(ce["windows_hit"]) <= {f"{arm} {k}" for arm in ("llem", "bare") for k in range(1, 5)}
     # no meter on CPU: energy checks are "not evaluated" (None), never passed by default
     assert b["checks"]["llem_vs_zeus_within_1pct"] is None and b["llem"]["energy_j"] is None
-    assert "reproduce: python benchmarks/gpu_validation.py --cpu" in capsys.readouterr().out
+    assert "reproduce: python benchmarks/gpu_validation/gpu_validation.py --cpu" in capsys.readouterr().out
     assert "| 2 |" in (out / "validation.md").read_text() and "overhead: time " in (out / "validation.md").read_text()
 
 

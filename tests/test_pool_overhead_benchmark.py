@@ -14,7 +14,7 @@ def _load():
 def _run(tmp_path, name, blocks_by_batch, uuid="GPU-a", boot_id=None, caches=None, llem_result=None, **args):
     base = {"model": "llama-3.2-1b", "precision": "bf16", "input_len": 128, "output_len": 128,
             "static_cache": True, "bare_model": "shared", "override": [], "no_observers": True}
-    rep = {"args": {**base, **args}, "commit": "abc", "command": "python benchmarks/gpu_validation.py",
+    rep = {"args": {**base, **args}, "commit": "abc", "command": "python benchmarks/gpu_validation/gpu_validation.py",
            "idle_baseline": {"power_w": {uuid: 72.0}},
            **({"machine": {"node": "vm", "boot_id": boot_id}} if boot_id else {}),
            "batches": [{"batch": b, "overhead": {

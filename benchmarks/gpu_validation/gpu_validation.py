@@ -27,7 +27,7 @@ reproduces them. Split the work with ``--batches 1,8`` / ``--batches 32,128`` to
 time limit. ``--cpu`` runs a tiny CPU version (tiny model, no meters: wall time only) that the
 test suite exercises.
 
-    python benchmarks/gpu_validation.py --out docs/validation/h100 --batches 1,8 --cycles 12
+    python benchmarks/gpu_validation/gpu_validation.py --out docs/validation/h100 --batches 1,8 --cycles 12
 """
 from __future__ import annotations
 
@@ -43,11 +43,11 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.compile_events import CompileEvents  # noqa: E402
+from benchmarks.gpu_validation.compile_events import CompileEvents  # noqa: E402
 
 AGREEMENT_LIMIT = 0.01
 OVERHEAD_LIMIT = 0.01
@@ -778,7 +778,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/gpu_validation.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python benchmarks/gpu_validation/gpu_validation.py " + " ".join(sys.argv[1:] if argv is None else argv)
     device = "cpu: " + (platform.processor() or platform.machine())
     if not args.cpu:
         import torch

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # int8 / int4 against bf16 on one GPU (issue 4, item 3): a real study through `llem run -m`,
 # bitsandbytes and torchao for each quantised precision, then the bf16 reference alone.
-#   bash benchmarks/gpu_quantisation.sh OUT_DIR [batch]
+#   bash benchmarks/gpu_validation/gpu_quantisation.sh OUT_DIR [batch]
 # Needs a CUDA GPU with bitsandbytes and/or torchao installed; writes OUT_DIR/quant (the study,
 # manifest.json) and OUT_DIR/bf16 (one job), then prints `llem results show` for both.
 set -euo pipefail

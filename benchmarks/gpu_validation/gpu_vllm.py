@@ -9,9 +9,9 @@ on the very same windows: Zeus (``ZeusMonitor``) and the raw NVML counter. Befor
 experiment a bare ``LLM.generate`` loop on the same engine and prompts runs for one window, for
 the throughput / energy ratio against llem.
 
-    python benchmarks/gpu_vllm.py --out docs/validation/vllm-h100            # ~5-6 min on an H100
-    python benchmarks/gpu_vllm.py --out ... --enforce-eager                   # engine start in seconds
-    .venv-vllm/bin/python benchmarks/gpu_vllm.py --cpu --out /tmp/gpu-vllm-cpu  # tiny CPU mode
+    python benchmarks/gpu_validation/gpu_vllm.py --out docs/validation/vllm-h100            # ~5-6 min on an H100
+    python benchmarks/gpu_validation/gpu_vllm.py --out ... --enforce-eager                   # engine start in seconds
+    .venv-vllm/bin/python benchmarks/gpu_validation/gpu_vllm.py --cpu --out /tmp/gpu-vllm-cpu  # tiny CPU mode
 
 Writes ``vllm_validation.json`` and ``vllm_validation.md`` to ``--out`` after every batch (a
 command stopped by its time limit keeps what finished), plus each experiment's ``result.json``.
@@ -27,10 +27,9 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-REPO = Path(__file__).resolve().parents[1]
-for p in (REPO, REPO / "benchmarks"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 AGREEMENT_LIMIT = 0.01
 # FACTS.md, same workload on the H100, 5 generate calls per window, raw counter energy.
@@ -208,7 +207,7 @@ def markdown(rep: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-from gpu_validation import _commit, num, pct  # noqa: E402  (same repo, benchmarks/ is on sys.path)
+from benchmarks.gpu_validation.gpu_validation import _commit, num, pct  # noqa: E402  (the repo is on sys.path)
 
 
 def parse_args(argv=None):
@@ -257,7 +256,7 @@ def main(argv=None) -> int:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/gpu_vllm.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python benchmarks/gpu_validation/gpu_vllm.py " + " ".join(sys.argv[1:] if argv is None else argv)
     import vllm
 
     from llem.backends import vllm as vb
@@ -270,7 +269,7 @@ def main(argv=None) -> int:
         device = counter.nv.nvmlDeviceGetName(counter.h)
         device = device.decode() if isinstance(device, bytes) else device
         if not args.no_zeus:
-            from gpu_validation import ZeusObserver  # the Measurement engineer's observer, reused
+            from benchmarks.gpu_validation.gpu_validation import ZeusObserver  # the Measurement engineer's observer, reused
 
             zeus_factory = ZeusObserver
     vb.keep_engines(True)

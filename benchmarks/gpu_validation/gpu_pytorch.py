@@ -8,9 +8,9 @@ llem's CIs over cycles (``measurement.ci_method``) and its warnings. Arms altern
 size, and with ``--rounds 2`` the order flips (ABBA) so slow drift does not favour one arm.
 
 GPU (H100, ~3 minutes; needs llem's dependencies staged):
-    python benchmarks/gpu_pytorch.py --out docs/validation/pytorch-attn-h100
+    python benchmarks/gpu_validation/gpu_pytorch.py --out docs/validation/pytorch-attn-h100
 CPU smoke run of the same code (tiny model, no energy counter here):
-    python benchmarks/gpu_pytorch.py --cpu --out /tmp/gpu-pytorch-cpu
+    python benchmarks/gpu_validation/gpu_pytorch.py --cpu --out /tmp/gpu-pytorch-cpu
 Writes ``finding.json``, ``finding.md`` and every experiment's ``result.json`` under ``--out``.
 """
 from __future__ import annotations
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     finding = {"finding": a.finding, "model": a.model, "precision": a.precision, "input_len": a.input_len,
                "output_len": a.output_len, "cycles": a.cycles, "rounds": a.rounds, "cpu_mode": a.cpu,
                "host": platform.node(), "total_wall_s": time.perf_counter() - t_start,
-               "command": "python benchmarks/gpu_pytorch.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "command": "python benchmarks/gpu_validation/gpu_pytorch.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "ci_method": next((r["output_tokens_per_s"].get("method") for r in rows if r["output_tokens_per_s"]), None),
                "rows": rows}
     (out / "finding.json").write_text(json.dumps(finding, indent=1, default=str))
