@@ -1,4 +1,4 @@
-"""benchmarks/call_path.py runs on CPU and compares the three arms on one model object."""
+"""benchmarks/overhead/call_path.py runs on CPU and compares the three arms on one model object."""
 import json
 
 import pytest

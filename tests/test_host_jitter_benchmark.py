@@ -1,4 +1,4 @@
-"""benchmarks/host_jitter.py: the bare loop's per-call series, the CPU it ran on, and the ABBA noise floor."""
+"""benchmarks/overhead/host_jitter.py: the bare loop's per-call series, the CPU it ran on, and the ABBA noise floor."""
 import json
 import os
 

@@ -1,9 +1,10 @@
-"""benchmarks/overhead_runs.sh: its usage error and its time-budget rule (the runs themselves
+"""benchmarks/overhead/overhead_runs.sh: its usage error and its time-budget rule (the runs themselves
 need an H100; they are committed under docs/validation/h100x1-overhead-runs/)."""
 import subprocess
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "overhead_runs.sh"
+from tests.conftest import benchmark_path
+
+SCRIPT = benchmark_path("overhead_runs.sh")
 
 
 def _run(*args):

@@ -1,4 +1,4 @@
-"""benchmarks/pair_pools.py pairs two pools of pool_overhead.py by machine."""
+"""benchmarks/overhead/pair_pools.py pairs two pools of pool_overhead.py by machine."""
 import json
 from pathlib import Path
 

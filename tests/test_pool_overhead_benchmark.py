@@ -1,4 +1,4 @@
-"""benchmarks/pool_overhead.py pools ABBA blocks of runs of one workload, and refuses others."""
+"""benchmarks/overhead/pool_overhead.py pools ABBA blocks of runs of one workload, and refuses others."""
 import json
 from pathlib import Path
 

@@ -1,9 +1,9 @@
-"""benchmarks/sampler_cost.py on the CPU, on llem's simulated NVML (a test double: no GPU here)."""
+"""benchmarks/overhead/sampler_cost.py on the CPU, on llem's simulated NVML (a test double: no GPU here)."""
 import json
 
 import pytest
 
-from benchmarks import sampler_cost
+from benchmarks.overhead import sampler_cost
 from tests.devices.sim import gpu, use_sim
 
 

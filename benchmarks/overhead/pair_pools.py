@@ -7,7 +7,7 @@ minus its excess in pool B, then the mean of those differences with a Student-t 
 machines - 1 df. Pairing removes what a machine adds to both configurations (its CPU speed, its
 GPU's power draw), which an unpaired comparison of the two pools would count as noise.
 
-    python benchmarks/pair_pools.py POOL_A POOL_B [--batch N] [--level 0.95]
+    python benchmarks/overhead/pair_pools.py POOL_A POOL_B [--batch N] [--level 0.95]
 
 POOL_A, POOL_B: ``pool_overhead.py --out`` folders (or their pooled.json). Only machines in both
 are paired; at least two are needed.

@@ -22,7 +22,7 @@ it to the arm whose call it fell in: a host-bound ``generate`` allocates Python 
 step, and a full collection walks every object the process holds (torch, transformers, llem), so
 a difference in how often each arm triggers one is a candidate for a per-cent difference.
 
-    python benchmarks/call_path.py [--static-cache] [--rounds 300] [--max-s 200] [--sampler | --sampler-arm]
+    python benchmarks/overhead/call_path.py [--static-cache] [--rounds 300] [--max-s 200] [--sampler | --sampler-arm]
         [--gc-stats] [--model tiny --device cpu]
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 

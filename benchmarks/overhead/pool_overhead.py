@@ -18,7 +18,7 @@ machines (each machine's runs pooled first; Hartung-Knapp on machines - 1 df): i
 machine as the unit of replication, and with few machines it is the widest. Runs are pooled only
 when they measured the same workload with the same llem configuration; anything else is refused.
 
-    python benchmarks/pool_overhead.py RUN_DIR_OR_VALIDATION_JSON ... [--out DIR] [--looks N]
+    python benchmarks/overhead/pool_overhead.py RUN_DIR_OR_VALIDATION_JSON ... [--out DIR] [--looks N]
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -393,7 +393,7 @@ def markdown(rep: dict[str, Any]) -> str:
         return f"{m['mean']:+.2%} [{m['ci95'][0]:+.2%}, {m['ci95'][1]:+.2%}]"
 
     lines = ["# llem vs bare generate: ABBA blocks pooled over runs", "",
-             f"Reproduce: `python benchmarks/pool_overhead.py {' '.join(r['path'] for r in rep['runs'])}"
+             f"Reproduce: `python benchmarks/overhead/pool_overhead.py {' '.join(r['path'] for r in rep['runs'])}"
              + (f" --looks {rep['looks']}`" if rep.get("looks") else "`"), "",
              rep["design"], "",
              "| batch | runs | GPUs | machines | blocks | time/call vs bare [95% CI] | J/token vs bare [95% CI] | "

@@ -19,7 +19,7 @@ windows would be 2-5% per window and swamp a cost of a few tenths of a watt. Loa
 Per load, per block: the sampler-on minus sampler-off difference of mean power (W), of work units
 per second and of joules per unit, then their mean over blocks with a Student-t 95% CI.
 
-    python benchmarks/sampler_cost.py --out DIR [--loads idle,graph,host] [--window-s 3] [--blocks 8]
+    python benchmarks/overhead/sampler_cost.py --out DIR [--loads idle,graph,host] [--window-s 3] [--blocks 8]
 
 On a machine without a GPU it needs llem's simulated NVML (``LLEM_SIMULATED_NVML``, a test
 double) and runs its loads on the CPU: that checks the script, not a cost.
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 

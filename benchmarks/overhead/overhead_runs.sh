@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Repeated llem-vs-bare ABBA runs (issue 3, item 10), each its own process, for pooling with
-# benchmarks/pool_overhead.py. Its verdict counts runs, not blocks (a random-effects interval on
+# benchmarks/overhead/pool_overhead.py. Its verdict counts runs, not blocks (a random-effects interval on
 # runs - 1 df: a run's variance from 4-8 blocks is too noisy to weight runs by), so many short
 # runs beat a few long ones.
-#   bash benchmarks/overhead_runs.sh [--check] OUT_DIR SECONDS CYCLES BATCH[/OVERRIDE] ...
+#   bash benchmarks/overhead/overhead_runs.sh [--check] OUT_DIR SECONDS CYCLES BATCH[/OVERRIDE] ...
 # Starts runs in rotation over the batches (llem's default configuration with the static cache:
 # the sampler on, no observers) while the next one is expected to end within SECONDS of the
 # start (expected: the longest run of that entry so far, or 150 s before the first). A batch
@@ -72,7 +72,7 @@ while :; do
     fi
     dir="$out/$name-r$k"
     t0=$SECONDS
-    python3 "$here/gpu_validation/gpu_validation.py" --out "$dir" --batches "$b" --cycles "$cycles" --warmup 3 \
+    python3 "$here/../gpu_validation/gpu_validation.py" --out "$dir" --batches "$b" --cycles "$cycles" --warmup 3 \
       --quantisation-target 0.02 --static-cache --no-observers "${ov[@]}" > "$dir.log" 2>&1
     rc=$?
     took=$((SECONDS - t0))

@@ -1,6 +1,6 @@
 """Garbage collections inside a gpu_validation.py run: which calls they landed in, and how long.
 
-    python benchmarks/gc_pauses.py --out DIR [--slow-factor 3] -- GPU_VALIDATION_ARGS...
+    python benchmarks/overhead/gc_pauses.py --out DIR [--slow-factor 3] -- GPU_VALIDATION_ARGS...
 
 Runs ``benchmarks/gpu_validation/gpu_validation.py`` (its own ``--out``, given after ``--``) in this process
 with call_path.py's ``gc.callbacks`` hook timing every collection, gpu_validation.py's
@@ -25,9 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-if str(HERE.parent) not in sys.path:
-    sys.path.insert(0, str(HERE.parent))
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+GPU_VALIDATION = REPO / "benchmarks" / "gpu_validation" / "gpu_validation.py"
 
 
 def main(argv=None) -> int:
@@ -44,7 +45,7 @@ def main(argv=None) -> int:
         print(f"gc_pauses: --slow-factor must be above 1, not {a.slow_factor}", file=sys.stderr)
         return 2
 
-    from benchmarks.call_path import GcClock
+    from benchmarks.overhead.call_path import GcClock
     from benchmarks.gpu_validation.gpu_validation import CallTimes
     from llem.backends import backend_class
 
@@ -76,10 +77,10 @@ def main(argv=None) -> int:
     harness.select_meter = stamped_meter
     gc.callbacks.append(clock)
     saved = sys.argv
-    sys.argv = [str(HERE / "gpu_validation" / "gpu_validation.py"), *argv[cut + 1:]]
+    sys.argv = [str(GPU_VALIDATION), *argv[cut + 1:]]
     rc = 0
     try:
-        runpy.run_path(str(HERE / "gpu_validation" / "gpu_validation.py"), run_name="__main__")
+        runpy.run_path(str(GPU_VALIDATION), run_name="__main__")
     except SystemExit as e:  # gpu_validation.py ends with sys.exit(main())
         rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     finally:
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
     slow = [{"t_s": t, "s": d, "llem_window": window_of(t),
              "collections_inside": [c for c in collections if t <= c["t_s"] <= t + d]}
             for t, d in calls if med and d > a.slow_factor * med]
-    rep = {"command": "python benchmarks/gc_pauses.py " + " ".join(argv), "exit_code": rc,
+    rep = {"command": "python benchmarks/overhead/gc_pauses.py " + " ".join(argv), "exit_code": rc,
            "tracked_objects_at_end": len(gc.get_objects()), "frozen_objects_at_end": gc.get_freeze_count(),
            "llem_windows_s": windows, "llem_calls": len(calls), "median_llem_call_s": med,
            "oldest_generation_collections": [c for c in collections if c["generation"] == 2],

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # llem's overhead against a bare generate loop, and where it comes from (issue 3, item 10).
-#   bash benchmarks/gpu_overhead.sh OUT_DIR [BATCHES] [CYCLES]
+#   bash benchmarks/overhead/gpu_overhead.sh OUT_DIR [BATCHES] [CYCLES]
 # Runs benchmarks/gpu_validation/gpu_validation.py (ABBA blocks, bare loop on llem's own model object) in these
 # variants, each into OUT_DIR/<variant>:
 #   static           torch.compile + CUDA graphs (GPU-bound: host noise no longer swamps 1%)
@@ -23,7 +23,7 @@ run() {
   local name=$1; shift
   [[ -z "${VARIANTS:-}" || " $VARIANTS " == *" $name "* ]] || return 0
   mkdir -p "$out/$name"
-  python3 "$here/gpu_validation/gpu_validation.py" --out "$out/$name" "${common[@]}" "$@" > "$out/$name/log.txt" 2>&1
+  python3 "$here/../gpu_validation/gpu_validation.py" --out "$out/$name" "${common[@]}" "$@" > "$out/$name/log.txt" 2>&1
   echo "$name: exit $?" >> "$out/variants.txt"
   grep '^| [0-9]' "$out/$name/validation.md" | sed "s/^/$name /" >> "$out/variants.txt" 2>/dev/null
   eval "${AFTER_EACH:-true}"

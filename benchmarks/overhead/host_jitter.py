@@ -16,7 +16,7 @@ and the other threads' CPU use, and what an ABBA comparison of two identical arm
 several window lengths (the same series cut into llem/bare/bare/llem windows): the noise floor of
 ``gpu_validation.py``'s overhead estimate on this machine.
 
-    python benchmarks/host_jitter.py --out DIR [--phase free:90 --phase pin:90 ...]
+    python benchmarks/overhead/host_jitter.py --out DIR [--phase free:90 --phase pin:90 ...]
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -236,7 +236,7 @@ def main(argv=None) -> int:
         mon.terminate()
         mon.wait()
     samples = [json.loads(line) for line in mon_file.read_text().splitlines() if line.strip()]
-    report = {"command": "python benchmarks/host_jitter.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    report = {"command": "python benchmarks/overhead/host_jitter.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "main_tid": str(os.getpid()), "topology": topology(),
               "summary": summarise(phase_data, samples, str(os.getpid())), "phases": phase_data}
     (out / "host_jitter.json").write_text(json.dumps(report, indent=1))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# benchmarks/overhead_runs.sh on every GPU of a multi-GPU machine at once, one rotation per GPU
+# benchmarks/overhead/overhead_runs.sh on every GPU of a multi-GPU machine at once, one rotation per GPU
 # (CUDA_VISIBLE_DEVICES=<i>, so llem's meters and the bare arm's raw NVML read that GPU alone).
-#   bash benchmarks/overhead_runs_each_gpu.sh OUT_DIR SECONDS CYCLES BATCH [BATCH ...]
+#   bash benchmarks/overhead/overhead_runs_each_gpu.sh OUT_DIR SECONDS CYCLES BATCH [BATCH ...]
 # GPU i writes OUT_DIR/gpu<i>/. AFTER_EACH runs after every run with GPU=<i> in its environment,
 # e.g. AFTER_EACH='tar czf $OUT/gpu$GPU.tgz -C /tmp/runs gpu$GPU'. The runs share the machine's
 # CPUs, so pool_overhead.py counts them as runs of one machine (gpu_validation.py records its
