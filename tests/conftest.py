@@ -21,7 +21,7 @@ FAST = ["measurement.cycles=2", "measurement.warmup_runs=0", "dataset.num_prompt
 
 def benchmark_path(name: str) -> Path:
     """``benchmarks/<purpose>/<name>`` (each script lives in the folder of its purpose)."""
-    found = sorted((REPO / "benchmarks").glob(f"*/{name}")) + sorted((REPO / "benchmarks").glob(name))
+    found = sorted((REPO / "benchmarks").glob(f"*/{name}"))
     if len(found) != 1:
         raise FileNotFoundError(f"benchmarks/*/{name}: {len(found)} matches")
     return found[0]

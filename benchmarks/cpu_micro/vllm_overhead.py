@@ -3,7 +3,7 @@
 Runs inside the vLLM venv (one engine, shared by both sides so only llem's own code differs):
 
     VLLM_CPU_KVCACHE_SPACE=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 \\
-      .venv-vllm/bin/python benchmarks/vllm_overhead.py --out docs/validation/vllm-overhead-cpu.json
+      .venv-vllm/bin/python benchmarks/cpu_micro/vllm_overhead.py --out docs/validation/vllm-overhead-cpu.json
 
 Three ways to push the same prompts through the same engine, interleaved round by round so that
 drift on a shared machine hits all of them alike:
@@ -169,7 +169,7 @@ def main(argv=None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "load_average_at_end": os.getloadavg(),
         "command": "VLLM_CPU_KVCACHE_SPACE=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 .venv-vllm/bin/python "
-                   "benchmarks/vllm_overhead.py " + " ".join(sys.argv[1:]),
+                   "benchmarks/cpu_micro/vllm_overhead.py " + " ".join(sys.argv[1:]),
     }
     print(f"llem's own work per pass {extra_s_per_pass * 1e6:.1f} us vs {bare_cpu_s_per_pass * 1e3:.1f} ms of "
           f"generate ({extra_s_per_pass / bare_cpu_s_per_pass:.4%})")

@@ -10,7 +10,7 @@
 On a machine without a GPU the sampler reads llem's simulated NVML (a test double, pure Python,
 so its per-read cost is an upper bound on the real NVML's ctypes calls).
 
-    python benchmarks/overhead.py --out /tmp/overhead [--batch 4] [--pairs 6]
+    python benchmarks/cpu_micro/overhead.py --out /tmp/overhead [--batch 4] [--pairs 6]
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 

@@ -4,7 +4,7 @@ Measures the whole command (a fresh ``llem`` process: imports, Hydra, planning, 
 estimating every job, printing) and, in-process, the planning alone. Prints the median of a
 few repeats and exits 1 if the end-to-end median misses the target.
 
-    python benchmarks/dryrun_speed.py [--repeats 5] [--target-s 2.0]
+    python benchmarks/cpu_micro/dryrun_speed.py [--repeats 5] [--target-s 2.0]
 """
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ Target: the hook costs at most 1% of output-token throughput. Timed and untimed 
 alternate (ABAB...) over the same batch so drift hits both arms equally; the overhead is the
 ratio of mean durations, with a paired bootstrap 95% CI.
 
-CPU (this machine):  python benchmarks/timing_hook.py
-GPU:                 python benchmarks/timing_hook.py --model llama-3.2-1b --precision bf16 --device cuda \
+CPU (this machine):  python benchmarks/cpu_micro/timing_hook.py
+GPU:                 python benchmarks/cpu_micro/timing_hook.py --model llama-3.2-1b --precision bf16 --device cuda \
                          --batch 1 --input-len 128 --output-len 128 --pairs 10
 Exit code 1 when the CI's lower end is above the target (the hook is then measurably too costly).
 """
