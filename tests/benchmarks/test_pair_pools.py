@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import load_benchmark
-from tests.test_pool_overhead_benchmark import _run
+from tests.benchmarks.test_pool_overhead import _run
 
 
 def _pool(tmp_path, name, excess_by_machine):
