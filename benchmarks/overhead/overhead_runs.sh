@@ -12,7 +12,7 @@
 # runs pool only with runs of the same override. BATCH/--FLAG[=VALUE] passes a gpu_validation.py
 # flag instead (e.g. 1/--switch-warmup=2; 1/--quantisation-target=0.2 gives batch 1 two-call
 # windows, many more blocks a run than 5 s windows where calls wander for seconds at a time:
-# docs/validation/README.md, section 1, tenth session). Parts chain: 1/--quantisation-target=0.2/
+# docs/validation/HISTORY.md, 2026-11-28 03:00). Parts chain: 1/--quantisation-target=0.2/
 # energy.sample_interval_s=null is two-call windows with llem's sampler off. Run k writes OUT_DIR/b<batch>-r<k>/ (with an
 # override: b<batch>-<override, punctuation as _>-r<k>/); AFTER_EACH (a shell command) runs
 # after every run, e.g. to copy results off a machine with a time limit.

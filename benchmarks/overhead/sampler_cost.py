@@ -1,7 +1,7 @@
 """What llem's sampler costs the GPU and the workload (issue 3, items 3 and 10).
 
 At batch 1 the pooled llem-vs-bare runs put llem's energy per token 0.6-0.8% above the bare loop
-with no time excess (docs/validation/README.md, section 1), i.e. slightly more power at the same
+with no time excess (docs/validation/README.md, section 2), i.e. slightly more power at the same
 speed. The one thing llem runs beside its windows that the bare loop does not is the sampler: six
 NVML queries per GPU every 0.1 s. This measures that alone, with no model and no llem harness:
 ABBA windows of the same load with the sampler on, off, off, on.
