@@ -7,9 +7,9 @@ Arms (``--finding attn``, default): ``pytorch.attn_implementation=eager`` agains
 llem's CIs over cycles (``measurement.ci_method``) and its warnings. Arms alternate within each batch
 size, and with ``--rounds 2`` the order flips (ABBA) so slow drift does not favour one arm.
 
-GPU (H100, ~3 minutes; needs llem's dependencies staged):
+GPU (H100, ~3 minutes; llem installed, with Zeus):
     python benchmarks/gpu_validation/gpu_pytorch.py --out docs/validation/pytorch-attn-h100
-CPU smoke run of the same code (tiny model, no energy counter here):
+CPU smoke run of the same code (tiny model; no energy counter on a CPU):
     python benchmarks/gpu_validation/gpu_pytorch.py --cpu --out /tmp/gpu-pytorch-cpu
 Writes ``finding.json``, ``finding.md`` and every experiment's ``result.json`` under ``--out``.
 """

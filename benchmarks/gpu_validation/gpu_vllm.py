@@ -32,12 +32,13 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 AGREEMENT_LIMIT = 0.01
-# FACTS.md, same workload on the H100, 5 generate calls per window, raw counter energy.
-FACTS_VLLM = {1: {"output_tokens_per_s": 399, "energy_per_output_token_j": 0.615},
-              8: {"output_tokens_per_s": 3923, "energy_per_output_token_j": 0.077},
-              32: {"output_tokens_per_s": 9010, "energy_per_output_token_j": 0.030},
-              128: {"output_tokens_per_s": 23245, "energy_per_output_token_j": 0.0126}}
-FACTS_HF = {1: 2.78, 8: 0.300, 32: 0.098, 128: 0.031}  # bare HF generate, J/token
+# Bare loops without llem, measured earlier on an H100 with the same workload, 5 generate calls per
+# window, raw counter energy: vLLM 0.26 (below) and HF generate (BARE_HF).
+BARE_VLLM = {1: {"output_tokens_per_s": 399, "energy_per_output_token_j": 0.615},
+             8: {"output_tokens_per_s": 3923, "energy_per_output_token_j": 0.077},
+             32: {"output_tokens_per_s": 9010, "energy_per_output_token_j": 0.030},
+             128: {"output_tokens_per_s": 23245, "energy_per_output_token_j": 0.0126}}
+BARE_HF = {1: 2.78, 8: 0.300, 32: 0.098, 128: 0.031}  # bare HF generate, J/token
 
 
 class NvmlCounter:
@@ -166,8 +167,8 @@ def run_batch(args, batch: int, out: Path, counter, zeus_factory) -> dict[str, A
     res["checks"] = {"llem_vs_zeus_within_1pct": None if zd is None else zd <= AGREEMENT_LIMIT,
                      "throughput_at_least_0.98x_bare": None if res["vs_bare"]["throughput_ratio"] is None
                      else res["vs_bare"]["throughput_ratio"] >= 0.98}
-    if not args.cpu and batch in FACTS_VLLM:
-        res["facts_reference"] = {"vllm_0.26_bare": FACTS_VLLM[batch], "hf_generate_j_per_token": FACTS_HF.get(batch)}
+    if not args.cpu and batch in BARE_VLLM:
+        res["bare_reference"] = {"vllm_0.26_bare": BARE_VLLM[batch], "hf_generate_j_per_token": BARE_HF.get(batch)}
     return res
 
 
@@ -195,11 +196,12 @@ def markdown(rep: dict[str, Any]) -> str:
               "Checks (None = not evaluable here; reasons in vllm_validation.json):", ""]
     for r in rep["batches"]:
         lines.append(f"- batch {r['batch']}: " + ", ".join(f"{k}={v}" for k, v in r["checks"].items()))
-    if any("facts_reference" in r for r in rep["batches"]):
-        lines += ["", "FACTS.md references (bare vLLM 0.26 loop, 1.3-3.5 s windows, +-2%; bare HF generate):", ""]
+    if any("bare_reference" in r for r in rep["batches"]):
+        lines += ["", "References measured earlier on an H100 without llem (bare vLLM 0.26 loop, 1.3-3.5 s windows, "
+                  "+-2%; bare HF generate):", ""]
         for r in rep["batches"]:
-            if "facts_reference" in r:
-                ref = r["facts_reference"]
+            if "bare_reference" in r:
+                ref = r["bare_reference"]
                 lines.append(f"- batch {r['batch']}: vLLM {ref['vllm_0.26_bare']['output_tokens_per_s']} tok/s, "
                              f"{ref['vllm_0.26_bare']['energy_per_output_token_j']} J/token; HF "
                              f"{ref['hf_generate_j_per_token']} J/token; llem here "

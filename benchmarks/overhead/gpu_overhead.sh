@@ -11,7 +11,7 @@
 #   static-percall   static, llem's default sampler, no observers, every call timed (--per-call)
 #   static-percall-llem-inputs  same, the bare loop fed llem's own prepared input tensors
 # AFTER_EACH (a shell command) runs after every variant, e.g. to copy results off a machine
-# with a time limit: AFTER_EACH='tar czf "$OUT/ov.tgz" -C /tmp ov'. VARIANTS (space-separated
+# with a time limit: AFTER_EACH='tar czf "$HOME/results/ov.tgz" -C /tmp ov'. VARIANTS (space-separated
 # names) runs only those, to split the work across commands with a time limit.
 set -uo pipefail
 out=${1:?usage: gpu_overhead.sh OUT_DIR [BATCHES] [CYCLES]}

@@ -3,7 +3,7 @@
 # (CUDA_VISIBLE_DEVICES=<i>, so llem's meters and the bare arm's raw NVML read that GPU alone).
 #   bash benchmarks/overhead/overhead_runs_each_gpu.sh OUT_DIR SECONDS CYCLES BATCH [BATCH ...]
 # GPU i writes OUT_DIR/gpu<i>/. AFTER_EACH runs after every run with GPU=<i> in its environment,
-# e.g. AFTER_EACH='tar czf $OUT/gpu$GPU.tgz -C /tmp/runs gpu$GPU'. The runs share the machine's
+# e.g. AFTER_EACH='tar czf $HOME/results/gpu$GPU.tgz -C /tmp/runs gpu$GPU'. The runs share the machine's
 # CPUs, so pool_overhead.py counts them as runs of one machine (gpu_validation.py records its
 # boot id). overhead_runs.sh --check checks the arguments before any GPU starts.
 set -uo pipefail

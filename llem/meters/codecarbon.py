@@ -1,7 +1,7 @@
 """CodeCarbon ``OfflineEmissionsTracker``: estimates, always labelled ``estimated=True``.
 
 Without hardware counters (no RAPL, no GPU) CodeCarbon models CPU power from TDP and CPU load
-and RAM as a fixed power (FACTS.md), so its joules are estimates. On a CPU-only job the reading's
+and RAM as a fixed power (CodeCarbon's documented methodology), so its joules are estimates. On a CPU-only job the reading's
 scope is the host (CPU + RAM); its GPU number, when it has one, covers the GPUs given by
 ``gpu_ids`` as one total. Its tracker start (~3 s) happens when the meter is built.
 """
