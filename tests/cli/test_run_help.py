@@ -25,7 +25,7 @@ def test_run_help_starts_with_llem_flags_then_hydra(tmp_path, args):
 
 
 @pytest.mark.slow
-def test_resume_of_a_completed_study_says_nothing_to_do(tmp_path):
+def test_resume_of_a_completed_study_says_nothing_to_do(tmp_path, monkeypatch):
     study = tmp_path / "study"
     p = run_llem(["run", "-m", "batch=1,2", *FAST, "energy.baseline.enabled=false", f"hydra.sweep.dir={study}"],
                  cwd=tmp_path)
@@ -44,3 +44,11 @@ def test_resume_of_a_completed_study_says_nothing_to_do(tmp_path):
 
     q = run_llem(["run", "--resume", str(study), "--quiet"], cwd=tmp_path)
     assert q.returncode == 0 and q.stdout == "" and q.stderr == ""
+
+    # the library call returns the study, as after a resume that ran jobs
+    from llem.study.api import resume_study
+
+    monkeypatch.chdir(tmp_path)
+    m = resume_study(study)
+    assert [j.status for j in m.jobs] == ["completed", "completed"]
+    assert (study / "manifest.json").read_bytes() == manifest
