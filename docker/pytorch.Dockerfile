@@ -7,7 +7,8 @@ ARG BASE_IMAGE=pytorch/pytorch:2.7.1-cuda12.8-cudnn9-runtime
 FROM ${BASE_IMAGE}
 
 ARG LLEM_VERSION=unknown
-ARG CUDA_MAJOR=unknown
+# the CUDA major the base image ships (it goes into the image tag); change it with the base image
+ARG CUDA_MAJOR=12
 LABEL org.opencontainers.image.title="llem (pytorch backend)" \
       org.opencontainers.image.version="${LLEM_VERSION}" \
       io.llenergymeasure.backend="pytorch" \

@@ -7,7 +7,8 @@ ARG BASE_IMAGE=nvcr.io/nvidia/tensorrt-llm/release:1.0.0
 FROM ${BASE_IMAGE}
 
 ARG LLEM_VERSION=unknown
-ARG CUDA_MAJOR=unknown
+# the CUDA major the base image ships (it goes into the image tag); change it with the base image
+ARG CUDA_MAJOR=12
 LABEL org.opencontainers.image.title="llem (tensorrt backend)" \
       org.opencontainers.image.version="${LLEM_VERSION}" \
       io.llenergymeasure.backend="tensorrt" \

@@ -3,11 +3,15 @@
 # (build context: the repository root; vllm.Dockerfile.dockerignore keeps the context small).
 # The container runs ONE job: `docker run ... IMAGE --config <config.json> --job-dir <job dir> --out <result.json>`
 # (llem's container runner writes that command; see docs/docker.md).
-ARG BASE_IMAGE=vllm/vllm-openai:v0.10.1.1
+# The base image's vLLM must lie in pyproject.toml's `vllm` range; 0.26.0 is the version validated on
+# an H100 (docs/validation/). scripts/build-images.sh and scripts/setup-vllm-env.sh --gpu read
+# this line, so it is the one place that version is set (tests/docker checks docs and pyproject).
+ARG BASE_IMAGE=vllm/vllm-openai:v0.26.0
 FROM ${BASE_IMAGE}
 
 ARG LLEM_VERSION=unknown
-ARG CUDA_MAJOR=unknown
+# the CUDA major the base image ships (it goes into the image tag); change it with the base image
+ARG CUDA_MAJOR=12
 LABEL org.opencontainers.image.title="llem (vllm backend)" \
       org.opencontainers.image.version="${LLEM_VERSION}" \
       io.llenergymeasure.backend="vllm" \

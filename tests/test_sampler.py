@@ -44,7 +44,7 @@ def test_throttle_names_ignore_idle_and_app_clock_bits():
 
 
 def test_a_stopped_sampler_starts_again(monkeypatch, tmp_path):
-    # benchmarks/gpu_validation.py stops it while its bare windows run between llem's
+    # benchmarks/gpu_validation/gpu_validation.py stops it while its bare windows run between llem's
     use_sim(monkeypatch, tmp_path, [gpu(0)])
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     s = Sampler(resolve_devices(), 0.01, t0=time.perf_counter())

@@ -235,7 +235,7 @@ _KEEP_ENGINES = False
 def keep_engines(enabled: bool = True) -> None:
     """Reuse an engine across experiments in this process when the engine kwargs are identical.
 
-    For scripts and tests that run several experiments in one process (``benchmarks/gpu_vllm.py``):
+    For scripts and tests that run several experiments in one process (``benchmarks/gpu_validation/gpu_vllm.py``):
     engine start costs minutes on a GPU (compile + CUDA graphs). Off by default: a study job runs
     in its own process anyway. ``release_engines()`` shuts them down.
     """

@@ -19,6 +19,25 @@ LLEM_FLAGS = {"--dry-run", "--quiet", "-q", "--rebuild-manifest"}
 
 _state = {"exit_code": 0}
 
+#: ``llem run --help`` prints this first, then Hydra's help (config groups and every field).
+RUN_HELP = """usage: llem run [llem flags] [overrides ...] [Hydra flags]
+
+llem's flags:
+  -m, --multirun       run a study: every combination of comma-separated overrides (batch=1,8)
+  --dry-run            with -m: list the study's jobs and check each one, run nothing
+  --resume DIR         finish a study: run its jobs that did not complete (DIR: multirun/<date>/<time>)
+  -q, --quiet          no progress or summary on the terminal; llem's warnings and errors still show
+  --cfg job            print the composed config and run nothing (a Hydra flag)
+  -h, --help           this help, then Hydra's: config groups and every field you can override
+
+examples:
+  llem run                                     # the default experiment (tiny model, no download)
+  llem run model=llama-3.2-1b batch=8          # override any field as key=value
+  llem run -m backend=vllm,pytorch batch=1,8   # a study of four jobs under multirun/
+  llem run --resume multirun/2026-12-07/10-00-00
+
+"""
+
 
 def split_args(args: list[str]) -> dict:
     """Separate Hydra flags, llem flags and overrides."""
@@ -86,6 +105,10 @@ def _resolve_config_dir(parsed: dict) -> Path:
 
 def run_command(args: list[str]) -> int:
     parsed = split_args(args)
+    if any(f in ("-h", "--help") for f in parsed["hydra_flags"]):
+        # llem's own flags first: Hydra's help below knows nothing of them
+        print(RUN_HELP, end="", flush=True)
+    _state["single_run"] = False
     if parsed["multirun"] or "resume" in parsed["llem"]:
         from llem.study.cli import study_command
 
@@ -105,6 +128,7 @@ def run_command(args: list[str]) -> int:
         check_run_dir(parsed["overrides"], config_dir=cdir, config_name=parsed["config_name"])
     _state["quiet"] = parsed["llem"].get("quiet", False)
     _state["exit_code"] = 0
+    _state["single_run"] = True
     hydra_main(absolute_config_path(args_without_llem_flags(args)))
     return _state["exit_code"]
 
@@ -188,13 +212,19 @@ def task(cfg) -> int:
         print(f"llem: error: {err}", file=sys.stderr)
         _state["exit_code"] = 2
         return 2
+    import contextlib
     import logging
 
-    from llem.logfilter import collapse_repeats
+    from llem.logfilter import collapse_repeats, job_output_to_log
 
     log = logging.getLogger("llem")
+    log_path = out_dir / "run.log"
+    # A single run's terminal shows llem's own lines; third-party output goes to run.log. In a
+    # study this process's output is already the job's log, and the study's terminal shows progress.
+    quiet_terminal = (job_output_to_log(log_path, quiet=_state.get("quiet", False))
+                      if _state.get("single_run") else contextlib.nullcontext())
     try:
-        with collapse_repeats():
+        with quiet_terminal, collapse_repeats():
             result = execute_job(config, out_dir, progress=log.info, raise_errors=False)
     except OSError as err:
         # result.json (or the timeseries) could not be written: a full disk, a quota, a
@@ -208,7 +238,8 @@ def task(cfg) -> int:
         print_summary(result, out_dir / "result.json")
     if result.status != "completed":
         _state["exit_code"] = 1
-        print(f"llem: job failed: {result.error_type}: {result.error_message}", file=sys.stderr)
+        where = f" (full output in {log_path})" if _state.get("single_run") else ""
+        print(f"llem: job failed: {result.error_type}: {result.error_message}{where}", file=sys.stderr)
         return 1
     return 0
 

@@ -1,7 +1,7 @@
 """CodeCarbon ``OfflineEmissionsTracker``: estimates, always labelled ``estimated=True``.
 
 Without hardware counters (no RAPL, no GPU) CodeCarbon models CPU power from TDP and CPU load
-and RAM as a fixed power (FACTS.md), so its joules are estimates. On a CPU-only job the reading's
+and RAM as a fixed power (CodeCarbon's documented methodology), so its joules are estimates. On a CPU-only job the reading's
 scope is the host (CPU + RAM); its GPU number, when it has one, covers the GPUs given by
 ``gpu_ids`` as one total. Its tracker start (~3 s) happens when the meter is built.
 """
@@ -35,7 +35,9 @@ class CodeCarbonMeter(Meter):
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 from codecarbon import OfflineEmissionsTracker
         except ImportError as err:
-            raise MeterUnavailable(f"codecarbon is not installed ({err}); pip install 'llenergymeasure[codecarbon]'") from None
+            from llem.meters.install import pip_install_hint
+
+            raise MeterUnavailable(f"codecarbon is not installed ({err}); {pip_install_hint('codecarbon')}") from None
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
         kw: dict[str, Any] = dict(country_iso_code=country_iso_code, output_methods=[], log_level="error",
                                   allow_multiple_runs=True)

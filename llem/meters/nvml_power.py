@@ -2,7 +2,7 @@
 
 For GPUs without the energy counter (pre-Volta). It is *integrated power*, not a counter: the
 power reading is itself an average that lags fast changes (on an H100, a 5 s burst read 8% low
-against the counter; at steady load they agreed within ~0.7%, FACTS.md).
+against the counter; at steady load they agreed within ~0.7%).
 """
 from __future__ import annotations
 

@@ -39,7 +39,9 @@ class ZeusMeter(Meter):
         try:
             from zeus.monitor import ZeusMonitor
         except ImportError as err:
-            raise MeterUnavailable(f"zeus is not installed ({err}); pip install 'llenergymeasure[zeus]'") from None
+            from llem.meters.install import pip_install_hint
+
+            raise MeterUnavailable(f"zeus is not installed ({err}); {pip_install_hint('zeus')}") from None
         logging.getLogger("zeus").setLevel(logging.WARNING)
         # Zeus reads CUDA_VISIBLE_DEVICES as integer indices only (no UUIDs, and CUDA's order);
         # give it the NVML indices llem resolved, so both count exactly the same GPUs.

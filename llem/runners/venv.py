@@ -69,7 +69,12 @@ class VenvRunner(Runner):
         # The worker's output goes where ours goes (the job log in a study).
         sys.stdout.flush()
         sys.stderr.flush()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+        from llem.logfilter import console_env, console_fd
+
+        # a single `llem run` keeps the terminal for llem's own lines: the worker gets its descriptor
+        fd = console_fd()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env={**os.environ, **console_env()},
+                                pass_fds=(fd,) if fd is not None else ())
         try:
             rc = proc.wait()
         except BaseException:

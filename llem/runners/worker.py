@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    from llem.logfilter import add_console_from_env
+
+    add_console_from_env()  # llem's own lines to the terminal of a single `llem run`; the rest to its log
 
     from llem.config.compose import validate
     from llem.harness import _now

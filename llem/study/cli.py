@@ -156,6 +156,9 @@ def _study_command(args: list[str], parsed: dict, held) -> int:
     study_dir = study_dir if resume else info["sweep_dir"]
     if resume:
         _report_changes(prev, plan, quiet)
+        if (done := _all_completed(study_dir, plan, quiet)) is not None:
+            engine.LAST = done  # what resume_study() returns, as after a run
+            return 0
     else:
         _claim_new_study_dir(study_dir, held)
     # the resolved directory replaces any hydra.sweep.dir given, so Hydra and the plan agree
@@ -208,6 +211,24 @@ def _why_unwritable(path: Path) -> str:
     except (OSError, AttributeError):
         pass
     return "permission denied"
+
+
+def _all_completed(study_dir: Path, plan, quiet: bool):
+    """Resuming a study whose every job completed runs nothing and says so (the job directories
+    decide, as for any resume). Returns the study's manifest then, else None."""
+    from llem.study.manifest import rebuild
+
+    m = rebuild(study_dir, save=False)
+    status = {e.job_id: e.status for e in m.jobs}
+    n = len(plan.jobs)
+    if not n or any(status.get(j.job_id) != "completed" for j in plan.jobs):
+        return None
+    if not quiet:
+        from llem.study.progress import summary_table
+
+        print(f"nothing to do: all {n} job{'s' if n != 1 else ''} completed ({study_dir})", flush=True)
+        print(summary_table(m), flush=True)
+    return m
 
 
 def _strip_flag_values(args: list[str]) -> list[str]:

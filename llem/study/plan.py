@@ -346,7 +346,7 @@ def _cache_file_loads(repo) -> None:
 
     Hydra re-reads and re-parses every file on each compose (a third of its cost). The tree
     does not change while a grid is planned; a deep copy of the parsed result goes out each
-    time, so composition can never alter the cached one. Only for this planning session's
+    time, so composition can never alter the cached one. Only for this planning's
     own GlobalHydra (cleared on exit), never for a running Hydra app.
     """
     original = repo.load_config

@@ -2,7 +2,7 @@
 (llem/backends/tensorrt_api.json), and the backend's path through the real harness on a TEST
 DOUBLE of ``tensorrt_llm`` built from that same surface.
 
-TensorRT-LLM cannot be installed on these machines (FACTS.md): nothing here runs real
+TensorRT-LLM cannot be installed on the test machines (it installs only from NVIDIA's index): nothing here runs real
 TensorRT-LLM, and the backend is untested on it (docs/tensorrt.md).
 """
 from __future__ import annotations

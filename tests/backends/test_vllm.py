@@ -311,6 +311,13 @@ def test_setup_script_is_idempotent_and_leaves_a_clean_vllm_venv():
     found = json.loads(chk.stdout)
     assert found[:3] == [False, False, False]  # removed: they break `import vllm` beside the CPU torch
     assert Path(found[3]).resolve().is_relative_to(REPO)  # llem editable from this checkout
+    # the same meters as the main environment, at pyproject's pins (a vLLM job measures like a PyTorch one)
+    meters = subprocess.run([str(py), "-c", "from importlib.metadata import version as v; "
+                             "print(v('codecarbon'), v('zeus'))"], env=vllm_env(), capture_output=True, text=True)
+    assert meters.returncode == 0, meters.stderr[-2000:]
+    pyproject = (REPO / "pyproject.toml").read_text()
+    for name, got in zip(("codecarbon", "zeus"), meters.stdout.split()):
+        assert f'{name} = ["{name}=={got}"]' in pyproject, (name, got)
 
 
 @pytest.mark.parametrize("arch", ["tiny", "llama-3.2-1b", "qwen2.5-7b"])

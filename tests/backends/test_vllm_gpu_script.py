@@ -1,4 +1,4 @@
-"""benchmarks/gpu_vllm.py in its CPU mode: the lead's GPU command must not fail on a typo."""
+"""benchmarks/gpu_validation/gpu_vllm.py in its CPU mode: the lead's GPU command must not fail on a typo."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,7 @@ from tests.backends.test_vllm import REPO, vllm_env, vllm_python
 def test_gpu_vllm_script_cpu_mode_reuses_one_engine_and_writes_reports(tmp_path):
     py = vllm_python()
     out = tmp_path / "out"
-    r = subprocess.run([str(py), str(REPO / "benchmarks" / "gpu_vllm.py"), "--cpu", "--out", str(out),
+    r = subprocess.run([str(py), str(REPO / "benchmarks" / "gpu_validation" / "gpu_vllm.py"), "--cpu", "--out", str(out),
                         "--batches", "1,2", "--cycles", "2", "--warmup", "0"],
                        cwd=REPO, env=vllm_env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-4000:]

@@ -1,4 +1,4 @@
-"""Zeus as it behaves without a GPU (FACTS.md): no error, empty gpu_energy = no data."""
+"""Zeus as it behaves without a GPU: no error, empty gpu_energy = no data."""
 import pytest
 
 from llem.devices import DeviceSet, resolve_devices

@@ -48,7 +48,7 @@ def test_dry_run_prints_every_job_and_writes_nothing(workdir):
     assert 15 < gib < 17  # 8B x 2 bytes + small KV cache + runtime
     assert "no GPU" in big
     assert _nothing_written(workdir)
-    assert elapsed < 60  # sanity only; the speed target is in benchmarks/dryrun_speed.py
+    assert elapsed < 60  # sanity only; the speed target is in benchmarks/cpu_micro/dryrun_speed.py
 
 
 def test_existing_study_dir_is_not_overwritten(workdir):

@@ -1,0 +1,1 @@
+"""CPU micro-benchmarks: targets any machine can check (see README.md)."""

@@ -1,0 +1,1 @@
+"""GPU validation: does llem measure right on a GPU (see README.md)."""

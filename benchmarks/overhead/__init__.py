@@ -1,0 +1,1 @@
+"""Overhead: what llem costs the workload it measures, and where that comes from (see README.md)."""

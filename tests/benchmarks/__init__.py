@@ -1,0 +1,1 @@
+"""Tests of the scripts under benchmarks/ (their CPU modes, parsing and statistics)."""
