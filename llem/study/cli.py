@@ -223,6 +223,13 @@ def _all_completed(study_dir: Path, plan, quiet: bool):
     n = len(plan.jobs)
     if not n or any(status.get(j.job_id) != "completed" for j in plan.jobs):
         return None
+    if m.finished_at is None:
+        # a manifest just rebuilt (--rebuild-manifest) of a study whose jobs had all completed:
+        # it is finished, and says so, as it would after the run that completed it
+        from llem.study.manifest import _now
+
+        m.finished_at = max((e.ended_at for e in m.jobs if e.ended_at), default=None) or _now()
+        m.save(study_dir)
     if not quiet:
         from llem.study.progress import summary_table
 
