@@ -16,6 +16,21 @@ _VALUE_FLAGS = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config
 _NO_VALIDATE = {"-h", "--help", "--hydra-help", "--info", "-i", "-sc", "--shell-completion", "--version"}
 # llem's own flags, removed before Hydra sees the arguments
 LLEM_FLAGS = {"--dry-run", "--quiet", "-q"}
+# every flag Hydra's command line takes (hydra/_internal/utils.py get_args_parser)
+HYDRA_FLAGS = {"-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "--resolve", "-p", "--package", "-r", "--run",
+               "-m", "--multirun", "-sc", "--shell-completion", "-cp", "--config-path", "-cn", "--config-name",
+               "-cd", "--config-dir", "--experimental-rerun", "-i", "--info"}
+KNOWN_FLAGS = LLEM_FLAGS | HYDRA_FLAGS | {"--resume"}
+
+
+def _unknown_flag(flag: str) -> ConfigError:
+    import difflib
+
+    close = difflib.get_close_matches(flag.split("=", 1)[0], sorted(KNOWN_FLAGS), n=1, cutoff=0.7)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return ConfigError(f"{flag}: unknown flag{hint}; allowed: llem's --dry-run, --quiet/-q, --resume DIR and Hydra's "
+                       "-m, --cfg job|hydra|all, --resolve, -p, -cd, -cn, -cp, --info, --help; overrides are key=value",
+                       field="flag", value=flag, allowed=sorted(KNOWN_FLAGS))
 
 _state = {"exit_code": 0}
 
@@ -60,6 +75,10 @@ def split_args(args: list[str]) -> dict:
                 if a in ("-c", "--cfg"):
                     out["cfg"] = args[i + 1]
                 i += 1
+        elif a.startswith("-") and a.split("=", 1)[0] not in KNOWN_FLAGS:
+            # an unknown flag is refused, never passed on or dropped (a --dry-run study would
+            # otherwise ignore it in silence, and Hydra answers with its whole usage text)
+            raise _unknown_flag(a)
         elif a.startswith("-") and not a.startswith(("+", "~")) and "=" not in a:
             out["hydra_flags"].append(a)
             if a == "--info" and i + 1 < len(args) and not args[i + 1].startswith("-") and "=" not in args[i + 1]:
@@ -83,7 +102,10 @@ def _resolve_config_dir(parsed: dict) -> Path:
 
 
 def run_command(args: list[str]) -> int:
+    from llem.config.compose import check_override_keys
+
     parsed = split_args(args)
+    check_override_keys(parsed["overrides"])
     if parsed["multirun"] or "resume" in parsed["llem"]:
         from llem.study.cli import study_command
 
@@ -92,14 +114,23 @@ def run_command(args: list[str]) -> int:
         raise ConfigError("--dry-run previews a study grid: use it with -m (e.g. llem run -m batch=1,8 --dry-run)")
     skip_validation = any(f in _NO_VALIDATE for f in parsed["hydra_flags"])
     if not skip_validation:
-        from llem.config.compose import load_config
+        from omegaconf import open_dict
+
+        from llem.backends import check_runs_here
+        from llem.config.compose import check_launcher, compose, to_plain, validate
 
         cdir = _resolve_config_dir(parsed)
         if not (cdir / f"{parsed['config_name']}.yaml").is_file() and not parsed["config_dir"]:
             raise ConfigError(f"config {parsed['config_name']!r} not found in {cdir}")
         # validated here, before Hydra starts, so bad input exits 2 with nothing written
-        load_config(parsed["overrides"], config_dir=cdir if not parsed["config_dir"] else _merged_dir(parsed),
-                    config_name=parsed["config_name"])
+        cfg = compose(parsed["overrides"], config_dir=cdir if not parsed["config_dir"] else _merged_dir(parsed),
+                      config_name=parsed["config_name"], return_hydra_cfg=True)
+        # a single run uses no launcher, but a launcher setting given is checked as in a study
+        check_launcher(cfg.hydra.launcher)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        # a single run runs on this machine: what its hardware cannot do is refused now
+        check_runs_here(validate(to_plain(cfg)))
     _state["quiet"] = parsed["llem"].get("quiet", False)
     _state["exit_code"] = 0
     hydra_main(absolute_config_path(args_without_llem_flags(args)))
