@@ -184,7 +184,8 @@ def format_hydra_error(err: Exception, config_dir: str | Path | None = None) -> 
     if isinstance(err, yaml.YAMLError):
         return _yaml_error(err)
     if isinstance(err, OSError) and err.filename:
-        return f"{_short(str(err.filename), 80)}: {err.strerror}; allowed: override keys that name a config value"
+        return (f"{_short(str(err.filename), 80)}: {err.strerror}; allowed: readable config files, and override "
+                "keys that name config values")
     text = str(err)
     if text.startswith("LexerNoViableAltException"):
         return _lexer_error(text)
@@ -234,7 +235,8 @@ def check_launcher(launcher: Any) -> None:
     the study starts (``launcher`` is the composed ``hydra.launcher`` node)."""
     from omegaconf import OmegaConf
 
-    node = OmegaConf.to_container(launcher, resolve=True) if OmegaConf.is_config(launcher) else dict(launcher or {})
+    # unresolved: other keys interpolate run-time values (${hydra.sweep.dir}); these three never need to
+    node = OmegaConf.to_container(launcher, resolve=False) if OmegaConf.is_config(launcher) else dict(launcher or {})
     target = str(node.get("_target_", ""))
     rules = []
     if target.endswith("LlemLocalLauncher"):
@@ -244,6 +246,8 @@ def check_launcher(launcher: Any) -> None:
         rules = [("timeout_min", lambda v: v is not None and v >= 1, "minutes >= 1")]
     for key, ok, allowed in rules:
         v = node.get(key)
+        if isinstance(v, str) and v.startswith("${"):
+            continue  # an interpolation: its value is known only when Hydra resolves it
         bad = isinstance(v, bool) or (v is not None and not isinstance(v, (int, float)))
         if bad or not ok(v):
             shown = f"{v:g}" if isinstance(v, float) else repr(v)
