@@ -27,6 +27,20 @@ def benchmark_path(name: str) -> Path:
     return found[0]
 
 
+def wait_for(condition, limit_s: float = 120.0, step_s: float = 0.01) -> bool:
+    """Poll ``condition()`` until it holds: a test waits for a state, never for a fixed time, so
+    it asks the same of a fast host and of a loaded one. ``limit_s`` only stops a broken test
+    from hanging; it is never what the test measures."""
+    import time
+
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step_s)
+    return True
+
+
 def load_benchmark(name: str):
     """A script under benchmarks/ as a module (the folders are scripts, not a package)."""
     import importlib.util

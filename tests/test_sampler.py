@@ -4,7 +4,18 @@ import pandas as pd
 
 from llem.devices import DeviceSet, resolve_devices
 from llem.sampler import COLUMNS, Sampler, throttle_names
+from tests.conftest import wait_for
 from tests.devices.sim import gpu, use_sim
+
+# The samplers are waited on until they have taken samples, never for a fixed time: counts in
+# a time span would depend on the host's speed and load. What can be asserted whatever the
+# load: the loop never samples faster than its interval (Event.wait never returns early).
+
+
+def _loop_gaps(rows: list[dict]) -> list[float]:
+    """Gaps between the loop's samples (the first and last rows are start()'s and stop()'s)."""
+    ts = [r["t_s"] for r in rows[1:-1]]
+    return [b - a for a, b in zip(ts, ts[1:])]
 
 
 def test_samples_every_interval_and_writes_parquet(monkeypatch, tmp_path):
@@ -15,9 +26,13 @@ def test_samples_every_interval_and_writes_parquet(monkeypatch, tmp_path):
     t0 = time.perf_counter()
     s = Sampler(resolve_devices(), 0.02, t0=t0)
     s.start()
-    time.sleep(0.25)
+    assert wait_for(lambda: s.loop_samples >= 5)
     s.stop()
-    assert 6 <= len(s.rows) <= 16  # one GPU only, ~every 20 ms
+    elapsed = time.perf_counter() - t0
+    # one GPU only: one row per sample, start()'s and stop()'s included
+    assert len(s.rows) == s.loop_samples + 2 >= 7
+    # never faster than every 20 ms
+    assert min(_loop_gaps(s.rows)) >= 0.02 * 0.99 and len(s.rows) <= elapsed / 0.02 + 2
     r = s.rows[0]
     assert (r["power_w"], r["temperature_c"], r["sm_clock_mhz"], r["utilization_gpu_pct"],
             r["throttle_reasons"], r["memory_used_mib"]) == (210.0, 40, 1755, 97, 4, 2048)
@@ -49,13 +64,13 @@ def test_a_stopped_sampler_starts_again(monkeypatch, tmp_path):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     s = Sampler(resolve_devices(), 0.01, t0=time.perf_counter())
     s.start()
-    time.sleep(0.05)
+    assert wait_for(lambda: s.loop_samples >= 1)
     s.stop()
-    first = s.loop_samples
+    first, rows = s.loop_samples, len(s.rows)
     s.start()
-    time.sleep(0.1)
+    assert wait_for(lambda: s.loop_samples - first >= 3)
     s.stop()
-    assert first >= 1 and s.loop_samples - first >= 3
+    assert s.loop_samples - first >= 3 and len(s.rows) == rows + (s.loop_samples - first) + 2
 
 
 def test_process_sampler_reads_the_same_gpus_from_a_child_process(monkeypatch, tmp_path):
@@ -69,9 +84,14 @@ def test_process_sampler_reads_the_same_gpus_from_a_child_process(monkeypatch, t
     s = make_sampler("process", resolve_devices(), 0.02, t0=t0)
     assert isinstance(s, ProcessSampler)
     before = time.perf_counter() - t0
-    s.start()  # returns once the child has taken its first sample
-    time.sleep(0.3)
-    s.stop()
+    # the child's count comes back only at stop(): run it in rounds until it has sampled in its
+    # loop (a loaded host takes more rounds, a fast one fewer)
+    for _ in range(200):
+        s.start()  # returns once the child has taken its first sample
+        time.sleep(0.1)
+        s.stop()
+        if s.loop_samples >= 5:
+            break
     after = time.perf_counter() - t0
     assert not s.errors and s.loop_samples >= 5
     # only the job's GPU (CUDA 1 -> NVML 1), with its readings, timestamps on the parent's clock
@@ -79,11 +99,10 @@ def test_process_sampler_reads_the_same_gpus_from_a_child_process(monkeypatch, t
     ts = [r["t_s"] for r in s.rows]
     assert ts == sorted(ts) and before <= ts[0] <= ts[-1] <= after
     assert s.describe()["mode"] == "process" and s.describe()["cpu_s_per_sample"] is not None
-    # restartable like the thread sampler, and no child left behind
+    # restartable like the thread sampler (start() and stop() each take a sample), and no child left behind
     n = len(s.rows)
     s.start()
-    time.sleep(0.1)
     s.stop()
-    assert len(s.rows) > n and s._proc is None
+    assert len(s.rows) >= n + 2 and s._proc is None
     assert not [p for p in __import__("multiprocessing").active_children() if p.name == "llem-sampler"]
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"

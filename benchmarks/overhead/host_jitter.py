@@ -11,6 +11,9 @@ with the loop) samples every thread's CPU and CPU time and every CPU's steal tim
 - ``pin:SECONDS``: the main thread is pinned to the CPU it was on when the phase began (only that
   thread: ``sched_setaffinity`` on Linux acts on the calling thread);
 
+a phase lasts SECONDS and at least ``--min-calls`` calls (default 4, the fewest the summary can
+describe), so a slow or loaded host gives a longer phase, never one too short to summarise;
+
 then it reports, per phase, the calls' spread and how much of it follows the CPU, the steal time
 and the other threads' CPU use, and what an ABBA comparison of two identical arms would give for
 several window lengths (the same series cut into llem/bare/bare/llem windows): the noise floor of
@@ -88,7 +91,8 @@ def monitor(pid: int, path: str, interval_s: float) -> int:
 # --------------------------------------------------------------------------------------------
 # the loop
 # --------------------------------------------------------------------------------------------
-def run_phases(loop, phases: list[tuple[str, float]]) -> list[dict[str, Any]]:
+def run_phases(loop, phases: list[tuple[str, float]], min_calls: int = 4) -> list[dict[str, Any]]:
+    """Each phase runs until SECONDS have passed and it has made at least ``min_calls`` calls."""
     everyone = os.sched_getaffinity(0)
     out = []
     for kind, seconds in phases:
@@ -98,7 +102,7 @@ def run_phases(loop, phases: list[tuple[str, float]]) -> list[dict[str, Any]]:
             os.sched_setaffinity(0, {pinned})
         calls = []
         end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
+        while time.perf_counter() < end or len(calls) < min_calls:
             c0 = current_cpu()
             t = time.perf_counter()
             loop.call()
@@ -208,6 +212,8 @@ def main(argv=None) -> int:
                    help="free:SECONDS or pin:SECONDS, in order (default free:90 pin:90 free:60)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--interval-s", type=float, default=0.05, help="monitor sampling interval")
+    p.add_argument("--min-calls", type=int, default=4,
+                   help="a phase goes on past its SECONDS until it has this many calls (default 4)")
     p.add_argument("--cpu", action="store_true", help="tiny CPU model (the test suite's mode)")
     p.add_argument("--resummarise", action="store_true",
                    help="run nothing: recompute the summary from OUT's host_jitter.json and monitor.jsonl[.gz]")
@@ -215,6 +221,8 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.batch < 1 or a.interval_s <= 0:
         p.error(f"--batch={a.batch} and --interval-s={a.interval_s:g}: a batch of 1 or more, an interval above 0")
+    if a.min_calls < 4:
+        p.error(f"--min-calls={a.min_calls}: 4 or more (the summary needs 4 calls)")
     if a.monitor:
         return monitor(int(a.monitor[0]), a.monitor[1], a.interval_s)
     if a.resummarise:
@@ -231,7 +239,7 @@ def main(argv=None) -> int:
         vargs = ["--out", str(out), "--batches", str(a.batch), "--warmup", "3", "--static-cache"]
         vargs += ["--cpu"] if a.cpu else []
         loop = BareLoop(parse_args(vargs), a.batch, None)
-        phase_data = run_phases(loop, phases)
+        phase_data = run_phases(loop, phases, a.min_calls)
     finally:
         mon.terminate()
         mon.wait()

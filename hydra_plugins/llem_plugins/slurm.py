@@ -13,10 +13,22 @@ job and turns each one that ended without a result into:
 - a failed ``JobReturn``, so the sweeper goes on with the other jobs.
 
 A Ctrl-C or SIGTERM of the study cancels the jobs it submitted that have not ended.
+
+Each job's output (submitit keeps it under ``.submitit/<Slurm id>/``) is copied to
+``<job dir>/job.log``, where the manifest's ``log_path`` points: the job directory comes from
+the job's own config, never from the directory ``llem`` was started in.
+
+Time limits: submitit asks Slurm to warn each job with SIGUSR2 ``signal_delay_s`` before its
+limit, and its handler then raises ``UncompletedJobError`` wherever the job happens to be (to
+requeue a checkpointable job). llem never requeues (a measurement restarted half-way is not
+the same measurement), so the job ignores the warning: Slurm ends it at its limit, records it
+as ``TIMEOUT``, and this launcher writes the failed result (``SlurmTimeLimit``, with
+``sacct``'s state) as for any job Slurm ended.
 """
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
@@ -84,6 +96,20 @@ def _utc(sacct_time: Optional[str]) -> Optional[str]:
         return None
 
 
+def _time_limit_warning(signum: int, frame: Any) -> None:
+    log.warning("Slurm's time-limit warning (SIGUSR2): llem does not requeue jobs; this job runs on "
+                "until Slurm ends it at its limit (hydra.launcher.timeout_min)")
+
+
+def _output_dir(ret: JobReturn) -> Optional[Path]:
+    """The job directory of a job that returned, from the Hydra config it ran with."""
+    try:
+        out = ret.hydra_cfg.hydra.runtime.output_dir  # type: ignore[union-attr]
+    except Exception:
+        return None
+    return Path(str(out)) if out else None
+
+
 class LlemSlurmLauncher(SlurmLauncher):
     #: Slurm allocates each job its own GPUs (gres), so llem's sweeper submits the whole grid
     #: as one array instead of one job at a time (see LlemSweeper.effective_max_batch_size).
@@ -93,6 +119,14 @@ class LlemSlurmLauncher(SlurmLauncher):
     # accounting database and a measured job runs for minutes to hours.
     poll_min_s = 2.0
     poll_max_s = 30.0
+
+    # -- on the node ---------------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        """The job itself, on its node: as submitit_slurm's, without the requeue on the time-limit
+        warning (submitit's SIGUSR2 handler is installed just before this runs)."""
+        if hasattr(signal, "SIGUSR2"):
+            signal.signal(signal.SIGUSR2, _time_limit_warning)
+        return super().__call__(*args, **kwargs)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None and self.hydra_context is not None
@@ -156,8 +190,12 @@ class LlemSlurmLauncher(SlurmLauncher):
             ret = job.results()[0]
         except Exception as exc:  # the job ended without returning; record why, go on
             ret = self._failed(job, overrides, idx, exc)
-        if ret.working_dir:
-            self._copy_log(job, Path(ret.working_dir))
+        # A returned job's working_dir is the directory the job ran in (where llem was
+        # started, as Hydra does not change into the job directory): the log belongs in the
+        # job's output directory, which its config names.
+        job_dir = _output_dir(ret) or self._job_dir(overrides)
+        if job_dir is not None:
+            self._copy_log(job, job_dir)
         return ret
 
     @staticmethod

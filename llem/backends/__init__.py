@@ -17,4 +17,15 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(importlib.import_module(mod), cls)
 
 
-__all__ = ["Backend", "GenerationOutput", "backend_class"]
+def check_runs_here(config) -> None:
+    """Refuse (``ConfigError``) a config this machine's hardware cannot run, for a job that will
+    run here: the backend's own check, with the device detection its preflight uses."""
+    import importlib
+
+    mod = importlib.import_module(_REGISTRY[config.backend].partition(":")[0])
+    check = getattr(mod, "check_runs_here", None)
+    if check is not None:
+        check(config)
+
+
+__all__ = ["Backend", "GenerationOutput", "backend_class", "check_runs_here"]

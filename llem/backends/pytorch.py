@@ -118,6 +118,24 @@ def cross_check(cfg) -> None:
         raise ValueError(f"pytorch.tp_plan=auto with precision={cfg.precision} is not supported; allowed: fp32, fp16, bf16")
 
 
+def cuda_available() -> bool:
+    """Whether torch in this Python sees a CUDA GPU. The one detection shared by validation
+    (:func:`check_runs_here`) and the backend's preflight, so neither can allow what the other
+    refuses."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def check_runs_here(cfg) -> None:
+    """Checks that depend on this machine, for a job that runs in this Python (runner local):
+    int8/int4 weights are quantised by bitsandbytes or torchao on a CUDA GPU only."""
+    if cfg.precision in ("int8", "int4") and cfg.runner.pytorch == "local" and not cuda_available():
+        raise ConfigError(f"precision={cfg.precision} needs a CUDA GPU (bitsandbytes/torchao quantisation) and "
+                          "this machine has none that torch can see; allowed here: fp32, fp16, bf16",
+                          field="precision", value=cfg.precision, allowed=["fp32", "fp16", "bf16"])
+
+
 class _TimingStreamer:
     """Records a perf_counter() timestamp each time generate hands over a step's new tokens.
 
@@ -267,7 +285,7 @@ class PyTorchBackend(Backend):
         import torch
 
         cfg, pt = self.config, self.config.pytorch
-        cuda = torch.cuda.is_available()
+        cuda = cuda_available()
         if cfg.device.startswith("cuda") and not cuda:
             raise ConfigError(f"device={cfg.device} but torch {torch.__version__} sees no CUDA GPU; allowed here: auto, cpu")
         if cfg.precision in ("int8", "int4"):
@@ -290,11 +308,9 @@ class PyTorchBackend(Backend):
     def _quant_library(self) -> str:
         import importlib.util
 
-        import torch
-
         prec, want = self.config.precision, self.config.pytorch.quantization
         have = {lib: importlib.util.find_spec(lib) is not None for lib in ("bitsandbytes", "torchao")}
-        if not torch.cuda.is_available():
+        if not cuda_available():
             raise ConfigError(f"precision={prec} needs a CUDA GPU (bitsandbytes/torchao quantisation); "
                               "allowed here: fp32, fp16, bf16")
         order = ["bitsandbytes", "torchao"] if want == "auto" else [want]

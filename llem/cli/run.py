@@ -16,6 +16,21 @@ _VALUE_FLAGS = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config
 _NO_VALIDATE = {"-h", "--help", "--hydra-help", "--info", "-i", "-sc", "--shell-completion", "--version"}
 # llem's own flags, removed before Hydra sees the arguments
 LLEM_FLAGS = {"--dry-run", "--quiet", "-q", "--rebuild-manifest"}
+# every flag Hydra's command line takes (hydra/_internal/utils.py get_args_parser)
+HYDRA_FLAGS = {"-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "--resolve", "-p", "--package", "-r", "--run",
+               "-m", "--multirun", "-sc", "--shell-completion", "-cp", "--config-path", "-cn", "--config-name",
+               "-cd", "--config-dir", "--experimental-rerun", "-i", "--info"}
+KNOWN_FLAGS = LLEM_FLAGS | HYDRA_FLAGS | {"--resume"}
+
+
+def _unknown_flag(flag: str) -> ConfigError:
+    import difflib
+
+    close = difflib.get_close_matches(flag.split("=", 1)[0], sorted(KNOWN_FLAGS), n=1, cutoff=0.7)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return ConfigError(f"{flag}: unknown flag{hint}; allowed: llem's --dry-run, --quiet/-q, --resume DIR, --rebuild-manifest and Hydra's "
+                       "-m, --cfg job|hydra|all, --resolve, -p, -cd, -cn, -cp, --info, --help; overrides are key=value",
+                       field="flag", value=flag, allowed=sorted(KNOWN_FLAGS))
 
 _state = {"exit_code": 0}
 
@@ -81,6 +96,10 @@ def split_args(args: list[str]) -> dict:
                 if a in ("-c", "--cfg"):
                     out["cfg"] = args[i + 1]
                 i += 1
+        elif a.startswith("-") and a.split("=", 1)[0] not in KNOWN_FLAGS:
+            # an unknown flag is refused, never passed on or dropped (a --dry-run study would
+            # otherwise ignore it in silence, and Hydra answers with its whole usage text)
+            raise _unknown_flag(a)
         elif a.startswith("-") and not a.startswith(("+", "~")) and "=" not in a:
             out["hydra_flags"].append(a)
             if a == "--info" and i + 1 < len(args) and not args[i + 1].startswith("-") and "=" not in args[i + 1]:
@@ -104,7 +123,10 @@ def _resolve_config_dir(parsed: dict) -> Path:
 
 
 def run_command(args: list[str]) -> int:
+    from llem.config.compose import check_override_keys
+
     parsed = split_args(args)
+    check_override_keys(parsed["overrides"])
     if any(f in ("-h", "--help") for f in parsed["hydra_flags"]):
         # llem's own flags first: Hydra's help below knows nothing of them
         print(RUN_HELP, end="", flush=True)
@@ -117,15 +139,24 @@ def run_command(args: list[str]) -> int:
         raise ConfigError("--dry-run previews a study grid: use it with -m (e.g. llem run -m batch=1,8 --dry-run)")
     skip_validation = any(f in _NO_VALIDATE for f in parsed["hydra_flags"])
     if not skip_validation:
-        from llem.config.compose import load_config
+        from omegaconf import open_dict
+
+        from llem.backends import check_runs_here
+        from llem.config.compose import check_launcher, compose, to_plain, validate
 
         cdir = _resolve_config_dir(parsed)
         if not (cdir / f"{parsed['config_name']}.yaml").is_file() and not parsed["config_dir"]:
             raise ConfigError(f"config {parsed['config_name']!r} not found in {cdir}")
         # validated here, before Hydra starts, so bad input exits 2 with nothing written
         cdir = cdir if not parsed["config_dir"] else _merged_dir(parsed)
-        load_config(parsed["overrides"], config_dir=cdir, config_name=parsed["config_name"])
-        check_run_dir(parsed["overrides"], config_dir=cdir, config_name=parsed["config_name"])
+        cfg = compose(parsed["overrides"], config_dir=cdir, config_name=parsed["config_name"], return_hydra_cfg=True)
+        # a single run uses no launcher, but a launcher setting given is checked as in a study
+        check_launcher(cfg.hydra.launcher)
+        check_run_dir(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        # a single run runs on this machine: what its hardware cannot do is refused now
+        check_runs_here(validate(to_plain(cfg)))
     _state["quiet"] = parsed["llem"].get("quiet", False)
     _state["exit_code"] = 0
     _state["single_run"] = True
@@ -133,15 +164,13 @@ def run_command(args: list[str]) -> int:
     return _state["exit_code"]
 
 
-def check_run_dir(overrides: list[str], *, config_dir, config_name: str) -> None:
+def check_run_dir(cfg) -> None:
     """A run directory that cannot be created or written is bad input: one line, exit 2, before
-    Hydra starts (Hydra itself would fail with a traceback when it creates the directory)."""
+    Hydra starts (Hydra itself would fail with a traceback when it creates the directory).
+    ``cfg``: the composed config with its ``hydra`` node."""
     import os
 
-    from llem.config.compose import compose
-
     try:
-        cfg = compose(overrides, config_dir=config_dir, config_name=config_name, return_hydra_cfg=True)
         run_dir = Path(str(cfg.hydra.run.dir)).expanduser()
     except Exception:
         return  # an interpolation only Hydra's own run can resolve: Hydra checks it then

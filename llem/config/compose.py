@@ -31,8 +31,11 @@ def _format_pydantic(err: ValidationError, data: Any) -> str:
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
         msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            lines.append(f"{loc}: unknown key (value {e['input']!r}); check the spelling against `llem run --cfg job`")
+        if e["type"] == "bool_as_number":
+            shown = str(e["input"]).lower()
+            lines.append(f"{loc}={shown} is not allowed: a boolean is not a number; allowed: {e['ctx']['allowed']}")
+        elif e["type"] == "extra_forbidden":
+            lines.append(unknown_key_message(loc, e["input"], with_value=True))
         elif e["type"] == "literal_error":
             lines.append(f"{loc}={e['input']!r} is not allowed; {msg.replace('Input should be', 'allowed:')}")
         elif loc and msg.startswith(loc.split(".")[0]):
@@ -65,6 +68,79 @@ def to_plain(cfg) -> dict[str, Any]:
     return data
 
 
+#: the longest override key llem takes: Hydra looks keys up as config-group paths, and a
+#: file name over 255 bytes makes the file system raise instead of answering "no such group"
+MAX_KEY_CHARS = 255
+
+
+def compose_errors() -> tuple[type, ...]:
+    """What Hydra's composition raises for bad input: its own errors, OmegaConf's, YAML
+    syntax errors in a config file, and OS errors from looking up a key as a file path."""
+    import yaml
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return HydraException, OmegaConfBaseException, ValueError, yaml.YAMLError, OSError
+
+
+def _short(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def check_override_keys(overrides: Iterable[str]) -> None:
+    """Refuse, before Hydra sees them, keys no config can have (too long for a file name)."""
+    for o in overrides:
+        key = o.lstrip("+~").split("=", 1)[0]
+        if len(key) > MAX_KEY_CHARS:
+            raise ConfigError(f"override key {_short(key)!r} is {len(key)} characters long; allowed: keys of at most "
+                              f"{MAX_KEY_CHARS} characters (`llem run --cfg job` lists them)",
+                              field=_short(key), value=len(key), allowed=f"<= {MAX_KEY_CHARS} characters")
+
+
+def _schema_keys(model, prefix: str = "") -> list[str]:
+    import typing
+
+    from pydantic import BaseModel
+
+    out = []
+    for name, f in model.model_fields.items():
+        out.append(prefix + name)
+        args = typing.get_args(f.annotation) or (f.annotation,)
+        for a in args:
+            if isinstance(a, type) and issubclass(a, BaseModel):
+                out += _schema_keys(a, f"{prefix}{name}.")
+    return out
+
+
+def known_keys() -> list[str]:
+    """Every key an experiment config can have, dotted, plus llem's sweeper and launcher keys."""
+    from dataclasses import fields
+
+    from hydra_plugins.llem_plugins.config import LlemLocalLauncherConf, LlemSweeperConf
+
+    keys = _schema_keys(ExperimentConfig)
+    keys += [f"hydra.sweeper.{f.name}" for f in fields(LlemSweeperConf) if not f.name.startswith("_")]
+    keys += [f"hydra.launcher.{f.name}" for f in fields(LlemLocalLauncherConf) if not f.name.startswith("_")]
+    return keys
+
+
+def did_you_mean(key: str) -> str:
+    """" (did you mean 'batch'?)" for a misspelt key, else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(key, known_keys(), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_key_message(key: str, value: Any = None, *, with_value: bool = False) -> str:
+    shown = f" (value {value!r})" if with_value else ""
+    hint = did_you_mean(key)
+    if key.startswith("hydra."):
+        return (f"{key}: unknown key{shown}{hint}; allowed: the keys `llem run --cfg hydra` lists, "
+                f"or +{key}=... to add one")
+    return f"{key}: unknown key{shown}{hint}; allowed: the keys `llem run --cfg job` lists"
+
+
 _MISSING_GROUP = re.compile(r"Could not find '([^']+)/([^']+)'")
 _AVAILABLE = re.compile(r"Available options:\s*(.*)", re.S)
 
@@ -74,9 +150,45 @@ def group_options(group: str, config_dir: str | Path | None = None) -> list[str]
     return sorted(p.stem for p in (base / group).glob("*.yaml"))
 
 
+#: what Hydra's override grammar takes unquoted in a value (OverrideLexer.g4: ID, UNQUOTED_CHAR, WS, ':')
+UNQUOTED_ALLOWED = "ASCII letters, digits, spaces and _ - + . / \\ : $ % * @ ? |"
+
+
+def _yaml_error(err: Exception) -> str:
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    problem = " ".join(str(getattr(err, "problem", None) or getattr(err, "context", None) or err).split())
+    where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "a config file"
+    return (f"config file {where}: not valid YAML ({problem}); allowed: a YAML mapping of config keys to "
+            "values (check brackets, quotes and indentation there)")
+
+
+def _lexer_error(text: str) -> str:
+    lines = text.splitlines()
+    head = "LexerNoViableAltException: "
+    override = lines[0][len(head):] if lines[0].startswith(head) else lines[0]
+    bad = ""
+    if len(lines) > 1 and "^" in lines[1]:
+        at = lines[1].index("^") - len(head)
+        if 0 <= at < len(override):
+            bad = f" character {override[at]!r} at position {at + 1}"
+    key, _, value = override.partition("=")
+    quoted = f"'{key}=\"{value}\"'" if value else "quotes around the value"
+    return (f"{override}:{bad} cannot be read by Hydra's override syntax; allowed unquoted: {UNQUOTED_ALLOWED}; "
+            f"quote anything else, e.g. {quoted}")
+
+
 def format_hydra_error(err: Exception, config_dir: str | Path | None = None) -> str:
     """Hydra's composition errors, reduced to one line that names field, value and options."""
+    import yaml
+
+    if isinstance(err, yaml.YAMLError):
+        return _yaml_error(err)
+    if isinstance(err, OSError) and err.filename:
+        return (f"{_short(str(err.filename), 80)}: {err.strerror}; allowed: readable config files, and override "
+                "keys that name config values")
     text = str(err)
+    if text.startswith("LexerNoViableAltException"):
+        return _lexer_error(text)
     m = _MISSING_GROUP.search(text)
     if m:
         opts = group_options(m.group(1), config_dir)
@@ -84,7 +196,7 @@ def format_hydra_error(err: Exception, config_dir: str | Path | None = None) -> 
         return f"{m.group(1)}={m.group(2)!r} is not an option of the {m.group(1)} group; allowed: {allowed}"
     m = re.search(r"Key '([^']+)' is not in struct", text) or re.search(r"Could not override '([^']+)'", text)
     if m:
-        return f"{m.group(1)}: unknown key; use `llem run --cfg job` to list keys, or +{m.group(1)}=... to add one"
+        return unknown_key_message(m.group(1))
     m = re.search(r"Could not delete from config. '([^']+)' does not exist", text)
     if m:
         return f"~{m.group(1)}: no such key to delete"
@@ -97,11 +209,10 @@ def compose(overrides: Iterable[str] = (), *, config_dir: str | Path | None = No
     """Compose the config with Hydra's compose API (no directories, no side effects)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
 
     cdir = str(Path(config_dir).resolve()) if config_dir else str(conf_dir())
     overrides = list(overrides)
+    check_override_keys(overrides)
     if cdir != str(conf_dir()) and not any(o.startswith("hydra.searchpath") for o in overrides):
         # a user config dir (-cd) composes llem's own groups too, as `llem run -cd` does
         overrides.append(f"hydra.searchpath=[file://{conf_dir()}]")
@@ -109,7 +220,7 @@ def compose(overrides: Iterable[str] = (), *, config_dir: str | Path | None = No
         with initialize_config_dir(config_dir=cdir, version_base=None, job_name="llem"):
             cfg = hydra_compose(config_name=config_name, overrides=overrides,
                                 return_hydra_config=return_hydra_cfg)
-    except (HydraException, OmegaConfBaseException, ValueError) as err:
+    except compose_errors() as err:
         raise ConfigError(format_hydra_error(err, cdir)) from None
     return cfg
 
@@ -117,3 +228,35 @@ def compose(overrides: Iterable[str] = (), *, config_dir: str | Path | None = No
 def load_config(overrides: Iterable[str] = (), **kw) -> ExperimentConfig:
     """Overrides (Hydra syntax) -> validated ``ExperimentConfig``."""
     return validate(to_plain(compose(overrides, **kw)))
+
+
+def check_launcher(launcher: Any) -> None:
+    """``hydra.launcher.*`` values that would stop every job at once or never: refused before
+    the study starts (``launcher`` is the composed ``hydra.launcher`` node)."""
+    from omegaconf import OmegaConf
+
+    # unresolved: other keys interpolate run-time values (${hydra.sweep.dir}); these three never need to
+    node = OmegaConf.to_container(launcher, resolve=False) if OmegaConf.is_config(launcher) else dict(launcher or {})
+    target = str(node.get("_target_", ""))
+    rules = []
+    if target.endswith("LlemLocalLauncher"):
+        rules = [("timeout_s", lambda v: v is None or v > 0, "seconds > 0, or null for no limit"),
+                 ("kill_grace_s", lambda v: v is not None and v >= 0, "seconds >= 0")]
+    elif "submitit" in target.lower() or "slurm" in target.lower():
+        rules = [("timeout_min", lambda v: v is not None and v >= 1, "minutes >= 1")]
+    for key, ok, allowed in rules:
+        v = node.get(key)
+        if isinstance(v, str) and v.startswith("${"):
+            continue  # an interpolation: its value is known only when Hydra resolves it
+        bad = isinstance(v, bool) or (v is not None and not isinstance(v, (int, float)))
+        if bad or not ok(v):
+            shown = f"{v:g}" if isinstance(v, float) else repr(v)
+            raise ConfigError(f"hydra.launcher.{key}={shown} is not allowed; allowed: {allowed}",
+                              field=f"hydra.launcher.{key}", value=v, allowed=allowed)
+
+
+def launcher_runs_jobs_here(launcher: Any) -> bool:
+    """False for launchers whose jobs run on other machines (Slurm): checks that depend on
+    this machine's hardware must not refuse what a compute node can do."""
+    target = str(launcher.get("_target_", "")) if launcher is not None else ""
+    return "slurm" not in target.lower()

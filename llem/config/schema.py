@@ -6,9 +6,11 @@ loudly instead of being silently ignored.
 """
 from __future__ import annotations
 
+import typing
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 BACKENDS = ("pytorch", "vllm", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int4", "fp8")
@@ -23,8 +25,81 @@ BACKEND_PRECISIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _number_kind(annotation: Any) -> Optional[tuple[str, bool]]:
+    """("an integer" | "a number", accepts null) for a purely numeric field, else None."""
+    args = typing.get_args(annotation) if typing.get_origin(annotation) is Union else (annotation,)
+    nullable = type(None) in args
+    kinds = {a for a in args if a is not type(None)}
+    if kinds == {int}:
+        return "an integer", nullable
+    if kinds and kinds <= {int, float}:
+        return "a number", nullable
+    return None
+
+
+def describe_number(model: type[BaseModel], name: str) -> Optional[str]:
+    """What a numeric field accepts, from its type and bounds: "an integer >= 1", ..."""
+    f = model.model_fields[name]
+    kind = _number_kind(f.annotation)
+    if kind is None:
+        return None
+    bounds = []
+    for m in f.metadata:
+        for attr, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            if getattr(m, attr, None) is not None:
+                bounds.append(f"{op} {getattr(m, attr)}")
+    text = " ".join([kind[0], " and ".join(bounds)]).strip()
+    return text + (", or null" if kind[1] else "")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads True as 1 (and 1.0): `batch=true` would run batch 1
+        # without a word. A boolean is never a number here.
+        if isinstance(value, bool) and info.field_name:
+            allowed = describe_number(cls, info.field_name)
+            if allowed is not None:
+                raise PydanticCustomError("bool_as_number", "a boolean is not a number; allowed: {allowed}",
+                                          {"allowed": allowed})
+        return value
+
+
+#: names of weight files transformers, vLLM and TensorRT-LLM load from a model directory
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.safetensors.index.json",
+                   "*.bin.index.json")
+GGUF_MAGIC = b"GGUF"
+
+
+def check_model_dir(path: str) -> None:
+    """A model directory must hold a config.json and weights: checked before anything loads,
+    so an empty or wrong folder is refused in one line instead of failing after the job started."""
+    from pathlib import Path
+
+    d = Path(path).expanduser()
+    if not d.is_dir():
+        raise ValueError(f"model.path={path!r} does not exist or is not a directory")
+    if not (d / "config.json").is_file():
+        raise ValueError(f"model.path={path!r} has no config.json; allowed: a model directory with config.json "
+                         "and weights (save_pretrained's layout)")
+    if not any(next(d.glob(p), None) for p in WEIGHT_PATTERNS):
+        raise ValueError(f"model.path={path!r} has config.json but no weights; allowed: a model directory with "
+                         "weight files (*.safetensors, *.bin, *.pt)")
+
+
+def check_gguf_header(path) -> None:
+    """A GGUF file begins with the 4 bytes ``GGUF``; anything else would fail only at load."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as err:
+        raise ValueError(f"model.path={str(path)!r} cannot be read ({err.strerror}); allowed: a readable GGUF file") from None
+    if head != GGUF_MAGIC:
+        raise ValueError(f"model.path={str(path)!r} is not a GGUF file (it begins with {head!r}, not b'GGUF'); "
+                         "allowed: a GGUF model file")
 
 
 class ModelConfig(_Strict):
@@ -54,13 +129,14 @@ class ModelConfig(_Strict):
                 )
         if self.source in ("local", "gguf", "hub") and not self.path:
             raise ValueError(f"model.path is required for model.source={self.source}")
-        if self.source == "local" and not Path(self.path).expanduser().is_dir():
-            raise ValueError(f"model.path={self.path!r} does not exist or is not a directory")
+        if self.source == "local":
+            check_model_dir(self.path)
         if self.source == "gguf":
             p = Path(self.path).expanduser()
             target = p / self.gguf_file if self.gguf_file else p
             if not target.is_file():
                 raise ValueError(f"model.path={str(target)!r} is not an existing GGUF file")
+            check_gguf_header(target)
         if self.source == "hub":
             from llem.models.offline import is_offline, offline_reason
 

@@ -2,11 +2,18 @@
 
 Every file is written to a temporary name in the target directory and renamed into place, so
 an interrupted or failed export never leaves half a file where a complete one is expected.
+
+CSV files are opened by spreadsheets, which run a cell that begins with ``=``, ``+``, ``-``,
+``@``, tab or carriage return as a formula: a model name or tag such as ``=HYPERLINK(...)``
+would become live. Text cells that begin so are written with a leading ``'`` (the OWASP rule
+for CSV injection); numbers, including negative ones, are written as they are. ``read_csv``
+removes that quote again, so the table reads back equal. JSON and Parquet keep the raw text.
 """
 from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
@@ -52,14 +59,55 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 # --- CSV ----------------------------------------------------------------------------------------
 
+#: first characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# a plain number written as text ("-5", "+1.5e3") is no formula: a spreadsheet reads it as a number
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _needs_quote(text: str) -> bool:
+    # A text that already begins with quotes before a formula character gets one more, so
+    # that reading back (which removes exactly one) returns it unchanged.
+    if not text.lstrip("'").startswith(FORMULA_START):
+        return False
+    return text.startswith("'") or not _PLAIN_NUMBER.fullmatch(text)
+
+
+def defuse_cell(value: Any) -> Any:
+    """``value`` with a leading ``'`` if it is text a spreadsheet would run as a formula."""
+    if isinstance(value, str) and _needs_quote(value):
+        return "'" + value
+    return value
+
+
+def restore_cell(value: Any) -> Any:
+    """The inverse of :func:`defuse_cell` on a cell read back from a CSV export."""
+    if isinstance(value, str) and value.startswith("'") and _needs_quote(value[1:]):
+        return value[1:]
+    return value
+
+
+def defuse_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells cannot run as spreadsheet formulas; numbers untouched."""
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype == object or isinstance(out[c].dtype, pd.StringDtype):
+            out[c] = out[c].astype("object").map(defuse_cell)
+    return out
+
+
 def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
-    return _atomic(Path(path), lambda t: df.to_csv(t, index=False))
+    safe = defuse_formulas(df)
+    # CRLF line ends (RFC 4180): the writer quotes a field holding any line-end character, and
+    # with "\n" alone a text with a carriage return would be written bare and split the row
+    return _atomic(Path(path), lambda t: safe.to_csv(t, index=False, lineterminator="\r\n"))
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
     # everything as text first; coerce() then applies the one dtype each column has everywhere
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    return coerce(raw.astype("object").where(raw.notna(), None))
+    raw = raw.astype("object").where(raw.notna(), None)
+    return coerce(raw.map(restore_cell))
 
 
 # --- Parquet ------------------------------------------------------------------------------------

@@ -56,7 +56,8 @@ def plan_from_args(overrides: list[str], *, config_dir: Optional[str], config_na
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from llem.config.compose import format_hydra_error
+    from llem.backends import check_runs_here
+    from llem.config.compose import check_launcher, format_hydra_error, launcher_runs_jobs_here
     from llem.study.plan import ExecutionOptions, check_runners, plan_grid, standalone_composer
 
     hydra_ovr = [a for a in overrides if _is_hydra_override(a)]
@@ -74,6 +75,8 @@ def plan_from_args(overrides: list[str], *, config_dir: Optional[str], config_na
                 if is_llem else ExecutionOptions()
             sweep_dir = Path(str(hc.sweep.dir)).expanduser()
             launcher = str(hc.runtime.choices.get("hydra/launcher", "unknown"))
+            check_launcher(hc.launcher)
+            here = launcher_runs_jobs_here(hc.launcher)
         except ConfigError:
             raise
         except Exception as err:  # OmegaConf raises plain AttributeError/TypeError on some bad merges
@@ -82,6 +85,14 @@ def plan_from_args(overrides: list[str], *, config_dir: Optional[str], config_na
             return None, primary
         plan = plan_grid([f"{k}={v}" for k, v in (params or {}).items()] + task_ovr, composer, ex)
     check_runners(plan)
+    if here:
+        # jobs run on this machine (not on Slurm's compute nodes): what its hardware cannot do
+        # is refused now, in a --dry-run too
+        for p in plan.points:
+            try:
+                check_runs_here(p.config)
+            except ConfigError as err:
+                raise ConfigError(f"job {p.grid_index} ({' '.join(p.overrides) or '(no overrides)'}): {err}") from None
     return plan, {"sweep_dir": sweep_dir.resolve(), "launcher": launcher, "sweeper": sweeper, "primary": primary}
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from llem.config.schema import ExperimentConfig
+from llem.config.compose import compose_errors
 from llem.errors import ConfigError
 
 ORDERS = ("sequential", "interleaved", "shuffled")
@@ -115,13 +116,11 @@ def expand_grid(arguments: list[str], parser=None) -> list[list[str]]:
     """Hydra's sweep syntax (``a=1,2``, ``range(1,4)``, ``choice(...)``, ``glob(...)``) to the
     list of jobs, each a list of plain overrides, in Hydra's BasicSweeper order."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
 
     parser = parser or OverridesParser.create()
     try:
         parsed = parser.parse_overrides(list(arguments))
-    except (HydraException, OmegaConfBaseException, ValueError) as err:
+    except compose_errors() as err:
         from llem.config.compose import format_hydra_error
 
         raise ConfigError(format_hydra_error(err)) from None
@@ -162,12 +161,9 @@ class GridComposer:
     def _parse(self, text: str):
         o = self._parsed.get(text)
         if o is None:
-            from hydra.errors import HydraException
-            from omegaconf.errors import OmegaConfBaseException
-
             try:
                 o = self.parser.parse_overrides([text])[0]
-            except (HydraException, OmegaConfBaseException, ValueError) as err:
+            except compose_errors() as err:
                 from llem.config.compose import format_hydra_error
 
                 raise ConfigError(format_hydra_error(err, self.config_dir)) from None
@@ -192,17 +188,15 @@ class GridComposer:
         return hit
 
     def _compose_full(self, overrides: list[str]):
-        from hydra.errors import HydraException
         from hydra.types import RunMode
         from omegaconf import OmegaConf, open_dict
-        from omegaconf.errors import OmegaConfBaseException
 
         from llem.config.compose import format_hydra_error
 
         self.full_composes += 1
         try:
             cfg = self.loader.load_configuration(self.config_name, overrides, run_mode=RunMode.RUN, from_shell=False)
-        except (HydraException, OmegaConfBaseException, ValueError) as err:
+        except compose_errors() as err:
             raise ConfigError(format_hydra_error(err, self.config_dir)) from None
         with open_dict(cfg):
             cfg.pop("hydra", None)
@@ -228,15 +222,13 @@ class GridComposer:
 
     def _apply(self, cfg, values):
         from hydra._internal.config_loader_impl import ConfigLoaderImpl
-        from hydra.errors import HydraException
-        from omegaconf.errors import OmegaConfBaseException
 
         from llem.config.compose import format_hydra_error
 
         cfg = copy.deepcopy(cfg)
         try:
             ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
-        except (HydraException, OmegaConfBaseException, ValueError) as err:
+        except compose_errors() as err:
             raise ConfigError(format_hydra_error(err, self.config_dir)) from None
         return cfg
 

@@ -1,7 +1,6 @@
 """Tensor parallelism on CPU: two gloo ranks (this process + one follower llem starts itself)."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import psutil
@@ -54,12 +53,11 @@ def test_tensor_parallel_generates_what_one_process_generates(tmp_path, monkeypa
         # the follower mirrored every call, so a later generate finds it ready (no hanging collective)
         assert tp.generate(batch).output_tokens == 8
     finally:
-        t = time.monotonic()
         tp.close()
-        took = time.monotonic() - t
+    # the follower took the stop and both ranks tore down together: it exited 0, and close()
+    # neither waited out stop_timeout_s nor killed it (either would leave a shutdown warning)
     assert [p.returncode for p in tp._followers] == [0]
-    # the follower took the stop and both ranks tore down together: no wait-out, nothing killed
-    assert took < tp.stop_timeout_s / 2 and tp.shutdown_warnings == []
+    assert tp.shutdown_warnings == []
 
 
 @pytest.mark.slow
@@ -81,9 +79,9 @@ def test_follower_ignoring_the_stop_is_killed_and_the_result_stays_completed(tmp
     monkeypatch.setattr(pytorch, "FOLLOWER_ARGS", ("-m", "tests.backends.tp_stubborn_follower"))
     monkeypatch.setattr(PyTorchBackend, "stop_timeout_s", 1.0)
     monkeypatch.setattr(PyTorchBackend, "kill_timeout_s", 1.0)
-    t = time.monotonic()
+    # the stubborn follower sleeps 120 s: only the kill after the 1 s timeouts ends it early,
+    # which the warning below records (no test times it)
     r = harness.run(load_config(TP), tmp_path / "job")
-    assert time.monotonic() - t < 60
     assert r.status == "completed" and r.output_tokens > 0 and len(r.cycles) == 2
     assert any("follower rank 1" in w and "killed (SIGKILL)" in w and "measurement completed" in w
                for w in r.warnings), r.warnings

@@ -86,6 +86,8 @@ def test_precision_maps_to_dtype_and_quantization(tmp_path):
 
     kw = engine_kwargs(cfg(precision="fp8"), "/m")
     assert kw["quantization"] == "fp8" and kw["dtype"] == "bfloat16"
+    (tmp_path / "config.json").write_text("{}")  # validation asks for a config and weights
+    (tmp_path / "model.safetensors").write_bytes(b"")
     local = {"source": "local", "name": "q", "path": str(tmp_path)}
     kw = engine_kwargs(cfg(precision="int4", model=local, vllm={"quantization": "awq"}))
     assert kw["quantization"] == "awq" and kw["dtype"] == "float16" and "load_format" not in kw
@@ -294,17 +296,13 @@ def test_vllm_container_gets_a_large_dev_shm(tmp_path):
 @pytest.mark.slow
 @pytest.mark.vllm
 def test_setup_script_is_idempotent_and_leaves_a_clean_vllm_venv():
-    """A second run of scripts/setup-vllm-env.sh on the existing venv installs nothing and is quick."""
-    import time
-
+    """A second run of scripts/setup-vllm-env.sh on the existing venv installs nothing."""
     py = vllm_python()
     venv = py.parent.parent
-    t = time.perf_counter()
     r = subprocess.run(["bash", str(REPO / "scripts" / "setup-vllm-env.sh"), str(venv)], env=vllm_env(),
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "installing" not in r.stderr and "ready" in r.stderr
-    assert time.perf_counter() - t < 120  # a check, not an install (a fresh one takes minutes)
     chk = subprocess.run([str(py), "-c", "import importlib.util as u, llem, json; print(json.dumps("
                           "[u.find_spec(m) is not None for m in ('torchvision', 'triton', 'torchaudio')] + [llem.__file__]))"],
                          env=vllm_env(), capture_output=True, text=True, timeout=120)

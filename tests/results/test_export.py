@@ -91,3 +91,39 @@ def test_leaderboard_index_keeps_other_studies(df, study_dir_b, tmp_path):
 def test_leaderboard_document_is_strict_json(df):
     doc = study_document(df, name="x")
     json.dumps(doc, allow_nan=False)  # NaN would make the file unreadable in browsers
+
+
+FORMULAS = ["=HYPERLINK(\"http://x\",\"click\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)",
+            "\t=1+1", "\r=1+1"]
+
+
+def test_csv_defuses_formula_text_but_keeps_numbers_and_reads_back_equal(df, tmp_path):
+    import csv
+
+    hostile = df.head(len(FORMULAS) + 3).copy()
+    # text a spreadsheet would run, text that is already quoted, and plain text and numbers as text
+    hostile["model"] = pd.array(FORMULAS + ["'=already quoted", "-5", "plain"], dtype="string")
+    hostile["tag"] = pd.array(["@x", "-1.5", None, "=1", "ok", "+7", "'-5", "'", "a-b"], dtype="string")
+    hostile["energy_j"] = pd.array([-5.0, -0.25, 1.0, -1e-3, 2.0, -3.0, None, 0.0, -7.5], dtype="Float64")
+    hostile["batch"] = pd.array([-1, 2, -3, 4, 5, 6, 7, 8, 9], dtype="Int64")
+    path = export_table(hostile, "csv", tmp_path / "t.csv")
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    # every formula cell starts with a quote in the file, so a spreadsheet shows it as text
+    assert [r["model"] for r in rows[:len(FORMULAS)]] == ["'" + f for f in FORMULAS]
+    assert [r["model"] for r in rows[len(FORMULAS):]] == ["''=already quoted", "-5", "plain"]
+    assert [r["tag"] for r in rows] == ["'@x", "-1.5", "", "'=1", "ok", "+7", "''-5", "'", "a-b"]
+    # numbers stay numbers: negative values are written bare, not as quoted text
+    assert [r["energy_j"] for r in rows] == ["-5.0", "-0.25", "1.0", "-0.001", "2.0", "-3.0", "", "0.0", "-7.5"]
+    assert [r["batch"] for r in rows][:3] == ["-1", "2", "-3"]
+    # reading the export back removes exactly the quote that was added
+    pd.testing.assert_frame_equal(read_table(path), hostile)
+
+
+def test_json_and_parquet_exports_keep_the_raw_text(df, tmp_path):
+    hostile = df.head(len(FORMULAS)).copy()
+    hostile["model"] = pd.array(FORMULAS, dtype="string")
+    doc = json.loads(export_table(hostile, "json", tmp_path / "t.json").read_text())
+    assert [r["model"] for r in doc["rows"]] == FORMULAS
+    back = read_table(export_table(hostile, "parquet", tmp_path / "t.parquet"))
+    assert back["model"].tolist() == FORMULAS

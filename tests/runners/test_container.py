@@ -252,6 +252,8 @@ def test_local_model_and_dataset_are_mounted_read_only(fake_docker, monkeypatch,
     data.write_text('{"text": "hello"}\n')
     model = tmp_path / "model"
     model.mkdir()
+    (model / "config.json").write_text("{}")  # validation asks for a config and weights
+    (model / "model.safetensors").write_bytes(b"")
     cfg = load_config(["device=cpu", "dataset=jsonl", f"dataset.path={data}", "model=local",
                        f"model.path={model}", *TINY])
     cmd = ContainerRunner("pytorch").docker_command(cfg, tmp_path / "s" / "j", tmp_path / "c", tmp_path / "o", "n")

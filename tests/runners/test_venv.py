@@ -27,9 +27,9 @@ def test_job_runs_in_the_other_interpreter(second_venv, tmp_path):
 
 
 def test_runtime_failure_in_the_venv_is_a_failed_result(second_venv, tmp_path):
-    # a model file that validates but breaks at load time
+    # a model file that validates (it begins with the GGUF magic) but breaks at load time
     bad = tmp_path / "bad.gguf"
-    bad.write_text("not a gguf")
+    bad.write_bytes(b"GGUF" + b"\x00not a gguf body")
     config = load_config(["model=gguf", f"model.path={bad}", f"runner.pytorch=venv:{second_venv}"] + TINY)
     result = execute_job(config, tmp_path / "job", raise_errors=False)
     assert result.status == "failed" and result.error_type and result.error_message

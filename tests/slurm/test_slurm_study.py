@@ -119,6 +119,11 @@ def test_sweep_through_slurm_is_the_same_study_as_local(tmp_path, cluster, job_n
         acct = _final_state(str(facts["job_id"]))
         assert acct["state"] == "COMPLETED" and acct["node_name"] == facts["node_name"]
         assert acct["array_job"] == facts["array_job"]
+        # the job's Slurm output sits in its own job directory, where the manifest points
+        assert es.log_path == f"{es.job_dir}/job.log"
+        assert f"Slurm job {facts['array_job']}" in (tmp_path / "slurm" / es.log_path).read_text()
+    # and nothing in the directory llem was started from (logs of studies would mix there)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["local", "slurm"]
     assert len(array_ids) == 1 and None not in array_ids
     assert task_ids == {0, 1}
     assert _no_jobs_left(job_name)
@@ -225,3 +230,30 @@ def test_cancelled_and_time_limited_jobs_fail_the_rest_complete_and_resume_rerun
         e2 = next(x for x in m2.jobs if x.job_id == e.job_id)
         assert e2.ended_at == e.ended_at
     assert _no_jobs_left(job_name)
+
+
+def test_job_running_python_past_its_time_limit_is_a_slurm_time_limit_with_slurms_state(tmp_path, cluster, job_name):
+    """The job is inside llem (warm-up) when Slurm's limit comes, not in a setup script. Its
+    warm-up lasts at least 600 s whatever the machine's speed, ten times the 1-minute limit."""
+    study = tmp_path / "study"
+    args = ["run", "-m", *_slurm(job_name, "~hydra.launcher.additional_parameters.exclusive",
+                                 "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=1"),
+            f"hydra.sweep.dir={study}", "measurement.cycles=2", "dataset.num_prompts=2", "output_len=4",
+            "measurement.warmup_runs=2", "measurement.warmup_min_s=600"]
+    r = run_llem(args, cwd=tmp_path, timeout=540)
+    assert r.returncode == 1, r.stderr[-3000:]
+    assert _no_jobs_left(job_name)
+    e = StudyResult.load(study).jobs[0]
+    assert (e.status, e.error_type) == ("failed", "SlurmTimeLimit"), (e.error_type, e.error_message, r.stderr[-3000:])
+    res = ExperimentResult.load(study / e.result_path)
+    slurm = res.environment["slurm"]
+    assert res.error_type == "SlurmTimeLimit" and slurm["state"].startswith("TIMEOUT")
+    assert slurm["node_name"] == cluster["node"] and slurm["time_limit"] == "00:01:00"
+    # a one-job sweep is a plain Slurm job, not an array
+    slurm_id = slurm.get("array_job") or str(slurm["job_id"])
+    assert "TIMEOUT" in res.error_message and f"Slurm job {slurm_id} " in res.error_message
+    # the job's own output, in its job directory, and nothing in the directory llem ran from
+    assert e.log_path == "0000/job.log"
+    log_text = (study / e.log_path).read_text()
+    assert f"Slurm job {slurm_id}:" in log_text and "time-limit warning" in log_text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study"]

@@ -1,6 +1,5 @@
 """``llem run -m`` before any job runs: bad input exits 2 and writes nothing; the dry run."""
 import json
-import time
 
 from tests.study.conftest import TINY, run_llem
 
@@ -32,10 +31,9 @@ def test_backend_that_cannot_run_fails_before_any_job(workdir, tmp_path):
 
 
 def test_dry_run_prints_every_job_and_writes_nothing(workdir):
-    t0 = time.perf_counter()
+    # how fast a dry run is: benchmarks/dryrun_speed.py (no test times it)
     r = run_llem("-m", "batch=1,8", "model=tiny,llama-3.1-8b", "precision=bf16", "hydra.sweeper.grid_cycles=2",
                  "--dry-run", cwd=workdir)
-    elapsed = time.perf_counter() - t0
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "8 jobs (4 grid points x 2 grid cycles" in out
@@ -48,7 +46,6 @@ def test_dry_run_prints_every_job_and_writes_nothing(workdir):
     assert 15 < gib < 17  # 8B x 2 bytes + small KV cache + runtime
     assert "no GPU" in big
     assert _nothing_written(workdir)
-    assert elapsed < 60  # sanity only; the speed target is in benchmarks/cpu_micro/dryrun_speed.py
 
 
 def test_existing_study_dir_is_not_overwritten(workdir):

@@ -1,4 +1,5 @@
 """llem's local launcher scheduling: one job per GPU, per-GPU cooldown, timeout stop."""
+import signal
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ class SleepLauncher(LlemLocalLauncher):
 
     def __init__(self, tmp, seconds, **kw):
         super().__init__(**kw)
-        self.tmp, self.seconds, self.starts = tmp, seconds, []
+        self.tmp, self.seconds, self.starts, self.ends = tmp, seconds, [], {}
         self.config = _Cfg()
         _Cfg.hydra.sweep.dir = str(tmp)
 
@@ -33,6 +34,7 @@ class SleepLauncher(LlemLocalLauncher):
 
     def _finish(self, r):
         rc = r.proc.wait()
+        self.ends[r.idx] = (time.monotonic(), rc)
         r.log_file.close()
         return JobReturn(status=JobStatus.FAILED if r.timed_out or rc else JobStatus.COMPLETED, _return_value=rc)
 
@@ -47,17 +49,19 @@ def test_one_job_per_gpu_with_cooldown(tmp_path, monkeypatch):
     assert [r.status for r in rets] == [JobStatus.COMPLETED] * 4 and sorted(ended) == [0, 1, 2, 3]
     assert la.slots() == 2
     (i0, g0, t0), (i1, g1, t1) = la.starts[:2]
-    assert {g0, g1} == {"0", "1"} and abs(t1 - t0) < 0.25  # side by side
+    # side by side: the second job started before the first had ended (the job sleeps 0.3 s)
+    assert {g0, g1} == {"0", "1"} and t1 < la.ends[i0][0]
     for gpu in ("0", "1"):
         ts = [t for _, g, t in la.starts if g == gpu]
         assert len(ts) == 2 and ts[1] - ts[0] >= 0.3 + 0.6 - 0.05  # job + cooldown on the same GPU
 
 
 def test_serial_by_default_and_timeout_stops_the_job(tmp_path):
-    la = SleepLauncher(tmp_path, 30, timeout_s=0.3, kill_grace_s=1)
+    # jobs that would sleep 10 minutes: the launcher's timeout must stop them, whatever the host's speed
+    la = SleepLauncher(tmp_path, 600, timeout_s=0.3, kill_grace_s=1)
     assert la.slots() == 1
-    t0 = time.monotonic()
     rets = la.launch([["a=1"], ["a=2"]], initial_job_idx=5)
-    assert time.monotonic() - t0 < 10
+    # stopped by the launcher's SIGTERM, not ended on their own
+    assert [la.ends[i][1] for i in (5, 6)] == [-signal.SIGTERM, -signal.SIGTERM]
     assert [r.status for r in rets] == [JobStatus.FAILED, JobStatus.FAILED]
     assert [i for i, _, _ in la.starts] == [5, 6] and la.starts[1][2] - la.starts[0][2] >= 0.3  # one at a time
