@@ -16,7 +16,7 @@ from llem.result import EnergySummary, ExperimentResult
 
 
 def failed_result(config: ExperimentConfig, err: BaseException, started_at: str) -> ExperimentResult:
-    from llem.harness import _now
+    from llem.measure.harness import _now
 
     return ExperimentResult(
         llem_version=__version__, experiment_id=uuid.uuid4().hex[:12], config_hash=config.config_hash,
@@ -32,7 +32,7 @@ def failed_result(config: ExperimentConfig, err: BaseException, started_at: str)
 def execute_job(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *, progress=None,
                 raise_errors: bool = True) -> ExperimentResult:
     """Run in the environment the runner picks; write ``job_dir/result.json`` when given."""
-    from llem.harness import _now
+    from llem.measure.harness import _now
     from llem.runners import runner_for
 
     started_at = _now()

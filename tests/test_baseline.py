@@ -3,9 +3,9 @@ import time
 
 import pytest
 
-from llem.baseline import cache_path, measure_baseline
 from llem.config.schema import BaselineConfig
 from llem.devices import resolve_devices
+from llem.measure.baseline import cache_path, measure_baseline
 from llem.meters.nvml import NvmlCounterMeter
 from tests.devices.sim import UUIDS, gpu, use_sim
 

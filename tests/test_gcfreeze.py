@@ -1,10 +1,10 @@
-"""The heap frozen before the measured windows (llem/gcfreeze.py), and released on every exit."""
+"""The heap frozen before the measured windows (llem/measure/gcfreeze.py), and released on every exit."""
 import gc
 
 import pytest
 
-from llem import gcfreeze, harness
 from llem.config.compose import load_config
+from llem.measure import gcfreeze, harness
 from tests.conftest import FAST
 
 

@@ -188,7 +188,7 @@ def test_switching_between_the_arms_call_paths_does_not_recompile():
     from llem.backends import backend_class
     from llem.config.compose import load_config
     from llem.devices import DeviceSet
-    from llem.harness import Workload, prepare_batches
+    from llem.measure.harness import Workload, prepare_batches
 
     mod = _load()
     events = load_benchmark("compile_events").CompileEvents()

@@ -3,10 +3,10 @@ for a GPU's counters (a test double: this machine has no GPU). Everything else i
 import pandas as pd
 import pytest
 
-from llem import harness
 from llem.config.compose import load_config
 from llem.devices import resolve_devices
 from llem.devices.nvml import nvml_module
+from llem.measure import harness
 from tests.conftest import FAST
 from tests.devices.sim import UUIDS, gpu, use_sim
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from llem.backends.base import GenerationOutput
-from llem.latency import aggregate, latencies_from_times, measure_latency
+from llem.measure.latency import aggregate, latencies_from_times, measure_latency
 
 
 def test_definitions_on_known_timestamps():

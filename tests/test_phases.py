@@ -6,9 +6,9 @@ import time
 import pytest
 
 from llem.backends.pytorch import PyTorchBackend
-from llem.harness import Workload, _cycle
+from llem.measure.harness import Workload, _cycle
+from llem.measure.phases import measure_phases
 from llem.meters.base import DeviceReading, Meter, NoMeter, WindowReading
-from llem.phases import measure_phases
 from tests.backends.test_pytorch import NO_GPU, make
 
 POWER_W = 150.0

@@ -3,7 +3,7 @@ import time
 import pandas as pd
 
 from llem.devices import DeviceSet, resolve_devices
-from llem.sampler import COLUMNS, Sampler, throttle_names
+from llem.measure.sampler import COLUMNS, Sampler, throttle_names
 from tests.devices.sim import gpu, use_sim
 
 
@@ -61,7 +61,7 @@ def test_a_stopped_sampler_starts_again(monkeypatch, tmp_path):
 def test_process_sampler_reads_the_same_gpus_from_a_child_process(monkeypatch, tmp_path):
     import os
 
-    from llem.sampler import ProcessSampler, make_sampler
+    from llem.measure.sampler import ProcessSampler, make_sampler
 
     use_sim(monkeypatch, tmp_path, [gpu(0, power_w=150.0), gpu(1, power_w=320.0, temperature_c=55)])
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")

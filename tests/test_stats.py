@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from llem.stats import mean_ci95, percentiles, summarize, t_quantile
+from llem.measure.stats import mean_ci95, percentiles, summarize, t_quantile
 
 
 def test_mean_std_cv():
@@ -74,7 +74,7 @@ def test_percentiles_skip_nan():
 
 
 def test_a_stricter_level_widens_the_ci_and_95_percent_is_mean_ci95():
-    from llem.stats import mean_ci
+    from llem.measure.stats import mean_ci
 
     x = np.array([0.31, 0.30, 0.29, 0.33, 0.30, 0.32])
     for m in ("t", "bootstrap"):

@@ -1,6 +1,6 @@
 from types import SimpleNamespace
 
-from llem.warmup import WarmupReport, steady_state_claim, warm_up
+from llem.measure.warmup import WarmupReport, steady_state_claim, warm_up
 
 
 class Work:
@@ -22,7 +22,7 @@ def _cfg(**kw):
 
 def test_convergence_stops_when_latency_cv_settles(monkeypatch):
     clock = SimpleNamespace(t=0.0)
-    monkeypatch.setattr("llem.warmup.time.perf_counter", lambda: clock.t)
+    monkeypatch.setattr("llem.measure.warmup.time.perf_counter", lambda: clock.t)
     work = Work(clock, [3.0, 2.0, 1.5, 1.0, 1.0, 1.0, 1.0, 1.0])
     rep = warm_up(work, _cfg(warmup_cv_target=0.02), lambda: None)
     assert rep.converged is True and rep.runs == 6 and "CV" in rep.reason
@@ -45,7 +45,7 @@ def test_steady_state_claims():
 
 def test_time_floor_adds_passes_until_those_after_the_first_last_long_enough(monkeypatch):
     clock = SimpleNamespace(t=0.0)
-    monkeypatch.setattr("llem.warmup.time.perf_counter", lambda: clock.t)
+    monkeypatch.setattr("llem.measure.warmup.time.perf_counter", lambda: clock.t)
     # a 20 s first pass (compilation) does not count towards the floor
     work = Work(clock, [20.0] + [0.5] * 40)
     rep = warm_up(work, _cfg(warmup_min_s=4.0), lambda: None)
@@ -58,7 +58,7 @@ def test_time_floor_adds_passes_until_those_after_the_first_last_long_enough(mon
 
 def test_time_floor_follows_convergence_and_never_replaces_warmup_runs_0(monkeypatch):
     clock = SimpleNamespace(t=0.0)
-    monkeypatch.setattr("llem.warmup.time.perf_counter", lambda: clock.t)
+    monkeypatch.setattr("llem.measure.warmup.time.perf_counter", lambda: clock.t)
     work = Work(clock, [3.0, 1.0, 1.0, 1.0] + [1.0] * 10)
     rep = warm_up(work, _cfg(warmup_cv_target=0.02, warmup_min_s=6.0), lambda: None)
     assert rep.converged is True and rep.runs == 7 and "CV" in rep.reason and "then 3 more" in rep.reason

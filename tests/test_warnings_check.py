@@ -4,7 +4,7 @@ import sys
 from types import SimpleNamespace
 
 from llem.devices import resolve_devices
-from llem.warnings_check import (environment_warnings, foreign_process_warnings, measurement_warnings,
+from llem.measure.warnings_check import (environment_warnings, foreign_process_warnings, measurement_warnings,
                                  sampler_warnings)
 from tests.devices.sim import gpu, use_sim
 

@@ -663,7 +663,7 @@ class PyTorchBackend(Backend):
             if kind == "stop":
                 return
             if kind == "gc_freeze":
-                from llem import gcfreeze
+                from llem.measure import gcfreeze
 
                 heap = gcfreeze.FrozenHeap(True)
                 heap.freeze()  # never released: the follower exits when the job's passes are over

@@ -145,11 +145,11 @@ class MeasurementConfig(_Strict):
     bootstrap_samples: PositiveInt = 2000
     cv_warn_threshold: float = Field(0.05, gt=0)
     temperature_drift_warn_c: float = Field(5.0, gt=0)
-    # prefill/decode split: prefill-only windows (see llem/phases.py); each costs one window
+    # prefill/decode split: prefill-only windows (see llem/measure/phases.py); each costs one window
     phase_split: bool = True
     phase_cycles: PositiveInt = 2
     # after warm-up: one full garbage collection, then the surviving heap frozen, so that no
-    # collection inside a window walks the whole heap (llem/gcfreeze.py)
+    # collection inside a window walks the whole heap (llem/measure/gcfreeze.py)
     gc_freeze: bool = True
 
 

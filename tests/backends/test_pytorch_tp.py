@@ -7,11 +7,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from llem import harness
 from llem.backends import pytorch
 from llem.backends.pytorch import PyTorchBackend
 from llem.config.compose import load_config
 from llem.jobs import execute_job
+from llem.measure import harness
 from tests.backends.test_pytorch import NO_GPU, make
 from tests.conftest import FAST
 
@@ -97,7 +97,7 @@ def test_failure_before_measuring_still_fails_the_job_and_stops_the_followers(tm
     def broken_warm_up(*a, **k):
         raise RuntimeError("warm-up broke")
 
-    monkeypatch.setattr("llem.warmup.warm_up", broken_warm_up)
+    monkeypatch.setattr("llem.measure.warmup.warm_up", broken_warm_up)
     r = execute_job(load_config(TP), tmp_path / "job", raise_errors=False)
     assert r.status == "failed" and r.error_type == "RuntimeError" and "warm-up broke" in r.error_message
     assert _followers_alive() == []

@@ -239,7 +239,7 @@ def _fake_tensorrt_llm(calls: list) -> dict[str, types.ModuleType]:
 
 
 def test_the_backend_runs_the_harness_on_the_test_double(monkeypatch, tmp_path):
-    from llem.harness import run
+    from llem.measure.harness import run
 
     calls: list = []
     for name, mod in _fake_tensorrt_llm(calls).items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from llem.sampler import throttle_names
+from llem.measure.sampler import throttle_names
 
 #: A window shorter than this is a warning whatever the counter's period: host-side noise
 #: (Python, launch latency, synchronisation) is no longer small against it.

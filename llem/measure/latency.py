@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from llem.measure.stats import percentiles
 from llem.result import Latency
-from llem.stats import percentiles
 
 
 def latencies_from_times(start: float, times: list[float]) -> dict:

@@ -21,10 +21,10 @@ from llem._version import __version__
 from llem.backends import backend_class
 from llem.config.schema import ExperimentConfig
 from llem.devices import DeviceSet, resolve_devices, select_for_job
+from llem.measure.stats import summarize
 from llem.meters.base import Meter, NoMeter, WindowReading
 from llem.meters.select import select_meter
 from llem.result import (CycleResult, DeviceEnergy, EnergySummary, ExperimentResult)
-from llem.stats import summarize
 
 log = logging.getLogger("llem")
 
@@ -82,7 +82,7 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
     try:
         return _run(config, job_dir, progress, observers, opened, between_cycles)
     except BaseException:
-        from llem import gcfreeze
+        from llem.measure import gcfreeze
 
         gcfreeze.release()
         # the job fails with its own error; stopping the backend's processes (tensor-parallel
@@ -130,7 +130,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     # -- idle baseline, before the model loads ------------------------------------------------
     baseline = None
     if meter.measures_gpu and config.energy.baseline.enabled:
-        from llem.baseline import measure_baseline
+        from llem.measure.baseline import measure_baseline
 
         say(f"measuring idle baseline ({config.energy.baseline.duration_s:g} s)")
         baseline = measure_baseline(meter, devices, config.energy.baseline)
@@ -160,7 +160,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     work = Workload(backend, batches)
 
     # -- warm-up -------------------------------------------------------------------------
-    from llem.warmup import warm_up
+    from llem.measure.warmup import warm_up
 
     warm = warm_up(work, config.measurement, backend.synchronize)
     methodology["warmup"] = warm.describe()
@@ -201,12 +201,12 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     }
 
     # -- measured cycles -------------------------------------------------------------------
-    from llem.sampler import make_sampler
+    from llem.measure.sampler import make_sampler
 
     sampler = make_sampler(config.energy.sampler, devices, config.energy.sample_interval_s, t0=t0)
-    from llem import gcfreeze
+    from llem.measure import gcfreeze
 
-    # outside every window: the one full collection, then the warm heap frozen (llem/gcfreeze.py)
+    # outside every window: the one full collection, then the warm heap frozen (llem/measure/gcfreeze.py)
     heap = gcfreeze.FrozenHeap(config.measurement.gc_freeze)
     heap.freeze()
     if heap.enabled:
@@ -263,10 +263,10 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
 
     # -- latency and phases: separate passes, outside the measured windows --------------------
     latency = phases = None
-    from llem.latency import measure_latency
+    from llem.measure.latency import measure_latency
 
     latency = measure_latency(backend, batches)
-    from llem.phases import measure_phases
+    from llem.measure.phases import measure_phases
 
     phases = measure_phases(backend, work, batches, meter, baseline, repeats, config, cycles=cycles)
     gcfreeze.release()
@@ -292,7 +292,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
              for c in cycles], **how),
     }
     energy = _energy_summary(meter, cycles, baseline, load_reading)
-    from llem.warnings_check import environment_warnings, foreign_process_warnings, measurement_warnings
+    from llem.measure.warnings_check import environment_warnings, foreign_process_warnings, measurement_warnings
 
     warnings.extend(measurement_warnings(
         meter=meter, bounds=bounds, target=target, durations_s=[c.duration_s for c in cycles],
@@ -311,7 +311,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     total_in = sum(c.input_tokens for c in cycles)
     total_out = sum(c.output_tokens for c in cycles)
     total_s = sum(c.duration_s for c in cycles)
-    from llem.warmup import steady_state_claim
+    from llem.measure.warmup import steady_state_claim
 
     steady, steady_text = steady_state_claim(warm, calibration_pass)
     methodology["steady_state"] = steady_text
