@@ -769,7 +769,7 @@ def _machine() -> dict[str, Any]:
     """Which machine ran this: runs on several GPUs of one host share its CPU and its noise, so
     pool_overhead.py counts machines as well as GPUs. The boot id tells machines apart where
     every VM has the same host name."""
-    from llem.environment import boot_id, cpu_model
+    from llem.environment.snapshot import boot_id, cpu_model
 
     return {"node": platform.node(), "boot_id": boot_id(), "cpu": cpu_model(), "cpus": os.cpu_count()}
 

@@ -1,5 +1,5 @@
 from llem.devices import DeviceSet, resolve_devices
-from llem.environment import snapshot
+from llem.environment.snapshot import snapshot
 from tests.devices.sim import UUIDS, gpu, use_sim
 
 

@@ -175,7 +175,7 @@ class LlemSlurmLauncher(SlurmLauncher):
             log.warning(f"could not copy the log of Slurm job {job.job_id}: {err}")
 
     def _failed(self, job: Any, overrides: List[str], idx: int, exc: BaseException) -> JobReturn:
-        from llem.cluster import sacct_facts
+        from llem.environment.cluster import sacct_facts
 
         facts = sacct_facts(job.job_id)
         state = str(facts.get("state") or getattr(job, "state", "") or "UNKNOWN")

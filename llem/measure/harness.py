@@ -116,7 +116,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     # the counter's step period is detected here, before the model loads (busy-polls ~0.5 s)
     methodology["meter_details"] = meter.describe()
 
-    from llem.environment import snapshot
+    from llem.environment.snapshot import snapshot
 
     environment = snapshot(devices)
 

@@ -67,7 +67,7 @@ def new_manifest(run: StudyRun) -> StudyResult:
 
 
 def _owner() -> dict[str, Any]:
-    from llem.environment import boot_id
+    from llem.environment.snapshot import boot_id
 
     return {"host": socket.gethostname(), "boot_id": boot_id(), "pid": os.getpid(), "since": _now()}
 

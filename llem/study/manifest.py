@@ -194,7 +194,7 @@ def _owner_alive(owner: dict[str, Any]) -> bool:
     import os
     import socket
 
-    from llem.environment import boot_id
+    from llem.environment.snapshot import boot_id
 
     pid = owner.get("pid")
     if not pid or owner.get("host") != socket.gethostname() or pid == os.getpid():

@@ -1,7 +1,7 @@
-"""llem.cluster.slurm_facts: what a result records about the Slurm job it ran in (no cluster needed)."""
+"""llem.environment.cluster.slurm_facts: what a result records about the Slurm job it ran in (no cluster needed)."""
 from __future__ import annotations
 
-from llem.cluster import slurm_facts
+from llem.environment.cluster import slurm_facts
 
 # Variables as slurmd exports them to task 3 of array job 41 (whose own job id is 44).
 ARRAY_TASK_ENV = {

@@ -75,7 +75,7 @@ def test_running_job_of_a_live_study_is_not_called_lost(tmp_path):
 def test_an_owner_from_another_boot_is_not_alive(tmp_path):
     import socket
 
-    from llem.environment import boot_id
+    from llem.environment.snapshot import boot_id
     from llem.study.engine import _owner
     from llem.study.manifest import _owner_alive
 

@@ -106,7 +106,7 @@ def container_facts() -> dict[str, Any]:
 
 def slurm_facts() -> dict[str, Any]:
     try:
-        from llem.cluster import slurm_facts as facts
+        from llem.environment.cluster import slurm_facts as facts
 
         return facts()
     except Exception:

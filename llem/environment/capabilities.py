@@ -14,9 +14,9 @@ def _meter_status(name: str, devices) -> dict:
         if importlib.util.find_spec("codecarbon") is None:
             return {"available": False, "reason": "codecarbon is not installed; pip install 'llenergymeasure[codecarbon]'"}
         return {"available": True, "estimated": True}
+    from llem.config.schema import EnergyConfig
     from llem.meters.base import MeterUnavailable
     from llem.meters.select import _build
-    from llem.config.schema import EnergyConfig
 
     try:
         m = _build(name, devices, EnergyConfig())
@@ -30,7 +30,7 @@ def _meter_status(name: str, devices) -> dict:
 def machine_report() -> dict:
     from llem._version import __version__
     from llem.devices import resolve_devices
-    from llem.environment import _version, container_facts, gpu_facts, slurm_facts
+    from llem.environment.snapshot import _version, container_facts, gpu_facts, slurm_facts
     from llem.meters.select import AUTO_ORDER
 
     devices = resolve_devices()
