@@ -829,7 +829,7 @@ class PyTorchBackend(Backend):
         return out
 
     def flops(self, input_len: int, output_len: int, batch: int) -> Optional[dict[str, Any]]:
-        from llem.flops import model_flops
+        from llem.models.flops import model_flops
 
         if self.model is None:
             return None

@@ -215,7 +215,7 @@ def llama_family_linear_params(hf_config) -> Optional[tuple[int, int]]:
     modules fuse and shard these layers, so they are counted from the config, not the modules."""
     if getattr(hf_config, "model_type", None) not in ("llama", "mistral", "qwen2"):
         return None
-    from llem.flops import attention_shape
+    from llem.models.flops import attention_shape
 
     layers, heads, head_dim = attention_shape(hf_config)
     h = int(hf_config.hidden_size)
@@ -471,7 +471,7 @@ class VLLMBackend(Backend):
         return super().latency_batching()
 
     def flops(self, input_len: int, output_len: int, batch: int) -> Optional[dict[str, Any]]:
-        from llem.flops import attention_shape, generation_flops
+        from llem.models.flops import attention_shape, generation_flops
 
         try:
             hf = self.llm.llm_engine.model_config.hf_config

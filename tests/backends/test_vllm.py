@@ -324,7 +324,7 @@ def test_flops_params_from_config_match_the_built_model(arch):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from llem.backends.vllm import llama_family_linear_params
-    from llem.flops import linear_params
+    from llem.models.flops import linear_params
     from llem.models.sources import architecture_config
 
     hf = AutoConfig.for_model(**architecture_config(SimpleNamespace(architecture=arch)))
