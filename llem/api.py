@@ -19,7 +19,7 @@ def run_experiment(config: ExperimentConfig | dict, output_dir: Optional[str | P
         from llem.config.compose import validate
 
         config = validate(config)
-    from llem.jobs import execute_job
+    from llem.runners.jobs import execute_job
 
     return execute_job(config, output_dir, progress=progress)
 

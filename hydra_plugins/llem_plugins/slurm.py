@@ -206,8 +206,8 @@ class LlemSlurmLauncher(SlurmLauncher):
         """The same failed result a job writes for its own errors, so readers of the study
         directory need no Slurm-specific case."""
         from llem.config.compose import to_plain, validate
-        from llem.jobs import failed_result
         from llem.measure.harness import _now
+        from llem.runners.jobs import failed_result
 
         try:
             from omegaconf import open_dict

@@ -149,7 +149,7 @@ def task(cfg) -> int:
 
     from llem.cli.summary import print_summary
     from llem.config.compose import to_plain, validate
-    from llem.jobs import execute_job
+    from llem.runners.jobs import execute_job
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:

@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
 
     from llem.config.compose import validate
-    from llem.jobs import failed_result
     from llem.measure.harness import _now
+    from llem.runners.jobs import failed_result
     from llem.runners.local import LocalRunner
 
     config = validate(json.loads(Path(args.config).read_text()))

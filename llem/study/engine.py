@@ -122,7 +122,7 @@ def _record(study_dir: Path, e: JobEntry, job: PlannedJob, ret, launch_error: Op
     name = type(exc).__name__
     if name == "JobTimeout":
         # a known cause: written as a failed result, so the job directory says it too
-        from llem.jobs import failed_result
+        from llem.runners.jobs import failed_result
 
         res = failed_result(job.config, exc, e.started_at or _now())
         res.save(rp)

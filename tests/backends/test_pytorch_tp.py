@@ -10,8 +10,8 @@ import pytest
 from llem.backends import pytorch
 from llem.backends.pytorch import PyTorchBackend
 from llem.config.compose import load_config
-from llem.jobs import execute_job
 from llem.measure import harness
+from llem.runners.jobs import execute_job
 from tests.backends.test_pytorch import NO_GPU, make
 from tests.conftest import FAST
 

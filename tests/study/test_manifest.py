@@ -6,7 +6,7 @@ import pytest
 
 from llem.config.compose import load_config
 from llem.errors import ConfigError
-from llem.jobs import failed_result
+from llem.runners.jobs import failed_result
 from llem.study.manifest import JobEntry, StudyResult, rebuild
 
 
