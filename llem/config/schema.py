@@ -207,7 +207,7 @@ class PyTorchConfig(_Strict):
                              "other; allowed: one of them")
         if self.tp_size and not self.tp_plan:
             raise ValueError(f"pytorch.tp_size={self.tp_size} needs pytorch.tp_plan=auto")
-        from llem.backends.pytorch import check_passthrough
+        from llem.config.pytorch_options import check_passthrough
 
         check_passthrough(self)
         return self
@@ -322,15 +322,15 @@ class ExperimentConfig(_Strict):
             default = {"pytorch": PyTorchConfig, "vllm": VLLMConfig, "tensorrt": TensorRTConfig}[self.backend]()
             object.__setattr__(self, self.backend, default)
         if self.backend == "pytorch":
-            from llem.backends.pytorch import cross_check  # pure checks, no torch import
+            from llem.config.pytorch_options import cross_check  # pure checks, no torch import
 
             cross_check(self)
         if self.backend == "vllm":
-            from llem.backends.vllm import check_config  # pure checks, no vLLM import
+            from llem.config.vllm_options import check_config  # pure checks, no vLLM import
 
             check_config(self)
         if self.backend == "tensorrt":
-            from llem.backends.tensorrt import check_config as trt_check  # pure checks, no TensorRT-LLM import
+            from llem.config.tensorrt_options import check_config as trt_check  # pure checks, no TensorRT-LLM import
 
             trt_check(self)
         return self

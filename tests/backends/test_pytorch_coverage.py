@@ -12,8 +12,8 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 
-from llem.backends import pytorch as ptb
 from llem.backends.pytorch import PyTorchBackend
+from llem.config.pytorch_options import TYPED_GENERATE, TYPED_LOAD
 from llem.config.schema import PyTorchConfig
 from tests.backends.test_pytorch import NO_GPU, make, tiny_dir  # noqa: F401  (tiny_dir: shared fixture)
 
@@ -37,7 +37,7 @@ def loading_parameters() -> list[str]:
 
 
 def _reachable(key: str, section: str) -> bool:
-    typed = ptb.TYPED_GENERATE if section == "extra_generate_kwargs" else ptb.TYPED_LOAD
+    typed = TYPED_GENERATE if section == "extra_generate_kwargs" else TYPED_LOAD
     if key in typed or key in VIA_LLEM:
         return True
     try:

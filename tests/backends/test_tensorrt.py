@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from llem.backends.tensorrt import (DEFAULT_QUANT_ALGO, QUANT_PRECISIONS, TensorRTBackend, api_surface,
-                                    build_config_kwargs, llm_kwargs, sampling_kwargs)
+from llem.backends.tensorrt import TensorRTBackend, api_surface, build_config_kwargs, llm_kwargs, sampling_kwargs
 from llem.config.compose import load_config
+from llem.config.tensorrt_options import DEFAULT_QUANT_ALGO, QUANT_PRECISIONS
 from llem.errors import ConfigError
 
 TINY = ["backend=tensorrt", "measurement.cycles=2", "measurement.warmup_runs=0", "dataset.num_prompts=2",
