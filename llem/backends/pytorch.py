@@ -602,11 +602,14 @@ class PyTorchBackend(Backend):
             if kind == "stop":
                 return
             if kind == "gc_freeze":
-                from llem.measure import gcfreeze
+                import gc
 
-                heap = gcfreeze.FrozenHeap(True)
-                heap.freeze()  # never released: the follower exits when the job's passes are over
-                self._gather(heap.frozen_objects)
+                # rank 0's freeze (llem/measure/gcfreeze.py), here without its bookkeeping: collect,
+                # freeze what survives, answer the frozen count. Never released: the follower exits
+                # when the job's passes are over.
+                gc.collect()
+                gc.freeze()
+                self._gather(gc.get_freeze_count())
             elif kind == "prepare":
                 self._batches.append(self._prepare_local(arg))
             elif kind == "generate":
