@@ -85,7 +85,7 @@ def _resolve_config_dir(parsed: dict) -> Path:
 def run_command(args: list[str]) -> int:
     parsed = split_args(args)
     if parsed["multirun"] or "resume" in parsed["llem"]:
-        from llem.study.cli import study_command
+        from llem.cli.study import study_command
 
         return study_command(args, parsed)
     if parsed["llem"].get("dry_run"):

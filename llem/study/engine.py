@@ -44,7 +44,7 @@ class StudyRun:
     interrupted: bool = False
 
 
-# The study planned by ``llem.study.cli`` for the sweeper of the Hydra run it starts next.
+# The study planned by ``llem.cli.study`` for the sweeper of the Hydra run it starts next.
 CURRENT: Optional[StudyRun] = None
 # The manifest of the last study this process ran (what run_study returns).
 LAST: Optional[StudyResult] = None

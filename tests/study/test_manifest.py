@@ -93,7 +93,7 @@ def test_an_owner_from_another_boot_is_not_alive(tmp_path):
 
 
 def test_resume_names_changed_jobs(tmp_path):
-    from llem.study.cli import _report_changes, changed_jobs
+    from llem.cli.study import _report_changes, changed_jobs
     from llem.study.plan import ExecutionOptions, plan_grid, standalone_composer
 
     with standalone_composer() as c:
@@ -111,7 +111,7 @@ def test_resume_names_changed_jobs(tmp_path):
 
 
 def test_resume_refuses_a_grid_that_gained_jobs(tmp_path):
-    from llem.study.cli import _report_changes
+    from llem.cli.study import _report_changes
     from llem.study.plan import ExecutionOptions, plan_grid, standalone_composer
 
     with standalone_composer() as c:

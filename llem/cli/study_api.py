@@ -65,8 +65,8 @@ def study_args(study: StudyConfig) -> list[str]:
 
 def run_study(study: StudyConfig, *, quiet: bool = True):
     from llem.cli.run import split_args
+    from llem.cli.study import study_command
     from llem.study import engine
-    from llem.study.cli import study_command
 
     args = study_args(study) + (["--quiet"] if quiet else [])
     before = engine.LAST
@@ -80,8 +80,8 @@ def run_study(study: StudyConfig, *, quiet: bool = True):
 def resume_study(study_dir, *, quiet: bool = True):
     """``llem run --resume <study_dir>`` as a function; returns the updated StudyResult."""
     from llem.cli.run import split_args
+    from llem.cli.study import study_command
     from llem.study import engine
-    from llem.study.cli import study_command
 
     args = ["--resume", str(study_dir)] + (["--quiet"] if quiet else [])
     study_command(args, split_args(args))
