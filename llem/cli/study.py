@@ -160,7 +160,7 @@ def _strip_flag_values(args: list[str]) -> list[str]:
 
 
 def _load_previous(study_dir: Path):
-    from llem.study.manifest import MANIFEST_NAME, StudyResult
+    from llem.results.manifest import MANIFEST_NAME, StudyResult
 
     path = study_dir / MANIFEST_NAME
     if not path.is_file():

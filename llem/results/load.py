@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from llem.errors import ConfigError
 from llem.result import ExperimentResult
-from llem.study.manifest import MANIFEST_NAME, JobEntry, StudyResult
+from llem.results.manifest import MANIFEST_NAME, JobEntry, StudyResult
 
 RESULT_NAME = "result.json"
 TIMESERIES_NAME = "timeseries.parquet"

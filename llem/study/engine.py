@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from llem._version import __version__
-from llem.study.manifest import (RESULT_NAME, JobEntry, StudyResult, _now, fill_from_result, lock_for,
-                                 refresh_entry, summarize)
+from llem.results.manifest import JobEntry, StudyResult
+from llem.study.manifest import RESULT_NAME, _now, fill_from_result, lock_for, refresh_entry, summarize
 from llem.study.plan import PlannedJob, StudyPlan
 
 JOB_LOG = "job.log"

@@ -20,7 +20,7 @@ import pandas as pd
 from llem.result import (CycleResult, DeviceEnergy, EnergySummary, ExperimentResult, Phases, PhaseResult,
                          write_json_atomic)
 from llem.measure.stats import summarize
-from llem.study.manifest import JobEntry, StudyResult
+from llem.results.manifest import JobEntry, StudyResult
 
 DATA = Path(__file__).parent / "data"
 REAL_RESULT = DATA / "real_tiny_result.json"

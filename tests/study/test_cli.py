@@ -116,7 +116,7 @@ def test_resume_refuses_when_a_completed_job_changed(workdir):
 def test_resume_takes_no_new_overrides(workdir):
     study = workdir / "s"
     study.mkdir()
-    from llem.study.manifest import StudyResult
+    from llem.results.manifest import StudyResult
 
     StudyResult(study_name="s", study_design_hash="d", llem_version="0", created_at="t", updated_at="t",
                 study_dir=str(study), command_args=["-m", "batch=1"]).save(study)

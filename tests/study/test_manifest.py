@@ -6,8 +6,9 @@ import pytest
 
 from llem.config.compose import load_config
 from llem.errors import ConfigError
+from llem.results.manifest import JobEntry, StudyResult
 from llem.runners.jobs import failed_result
-from llem.study.manifest import JobEntry, StudyResult, rebuild
+from llem.study.manifest import rebuild
 
 
 def _result(config, status):
