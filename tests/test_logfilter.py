@@ -1,6 +1,6 @@
 import logging
 
-from llem.cli.logfilter import collapse_repeats
+from llem.runners.logfilter import collapse_repeats
 
 
 def test_a_message_repeated_per_forward_pass_is_written_a_few_times_then_counted(caplog):

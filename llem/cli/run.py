@@ -160,7 +160,7 @@ def task(cfg) -> int:
         return 2
     import logging
 
-    from llem.cli.logfilter import collapse_repeats
+    from llem.runners.logfilter import collapse_repeats
 
     log = logging.getLogger("llem")
     with collapse_repeats():
