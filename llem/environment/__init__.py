@@ -1,3 +1,2 @@
-"""What llem records and reports about the machine: the environment snapshot every result
-carries (``snapshot``), Slurm facts (``cluster``) and what this machine can run (``capabilities``,
-behind ``llem config``)."""
+"""What llem records about the machine a job ran on: the environment snapshot every result
+carries (``snapshot``) and the Slurm facts of its job (``cluster``)."""
