@@ -1,4 +1,4 @@
-"""llem's packages import each other without cycles (docs/DEVELOPING.md, "Map").
+"""llem's packages import each other without cycles, and only as docs/DEVELOPING.md's map allows.
 
 Every ``import`` statement counts, those inside functions too: a function-level import only
 delays a cycle to the first call, it does not remove it. Imports are read with ``ast`` (nothing
@@ -111,11 +111,82 @@ def describe(cycle: list[str], graph) -> str:
     return "\n".join(lines)
 
 
+# What each unit may import besides itself: the "may import" column of docs/DEVELOPING.md's map
+# (keep the two together). An entry is a unit or, for a single module of one, the module.
+BASE = {"llem._version", "llem.errors", "llem.result"}
+PACKAGES = {"llem.models", "llem.datasets", "llem.config", "llem.devices", "llem.meters", "llem.backends",
+            "llem.environment", "llem.measure", "llem.runners", "llem.results", "llem.study", "llem.cli",
+            "llem.quality", "llem.serve"}
+MAY_IMPORT: dict[str, set[str]] = {
+    "llem._version": set(),
+    "llem.errors": set(),
+    "llem.result": set(),
+    "llem.models": BASE,
+    "llem.datasets": BASE | {"llem.models"},
+    "llem.config": BASE | {"llem.models", "llem.datasets"},
+    "llem.devices": BASE,
+    "llem.meters": BASE | {"llem.devices"},
+    # a backend loads and generates: nothing about energy, nothing of the protocol
+    "llem.backends": BASE | {"llem.config", "llem.devices", "llem.models", "llem.datasets"},
+    "llem.environment": BASE | {"llem.devices"},
+    "llem.measure": BASE | {"llem.backends", "llem.config", "llem.datasets", "llem.devices", "llem.environment",
+                            "llem.meters", "llem.models", "llem.quality"},
+    # v3: scores measured on the very backend object the harness measured, in its own meter windows
+    "llem.quality": BASE | {"llem.backends", "llem.config", "llem.datasets", "llem.devices", "llem.meters",
+                            "llem.models"},
+    "llem.runners": BASE | {"llem.config", "llem.devices", "llem.measure"},
+    # reads the two schemas; runs nothing (the web reads results through it)
+    "llem.results": BASE | {"llem.measure.stats"},
+    # v4: serves stored results; imports no backend and runs no measurement
+    "llem.serve": BASE | {"llem.results"},
+    "llem.study": BASE | {"llem.config", "llem.devices", "llem.environment", "llem.models", "llem.results",
+                          "llem.runners"},
+    "llem.cli": BASE | PACKAGES - {"llem.cli", "llem.serve"},
+    "llem.api": BASE | {"llem.cli", "llem.config", "llem.runners"},
+    "llem": BASE | {"llem.api", "llem.config", "llem.results"},
+    "llem.__main__": {"llem.cli"},
+    "hydra_plugins.llem_plugins": BASE | PACKAGES - {"llem.cli", "llem.serve"},
+}
+
+
+def violations(graph, may_import) -> list[str]:
+    """One line per import the map does not allow, and per unit the map does not know."""
+    out = []
+    for a in sorted(graph):
+        if a not in may_import:
+            out.append(f"{a} is not in the map: give it a row in docs/DEVELOPING.md and in MAY_IMPORT")
+            continue
+        for b in sorted(graph[a]):
+            for src, dst, file, line in graph[a][b]:
+                if b not in may_import[a] and dst not in may_import[a]:
+                    out.append(f"{file}:{line}: {src} imports {dst}, but {a} may import only "
+                               f"{', '.join(sorted(may_import[a])) or 'nothing of llem'}")
+    return out
+
+
 def test_llem_packages_import_each_other_without_cycles():
     graph = unit_graph()
     assert "llem.measure" in graph and "llem.results" in graph  # the walk found llem's packages
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle among llem's packages:\n" + describe(cycle, graph)
+
+
+def test_each_package_imports_only_what_the_map_allows():
+    bad = violations(unit_graph(), MAY_IMPORT)
+    assert not bad, "imports the map (docs/DEVELOPING.md) does not allow:\n" + "\n".join(bad)
+
+
+def test_the_map_check_names_the_import_it_refuses():
+    graph = {"llem.results": {"llem.measure": [("llem.results.plots", "llem.measure.sampler", "llem/results/plots.py", 3)],
+                              "llem.result": [("llem.results.load", "llem.result", "llem/results/load.py", 9)]},
+             "llem.newroom": {}}
+    assert violations(graph, MAY_IMPORT) == [
+        "llem.newroom is not in the map: give it a row in docs/DEVELOPING.md and in MAY_IMPORT",
+        "llem/results/plots.py:3: llem.results.plots imports llem.measure.sampler, but llem.results may import "
+        "only llem._version, llem.errors, llem.measure.stats, llem.result"]
+    graph["llem.results"]["llem.measure"] = [("llem.results.compare", "llem.measure.stats", "llem/results/compare.py", 5)]
+    del graph["llem.newroom"]
+    assert violations(graph, MAY_IMPORT) == []
 
 
 def test_the_cycle_check_sees_imports_inside_functions(tmp_path):
