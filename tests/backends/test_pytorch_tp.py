@@ -7,7 +7,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from llem.backends import pytorch
+from llem.backends.pytorch import backend as pytorch
 from llem.backends.pytorch import PyTorchBackend
 from llem.config.compose import load_config
 from llem.measure import harness

@@ -5,7 +5,7 @@ import signal
 import sys
 import time
 
-from llem.backends import pytorch
+from llem.backends.pytorch import backend as pytorch
 
 _broadcast = pytorch.PyTorchBackend._broadcast
 

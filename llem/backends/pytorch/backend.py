@@ -881,10 +881,3 @@ def _follower_main() -> int:
     dist.destroy_process_group()
     return 0
 
-
-if __name__ == "__main__" and "--tp-follower" in sys.argv:
-    code = _follower_main()
-    # skip interpreter teardown: NCCL/CUDA destructors can block after the work is done
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)

@@ -1,0 +1,8 @@
+"""PyTorch / transformers backend (``backend=pytorch``): ``PyTorchBackend`` in ``backend.py``.
+
+``python -m llem.backends.pytorch --tp-follower`` (``__main__.py``) starts one tensor-parallel
+follower process.
+"""
+from llem.backends.pytorch.backend import PyTorchBackend
+
+__all__ = ["PyTorchBackend"]
