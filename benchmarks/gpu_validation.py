@@ -173,7 +173,7 @@ class BareLoop:
         self.cache = None
         if args.static_cache and args.bare_cache == "reuse":
             # the pattern transformers documents for repeated static-cache calls, and what llem does
-            from llem.backends.pytorch.backend import cache_kwarg, new_static_cache
+            from llem.backends.pytorch.decoding import cache_kwarg, new_static_cache
 
             del self.kw["cache_implementation"]
             self.cache_name = cache_kwarg(self.model)

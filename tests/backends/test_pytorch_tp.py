@@ -7,8 +7,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from llem.backends.pytorch import backend as pytorch
-from llem.backends.pytorch import PyTorchBackend
+from llem.backends.pytorch import PyTorchBackend, tensor_parallel
 from llem.config.compose import load_config
 from llem.measure import harness
 from llem.runners.jobs import execute_job
@@ -78,7 +77,7 @@ def test_followers_freeze_their_heaps_before_the_first_window(tmp_path, monkeypa
 def test_follower_ignoring_the_stop_is_killed_and_the_result_stays_completed(tmp_path, monkeypatch):
     monkeypatch.setenv("LLEM_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", str(REPO))
-    monkeypatch.setattr(pytorch, "FOLLOWER_ARGS", ("-m", "tests.backends.tp_stubborn_follower"))
+    monkeypatch.setattr(tensor_parallel, "FOLLOWER_ARGS", ("-m", "tests.backends.tp_stubborn_follower"))
     monkeypatch.setattr(PyTorchBackend, "stop_timeout_s", 1.0)
     monkeypatch.setattr(PyTorchBackend, "kill_timeout_s", 1.0)
     t = time.monotonic()

@@ -1,13 +1,14 @@
 """A tensor-parallel follower that ignores every way of being stopped short of SIGKILL: it takes
 the stop broadcast and then sleeps, has no stdin watchdog and ignores SIGTERM. Tests start it in
-place of ``python -m llem.backends.pytorch --tp-follower`` (``pytorch.FOLLOWER_ARGS``)."""
+place of ``python -m llem.backends.pytorch --tp-follower`` (``tensor_parallel.FOLLOWER_ARGS``)."""
 import signal
 import sys
 import time
 
-from llem.backends.pytorch import backend as pytorch
+from llem.backends.pytorch import tensor_parallel
+from llem.backends.pytorch.backend import PyTorchBackend
 
-_broadcast = pytorch.PyTorchBackend._broadcast
+_broadcast = PyTorchBackend._broadcast
 
 
 def _stubborn_broadcast(self, msg):
@@ -19,6 +20,6 @@ def _stubborn_broadcast(self, msg):
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    pytorch.PyTorchBackend._broadcast = _stubborn_broadcast
-    pytorch._watch_for_stop = lambda grace_s: None
-    sys.exit(pytorch._follower_main())
+    PyTorchBackend._broadcast = _stubborn_broadcast
+    tensor_parallel._watch_for_stop = lambda grace_s: None
+    sys.exit(tensor_parallel._follower_main())

@@ -2,7 +2,7 @@
 import os
 import sys
 
-from llem.backends.pytorch.backend import _follower_main
+from llem.backends.pytorch.tensor_parallel import _follower_main
 
 if __name__ == "__main__" and "--tp-follower" in sys.argv:
     code = _follower_main()
