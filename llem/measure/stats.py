@@ -3,8 +3,9 @@
 The CI is Student's t by default (``measurement.ci_method=t``): a handful of cycles is what an
 energy experiment can afford, and at n = 5 a percentile bootstrap of the mean is about 38% too
 narrow (it spreads by the plug-in standard error and normal-like quantiles instead of s/sqrt(n)
-and t(n-1)), so its "95%" covers the true mean in about 85% of experiments (tests/test_stats.py). The seeded
-bootstrap stays available (``ci_method=bootstrap``) for cycles far from normal and many of them.
+and t(n-1)), so its "95%" covers the true mean in about 85% of experiments
+(tests/measure/test_stats.py). The seeded bootstrap stays available (``ci_method=bootstrap``) for
+cycles far from normal and many of them.
 """
 from __future__ import annotations
 

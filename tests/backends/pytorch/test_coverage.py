@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 from llem.backends.pytorch import PyTorchBackend
 from llem.config.pytorch_options import TYPED_GENERATE, TYPED_LOAD
 from llem.config.schema import PyTorchConfig
-from tests.backends.test_pytorch import NO_GPU, make, tiny_dir  # noqa: F401  (tiny_dir: shared fixture)
+from tests.backends.pytorch.test_backend import NO_GPU, make, tiny_dir  # noqa: F401  (tiny_dir: shared fixture)
 
 SENTINEL = object()
 # keys llem sets from one of its own fields (tested to reach the call below)
@@ -146,7 +146,7 @@ GENERATE_GROUPS = [
     {"do_sample": True, "temperature": 0.7, "top_k": 20, "top_p": 0.9, "min_p": 0.05, "typical_p": 0.95,
      "epsilon_cutoff": 0.0003, "eta_cutoff": 0.0004, "repetition_penalty": 1.1,
      # reuse off: transformers' own per-call cache, so the field itself arrives (reuse on:
-     # tests/backends/test_pytorch.py, one cache object in its place)
+     # tests/backends/pytorch/test_backend.py, one cache object in its place)
      "cache_implementation": "static", "reuse_static_cache": False},
     {"num_beams": 2, "length_penalty": 0.8, "early_stopping": True, "use_cache": False},
     {"prompt_lookup_num_tokens": 2},

@@ -9,7 +9,7 @@ from llem.backends.pytorch import PyTorchBackend
 from llem.measure.harness import Workload, _cycle
 from llem.measure.phases import measure_phases
 from llem.meters.base import DeviceReading, Meter, NoMeter, WindowReading
-from tests.backends.test_pytorch import NO_GPU, make
+from tests.backends.pytorch.test_backend import NO_GPU, make
 
 POWER_W = 150.0
 

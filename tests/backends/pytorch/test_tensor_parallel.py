@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -11,10 +10,9 @@ from llem.backends.pytorch import PyTorchBackend, tensor_parallel
 from llem.config.compose import load_config
 from llem.measure import harness
 from llem.runners.jobs import execute_job
-from tests.backends.test_pytorch import NO_GPU, make
-from tests.conftest import FAST
+from tests.backends.pytorch.test_backend import NO_GPU, make
+from tests.conftest import FAST, REPO
 
-REPO = Path(__file__).resolve().parents[2]
 TP = [*FAST, "device=cpu", "energy=none", "pytorch.tp_plan=auto", "pytorch.tp_size=2"]
 
 
@@ -77,7 +75,7 @@ def test_followers_freeze_their_heaps_before_the_first_window(tmp_path, monkeypa
 def test_follower_ignoring_the_stop_is_killed_and_the_result_stays_completed(tmp_path, monkeypatch):
     monkeypatch.setenv("LLEM_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", str(REPO))
-    monkeypatch.setattr(tensor_parallel, "FOLLOWER_ARGS", ("-m", "tests.backends.tp_stubborn_follower"))
+    monkeypatch.setattr(tensor_parallel, "FOLLOWER_ARGS", ("-m", "tests.backends.pytorch.tp_stubborn_follower"))
     monkeypatch.setattr(PyTorchBackend, "stop_timeout_s", 1.0)
     monkeypatch.setattr(PyTorchBackend, "kill_timeout_s", 1.0)
     t = time.monotonic()
