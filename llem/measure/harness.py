@@ -1,8 +1,9 @@
-"""The measurement protocol. One function, ``run``, owns the order of events:
+"""The measurement protocol. One function, ``run``, owns the order of events, one step each
+(docs/measurement.md, "Order of events"):
 
-environment snapshot -> idle baseline -> load model -> warm up -> calibrate window length ->
-measured cycles (meter window bracketed by device synchronisation, sampler beside it) ->
-latency pass -> phase split -> statistics -> ``ExperimentResult``.
+devices and meter -> environment snapshot -> idle baseline -> load model -> warm up -> size the
+window -> measured cycles (heap frozen; meter window bracketed by device synchronisation,
+sampler beside it) -> latency pass -> phase split -> statistics and warnings -> ``ExperimentResult``.
 
 Nothing runs inside a measured window that a bare generate loop would not run: the window
 holds only ``backend.generate`` calls on batches prepared beforehand.
@@ -13,6 +14,7 @@ import logging
 import math
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -98,6 +100,8 @@ def run(config: ExperimentConfig, job_dir: Optional[str | Path] = None, *,
 
 
 def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, between_cycles=None) -> ExperimentResult:
+    """The protocol of docs/measurement.md ("Order of events"), one step per call. Each step
+    records how it was done in ``methodology`` and what weakens the number in ``warnings``."""
     say = progress or (lambda msg: log.info(msg))
     t0 = time.perf_counter()
     started_at = _now()
@@ -105,6 +109,64 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     methodology: dict = {}
     job_dir = Path(job_dir) if job_dir else None
 
+    devices, meter = choose_devices_and_meter(config, methodology, warnings)
+    environment = record_environment(devices)
+    texts = read_dataset(config, say)
+    baseline = measure_idle_baseline(config, meter, devices, methodology, say)
+    backend, load_reading, load_time_s = load_model(config, devices, meter, opened, warnings, say)
+    batches = prepare_batches(config, backend, texts)
+    work = Workload(backend, batches)
+    warm = warm_up_backend(config, work, backend, methodology)
+    window = size_window(config, meter, backend, work, warm, batches, methodology)
+    measured = measure_cycles(config, meter, devices, backend, work, window, baseline, observers, between_cycles,
+                              t0, methodology, say)
+    latency, phases = measure_latency_and_phases(config, meter, backend, work, batches, baseline, window, measured,
+                                                 methodology)
+    flops, memory = describe_backend(config, backend, devices, methodology, warnings)
+    stats, energy = summarize_cycles(config, meter, measured.cycles, baseline, load_reading)
+    warnings.extend(measurement_caveats(config, meter, devices, environment, baseline, window, measured, stats, energy))
+    steady = claim_steady_state(warm, window, methodology)
+    timeseries_path = write_timeseries(job_dir, measured.sampler)
+    result = ExperimentResult(
+        llem_version=__version__,
+        experiment_id=uuid.uuid4().hex[:12],
+        config_hash=config.config_hash,
+        started_at=started_at,
+        ended_at=_now(),
+        config=config.model_dump(mode="json"),
+        backend=config.backend,
+        backend_version=backend.version(),
+        model=config.model.name,
+        precision=config.precision,
+        batch=config.batch,
+        device=backend.device_label(),
+        input_tokens=measured.input_tokens,
+        output_tokens=measured.output_tokens,
+        duration_s=measured.duration_s,
+        output_tokens_per_s=measured.output_tokens / measured.duration_s if measured.duration_s > 0 else None,
+        load_time_s=load_time_s,
+        energy=energy,
+        cycles=measured.cycles,
+        stats=stats,
+        latency=latency,
+        phases=phases,
+        flops=flops,
+        memory=memory,
+        steady_state_window=list(measured.span_s) if steady else None,
+        measurement_methodology=methodology,
+        environment=environment,
+        warnings=warnings,
+        timeseries_path=timeseries_path,
+    )
+    close_after_measurement(result, backend, meter, opened)
+    return result
+
+
+# --- the protocol's steps, in the order _run calls them ----------------------------------------
+
+def choose_devices_and_meter(config: ExperimentConfig, methodology: dict,
+                             warnings: list[str]) -> tuple[DeviceSet, Meter]:
+    """1-2. The GPUs the job runs on (by UUID), and the meter that reads them."""
     devices = select_for_job(resolve_devices(), config) if _wants_gpu(config) \
         else DeviceSet(unavailable_reason="device=cpu")
     meter, why = select_meter(config.energy, devices)
@@ -115,19 +177,27 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
         warnings.append(devices.mapping["warning"])
     # the counter's step period is detected here, before the model loads (busy-polls ~0.5 s)
     methodology["meter_details"] = meter.describe()
+    return devices, meter
 
+
+def record_environment(devices: DeviceSet) -> dict:
+    """3. The environment snapshot the result carries."""
     from llem.environment.snapshot import snapshot
 
-    environment = snapshot(devices)
+    return snapshot(devices)
 
-    # -- the dataset's texts, before anything slow: a missing dataset fails here -------------
+
+def read_dataset(config: ExperimentConfig, say) -> Any:
+    """The dataset's texts, before anything slow: a missing dataset fails here."""
     from llem.datasets import load_texts
 
     if config.dataset.kind != "synthetic":
         say(f"reading dataset {config.dataset.path or config.dataset.name} ({config.dataset.kind})")
-    texts = load_texts(config.dataset)
+    return load_texts(config.dataset)
 
-    # -- idle baseline, before the model loads ------------------------------------------------
+
+def measure_idle_baseline(config: ExperimentConfig, meter: Meter, devices: DeviceSet, methodology: dict, say):
+    """4. Idle power per GPU, before the model loads (or why there is none)."""
     baseline = None
     if meter.measures_gpu and config.energy.baseline.enabled:
         from llem.measure.baseline import measure_baseline
@@ -142,8 +212,12 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     else:
         methodology["baseline"] = {"enabled": False, "reason": f"meter {meter.name} reads no GPU energy counter "
                                    "(an idle baseline needs one)"}
+    return baseline
 
-    # -- load ----------------------------------------------------------------------------
+
+def load_model(config: ExperimentConfig, devices: DeviceSet, meter: Meter, opened: list, warnings: list[str], say):
+    """5. Load the model in its own meter window: its energy is never mixed into inference.
+    Returns the backend, that window's reading (None without a meter) and the load time."""
     backend = backend_class(config.backend)(config, devices)
     opened.append(backend)
     say(f"loading {config.model.name} ({config.backend}, {config.precision})")
@@ -154,18 +228,38 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     load_reading = meter.end(lh) if lh is not None else None
     load_time_s = time.perf_counter() - tl
     warnings.extend(getattr(backend, "load_warnings", []))
+    return backend, load_reading, load_time_s
 
-    b = config.batch
-    batches = prepare_batches(config, backend, texts)
-    work = Workload(backend, batches)
 
-    # -- warm-up -------------------------------------------------------------------------
+def warm_up_backend(config: ExperimentConfig, work: Workload, backend, methodology: dict):
+    """6. Full-length passes until latency settles (or ``measurement.warmup_runs`` of them)."""
     from llem.measure.warmup import warm_up
 
     warm = warm_up(work, config.measurement, backend.synchronize)
     methodology["warmup"] = warm.describe()
+    return warm
 
-    # -- calibrate the window: long enough for the counter's quantisation bound ------------
+
+@dataclass
+class Window:
+    """How long each measured window is, and from what."""
+
+    pass_s: float              # one workload pass, the faster of the last two timed
+    repeats: int               # planned passes per window
+    max_repeats: int
+    needed_s: float            # the length the quantisation bound needs
+    edge_s: Optional[float]    # the meter's edge uncertainty (one counter period)
+    target: float              # measurement.quantisation_target
+    calibration_passes: int    # passes timed here because warm-up timed fewer than two
+
+    @property
+    def calibration_pass(self) -> bool:
+        return self.calibration_passes > 0
+
+
+def size_window(config: ExperimentConfig, meter: Meter, backend, work: Workload, warm, batches: list,
+                methodology: dict) -> Window:
+    """7. Calibrate the window: long enough for the counter's quantisation bound."""
     period = meter.update_period_s()
     edge_s = meter.edge_uncertainty_s()
     target = config.measurement.quantisation_target
@@ -178,7 +272,6 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     # window too short. Fewer than two warm-up passes -> untimed-by-the-meter calibration passes.
     timed = list(warm.durations_s)
     calibration_passes = max(0, 2 - len(timed))
-    calibration_pass = calibration_passes > 0
     for _ in range(calibration_passes):
         backend.synchronize()
         ts = time.perf_counter()
@@ -199,8 +292,39 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
         "bound_formula": "edge_uncertainty_s / window_duration_s (opening edge aligned to a counter step: "
                          "edge_uncertainty_s = one counter period)",
     }
+    return Window(pass_s=pass_s, repeats=repeats, max_repeats=max_repeats, needed_s=needed_s, edge_s=edge_s,
+                  target=target, calibration_passes=calibration_passes)
 
-    # -- measured cycles -------------------------------------------------------------------
+
+@dataclass
+class MeasuredCycles:
+    """What the measured cycles left: one CycleResult and meter reading per window, the sampler
+    that ran beside them, the frozen heap and the span from the first opening to the last closing."""
+
+    cycles: list[CycleResult]
+    readings: list[WindowReading]
+    sampler: Any
+    heap: Any
+    span_s: tuple[float, float]  # seconds from the experiment's start
+    bounds: list[float]          # the quantisation bound of each window
+
+    @property
+    def input_tokens(self) -> int:
+        return sum(c.input_tokens for c in self.cycles)
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(c.output_tokens for c in self.cycles)
+
+    @property
+    def duration_s(self) -> float:
+        return sum(c.duration_s for c in self.cycles)
+
+
+def measure_cycles(config: ExperimentConfig, meter: Meter, devices: DeviceSet, backend, work: Workload, window: Window,
+                   baseline, observers, between_cycles, t0: float, methodology: dict, say) -> MeasuredCycles:
+    """7-8. The heap frozen, then the measured cycles: each one meter window bracketed by device
+    synchronisation, holding only the workload's ``generate`` calls, with the sampler beside it."""
     from llem.measure.sampler import make_sampler
 
     sampler = make_sampler(config.energy.sampler, devices, config.energy.sample_interval_s, t0=t0)
@@ -211,6 +335,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     heap.freeze()
     if heap.enabled:
         heap.workers = backend.freeze_workers_heap()
+    repeats, max_repeats, needed_s = window.repeats, window.max_repeats, window.needed_s
     cycles: list[CycleResult] = []
     readings: list[WindowReading] = []
     say(f"measuring {config.measurement.cycles} cycles x {repeats} passes")
@@ -249,6 +374,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
         steady_end = time.perf_counter() - t0
         heap.mark_end()
         sampler.stop()
+    edge_s = window.edge_s
     methodology["cycles"] = config.measurement.cycles
     methodology["window_bracketing"] = "device synchronize before meter.begin() and before meter.end()"
     # from the first window opening to the last closing, in seconds from the experiment start
@@ -260,27 +386,41 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     methodology["meter_details"] = meter.describe()
     sampler.tag_windows([(k, r.start_time - t0, r.end_time - t0) for k, r in enumerate(readings)])
     methodology["sampler"] = sampler.describe()
+    return MeasuredCycles(cycles=cycles, readings=readings, sampler=sampler, heap=heap,
+                          span_s=(steady_start, steady_end), bounds=bounds)
 
-    # -- latency and phases: separate passes, outside the measured windows --------------------
-    latency = phases = None
+
+def measure_latency_and_phases(config: ExperimentConfig, meter: Meter, backend, work: Workload, batches: list,
+                               baseline, window: Window, measured: MeasuredCycles, methodology: dict):
+    """9. Latency pass and prefill/decode split: separate passes, outside the measured windows.
+    The heap stays frozen through them and is released after."""
     from llem.measure.latency import measure_latency
 
     latency = measure_latency(backend, batches)
     from llem.measure.phases import measure_phases
 
-    phases = measure_phases(backend, work, batches, meter, baseline, repeats, config, cycles=cycles)
-    gcfreeze.release()
-    methodology["gc"] = heap.describe()
+    phases = measure_phases(backend, work, batches, meter, baseline, window.repeats, config, cycles=measured.cycles)
+    from llem.measure import gcfreeze
 
+    gcfreeze.release()
+    methodology["gc"] = measured.heap.describe()
+    return latency, phases
+
+
+def describe_backend(config: ExperimentConfig, backend, devices: DeviceSet, methodology: dict, warnings: list[str]):
+    """What the backend reports about the run: its settings, FLOPs, memory and the GPUs it used."""
     methodology["backend"] = backend.describe()
-    flops = backend.flops(config.dataset.input_len, config.output_len, b)
+    flops = backend.flops(config.dataset.input_len, config.output_len, config.batch)
     memory = backend.memory()
     used = backend.devices_used() if hasattr(backend, "devices_used") else None
     if used is not None and devices and len(used) != len(devices):
         warnings.append(f"energy sums all {len(devices)} GPUs visible to the job but the model occupies "
                         f"{len(used)} (cuda {used}); set CUDA_VISIBLE_DEVICES to exactly those GPUs")
+    return flops, memory
 
-    # -- statistics and result ---------------------------------------------------------------
+
+def summarize_cycles(config: ExperimentConfig, meter: Meter, cycles: list[CycleResult], baseline, load_reading):
+    """10. Statistics over the cycles, and the energy totals."""
     how = {"method": config.measurement.ci_method, "samples": config.measurement.bootstrap_samples,
            "seed": config.seed}
     stats = {
@@ -292,67 +432,51 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
              for c in cycles], **how),
     }
     energy = _energy_summary(meter, cycles, baseline, load_reading)
+    return stats, energy
+
+
+def measurement_caveats(config: ExperimentConfig, meter: Meter, devices: DeviceSet, environment: dict, baseline,
+                        window: Window, measured: MeasuredCycles, stats: dict, energy: EnergySummary) -> list[str]:
+    """10. Warnings for anything that weakens the number."""
     from llem.measure.warnings_check import environment_warnings, foreign_process_warnings, measurement_warnings
 
+    warnings: list[str] = []
     warnings.extend(measurement_warnings(
-        meter=meter, bounds=bounds, target=target, durations_s=[c.duration_s for c in cycles],
+        meter=meter, bounds=measured.bounds, target=window.target, durations_s=[c.duration_s for c in measured.cycles],
         cv=stats["energy_per_output_token_j"].cv if energy.measured else None,
         cv_threshold=config.measurement.cv_warn_threshold))
-    warnings.extend(environment_warnings(environment, sampler, config))
+    warnings.extend(environment_warnings(environment, measured.sampler, config))
     warnings.extend(foreign_process_warnings(environment, devices))
     if baseline is not None and baseline.settle.get("settled") is False:
         warnings.append(f"unsettled baseline: GPU power was still falling after {baseline.settle.get('waited_s')} s "
                         "of waiting, so baseline_power_w may be too high and energy_adjusted_j too low "
                         "(raise energy.baseline.settle_max_s)")
-    if energy.measured and meter.measures_gpu and not edge_s:
+    if energy.measured and meter.measures_gpu and not window.edge_s:
         warnings.append(f"quantisation bound unknown: the {meter.name} meter's counter period could not be "
                         "detected (counter not advancing?), so windows were not sized for it")
+    return warnings
 
-    total_in = sum(c.input_tokens for c in cycles)
-    total_out = sum(c.output_tokens for c in cycles)
-    total_s = sum(c.duration_s for c in cycles)
+
+def claim_steady_state(warm, window: Window, methodology: dict) -> bool:
+    """Whether the measured span may be called steady state (``steady_state_window``), and why."""
     from llem.measure.warmup import steady_state_claim
 
-    steady, steady_text = steady_state_claim(warm, calibration_pass)
+    steady, steady_text = steady_state_claim(warm, window.calibration_pass)
     methodology["steady_state"] = steady_text
     methodology["steady_state_claimed"] = steady
-    timeseries_path = None
-    if job_dir is not None and sampler.has_data():
-        timeseries_path = str(sampler.write_parquet(job_dir / "timeseries.parquet").name)
+    return steady
 
-    result = ExperimentResult(
-        llem_version=__version__,
-        experiment_id=uuid.uuid4().hex[:12],
-        config_hash=config.config_hash,
-        started_at=started_at,
-        ended_at=_now(),
-        config=config.model_dump(mode="json"),
-        backend=config.backend,
-        backend_version=backend.version(),
-        model=config.model.name,
-        precision=config.precision,
-        batch=config.batch,
-        device=backend.device_label(),
-        input_tokens=total_in,
-        output_tokens=total_out,
-        duration_s=total_s,
-        output_tokens_per_s=total_out / total_s if total_s > 0 else None,
-        load_time_s=load_time_s,
-        energy=energy,
-        cycles=cycles,
-        stats=stats,
-        latency=latency,
-        phases=phases,
-        flops=flops,
-        memory=memory,
-        steady_state_window=[steady_start, steady_end] if steady else None,
-        measurement_methodology=methodology,
-        environment=environment,
-        warnings=warnings,
-        timeseries_path=timeseries_path,
-    )
-    # The measurement is complete: a shutdown problem (a tensor-parallel follower that had to be
-    # killed) becomes a warning, never a failed job.
+
+def write_timeseries(job_dir: Optional[Path], sampler) -> Optional[str]:
+    """The sampler's power/temperature/clock series beside result.json, when it has any."""
+    if job_dir is not None and sampler.has_data():
+        return str(sampler.write_parquet(job_dir / "timeseries.parquet").name)
+    return None
+
+
+def close_after_measurement(result: ExperimentResult, backend, meter: Meter, opened: list) -> None:
+    """The measurement is complete: a shutdown problem (a tensor-parallel follower that had to be
+    killed) becomes a warning, never a failed job."""
     opened.clear()
     try:
         backend.close()
@@ -360,7 +484,6 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
         result.warnings.append(f"backend shutdown after the measurement failed: {type(err).__name__}: {err}")
     result.warnings.extend(f"after the measurement completed: {w}" for w in getattr(backend, "shutdown_warnings", []))
     meter.close()
-    return result
 
 
 def _cycle(index, repeats, r: WindowReading, t0, in_tok, out_tok, baseline) -> CycleResult:
