@@ -2,7 +2,7 @@
 import json
 import time
 
-from tests.study.conftest import TINY, run_llem, workdir  # noqa: F401  (workdir: shared fixture)
+from tests.study.conftest import TINY, run_llem
 
 
 def _nothing_written(d):
