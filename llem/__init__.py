@@ -9,9 +9,9 @@ __all__ = ["__version__", "run_experiment", "run_study", "ExperimentConfig", "St
 
 
 def __getattr__(name):
-    # StudyResult lives with the study code, which imports Hydra: load it on first use.
+    # StudyResult lives with the results tools (llem.results), which import pandas: load it on first use.
     if name == "StudyResult":
-        from llem.study.manifest import StudyResult
+        from llem.results.manifest import StudyResult
 
         return StudyResult
     raise AttributeError(name)

@@ -19,7 +19,7 @@ def run_experiment(config: ExperimentConfig | dict, output_dir: Optional[str | P
         from llem.config.compose import validate
 
         config = validate(config)
-    from llem.jobs import execute_job
+    from llem.runners.jobs import execute_job
 
     return execute_job(config, output_dir, progress=progress)
 
@@ -28,6 +28,6 @@ def run_study(study: StudyConfig | dict, *, quiet: bool = True):
     """Run a grid of experiments, each in its own process, and return the ``StudyResult``."""
     if isinstance(study, dict):
         study = StudyConfig.model_validate(study)
-    from llem.study.api import run_study as _run
+    from llem.cli.study_api import run_study as _run
 
     return _run(study, quiet=quiet)

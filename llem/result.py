@@ -28,7 +28,7 @@ class Stat(_Model):
     cv: Optional[float] = None
     ci95_low: Optional[float] = None
     ci95_high: Optional[float] = None
-    method: Optional[str] = None  # how the CI was made (llem.stats.describe_method)
+    method: Optional[str] = None  # how the CI was made (llem.measure.stats.describe_method)
 
 
 class Percentiles(_Model):

@@ -27,7 +27,7 @@ def _mode(p) -> int:
 
 def _result():
     from llem.config.compose import load_config
-    from llem.jobs import failed_result
+    from llem.runners.jobs import failed_result
 
     return failed_result(load_config(["output_len=4"]), RuntimeError("x"), "2026-12-07T00:00:00+00:00")
 
@@ -41,8 +41,9 @@ def test_every_atomic_writer_honours_the_umask(tmp_path, umask):
     from llem.result import write_json_atomic
     from llem.results.export import write_csv, write_parquet, write_text_atomic as export_text
     from llem.results.plots import save_png
-    from llem.sampler import COLUMNS, Sampler
-    from llem.study.manifest import StudyPlanRecord, StudyResult
+    from llem.measure.sampler import COLUMNS, Sampler
+    from llem.results.manifest import StudyResult
+    from llem.study.manifest import StudyPlanRecord
 
     want = 0o666 & ~umask
     df = pd.DataFrame({"model": ["tiny"], "energy_j": [1.5]})

@@ -31,7 +31,9 @@ def test_wheel_carries_yaml_and_plugins(wheel):
               "llem/conf/model/tiny.yaml", "llem/conf/model/llama-3.2-1b.yaml", "llem/conf/energy/auto.yaml",
               "llem/conf/precision/bf16.yaml", "llem/conf/dataset/synthetic.yaml",
               "llem/models/architectures/llama-3.1-8b.json", "llem/assets/tokenizer/tokenizer.json",
-              "llem/datasets/builtin_prompts.txt", "hydra_plugins/llem_plugins/config.py"):
+              "llem/datasets/builtin_prompts.txt", "hydra_plugins/llem_plugins/config.py",
+              # the protocol's package, and the follower entry `python -m llem.backends.pytorch` runs
+              "llem/measure/harness.py", "llem/backends/pytorch/__main__.py", "llem/backends/tensorrt_api.json"):
         assert f in names, f
     assert not any(n.startswith("conf/") for n in names), "conf/ must live inside the llem package"
 

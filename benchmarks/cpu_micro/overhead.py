@@ -2,7 +2,7 @@
 
 1. llem vs a bare ``generate`` loop (benchmarks/gpu_validation/gpu_validation.py's comparison): wall time per
    call, and energy per token where a GPU counter exists.
-2. The sampler thread's cost: the same bare loop with and without ``llem.sampler.Sampler``
+2. The sampler thread's cost: the same bare loop with and without ``llem.measure.sampler.Sampler``
    running beside it, in alternating windows (A/B/A/B...) so drift hits both arms alike; at the
    default 0.1 s and at a 10x faster 0.01 s to make any cost visible.
 3. The meter's edge cost: time inside ``end()`` (what a window's closing edge adds).
@@ -42,7 +42,7 @@ def sampler_cost(args, gpu: bool) -> dict:
 
     from benchmarks.gpu_validation.gpu_validation import bare_model, plain_generate
     from llem.devices import resolve_devices
-    from llem.sampler import Sampler
+    from llem.measure.sampler import Sampler
 
     if not gpu and not os.environ.get("LLEM_SIMULATED_NVML"):
         from llem.devices import simulated

@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     # call and the host copy transformers makes for it) against the measured time per step.
     import torch
 
-    from llem.backends.pytorch import _TimingStreamer
+    from llem.backends.pytorch.generation import _TimingStreamer
 
     step_tokens = torch.zeros(a.batch, dtype=torch.long, device=batch.payload["input_ids"].device)
     st = _TimingStreamer()

@@ -10,7 +10,7 @@ drift on a shared machine hits all of them alike:
 - ``bare``: ``llm.generate(prompts, SamplingParams(...), use_tqdm=False)`` per batch, the loop a
   user would write;
 - ``backend``: the harness's ``Workload.run`` over ``VLLMBackend.generate`` (what a measured window holds);
-- ``harness``: a whole ``llem.harness.run`` experiment; its reported ``output_tokens_per_s`` is
+- ``harness``: a whole ``llem.measure.harness.run`` experiment; its reported ``output_tokens_per_s`` is
   compared with the bare loop timed just before it.
 The ratio reported is the median over rounds of (llem tok/s) / (bare tok/s), over wall time (the
 target) and over CPU time (steadier when other jobs share the cores). The tiny model makes
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
 
     from llem.backends import vllm as vb
     from llem.config.compose import load_config
-    from llem.harness import Workload, run
+    from llem.measure.harness import Workload, run
 
     overrides = [f"model={args.model}", "backend=vllm", f"batch={args.batch}", f"output_len={args.output_len}",
                  f"dataset.num_prompts={args.num_prompts}", f"dataset.input_len={args.input_len}",

@@ -2,7 +2,7 @@
 
 Arms (``--finding attn``, default): ``pytorch.attn_implementation=eager`` against ``sdpa``;
 (``--finding compile``): default dynamic cache against ``cache_implementation=static`` +
-``torch_compile``. Each arm at each batch size is one full ``llem.harness.run`` experiment
+``torch_compile``. Each arm at each batch size is one full ``llem.measure.harness.run`` experiment
 (idle baseline, warm-up, cycles of counter-metered windows, latency pass), so the numbers carry
 llem's CIs over cycles (``measurement.ci_method``) and its warnings. Arms alternate within each batch
 size, and with ``--rounds 2`` the order flips (ABBA) so slow drift does not favour one arm.
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     from llem.config.compose import load_config
-    from llem.harness import run
+    from llem.measure.harness import run
 
     out = Path(a.out)
     (out / "experiments").mkdir(parents=True, exist_ok=True)

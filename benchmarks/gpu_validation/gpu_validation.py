@@ -174,7 +174,7 @@ class BareLoop:
         self.cache = None
         if args.static_cache and args.bare_cache == "reuse":
             # the pattern transformers documents for repeated static-cache calls, and what llem does
-            from llem.backends.pytorch import cache_kwarg, new_static_cache
+            from llem.backends.pytorch.decoding import cache_kwarg, new_static_cache
 
             del self.kw["cache_implementation"]
             self.cache_name = cache_kwarg(self.model)
@@ -295,9 +295,9 @@ class CallTimes:
 
 
 def run_llem(args, batch: int, observers: list, job_dir: Path, between_cycles=None) -> dict[str, Any]:
-    from llem import harness
     from llem.backends import backend_class
     from llem.config.compose import load_config
+    from llem.measure import harness
 
     cfg = load_config(llem_overrides(args, batch))
     timer = CallTimes(backend_class(cfg.backend)) if args.per_call else None
@@ -362,7 +362,7 @@ def abba_overhead(llem_cycles: list[dict], bare_cycles: list[dict], samples: int
     widened to a Student-t interval on the per-block differences where that is wider."""
     import numpy as np
 
-    from llem.stats import mean_ci95
+    from llem.measure.stats import mean_ci95
 
     n = min(len(llem_cycles), len(bare_cycles)) // 2
     blocks = [(llem_cycles[2 * k:2 * k + 2], bare_cycles[2 * k:2 * k + 2]) for k in range(n)]
@@ -384,7 +384,7 @@ def abba_overhead(llem_cycles: list[dict], bare_cycles: list[dict], samples: int
         per_block = [rel(np.array([k])) for k in range(n)]
         ci_boot = [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))] if boot else None
         ci_t = list(mean_ci95(np.asarray(per_block), "t")) if n > 1 else None
-        # a percentile bootstrap of 6-8 blocks runs narrow (llem/stats.py): the verdict uses the
+        # a percentile bootstrap of 6-8 blocks runs narrow (llem/measure/stats.py): the verdict uses the
         # wider envelope of it and a Student-t interval on the per-block differences
         ci = envelope(ci_boot, ci_t) if n > 1 else None
         return {"rel": rel(np.arange(n)), "ci95": ci, "ci95_bootstrap": ci_boot, "ci95_t": ci_t,
@@ -464,7 +464,7 @@ def _llem_batches(args, batch: int, backend) -> list:
     """The very batches llem's windows feed ``generate``: the harness's own, for this config (the
     dataset is deterministic for a config; one batch here, as num_prompts = batch)."""
     from llem.config.compose import load_config
-    from llem.harness import prepare_batches
+    from llem.measure.harness import prepare_batches
 
     return prepare_batches(load_config(llem_overrides(args, batch)), backend)
 
@@ -499,7 +499,7 @@ def switch_warmup(args, batch: int, backend, bare: BareLoop) -> dict[str, Any]:
     other costs (a recompile, a CUDA graph re-recording, a cache rebuilt for other kwargs) is
     then paid here, not in llem's second window, the first after a bare call. Each is timed: a
     first llem pass much slower than the window's pass time is that cost."""
-    from llem.harness import Workload
+    from llem.measure.harness import Workload
 
     work = Workload(backend, _llem_batches(args, batch, backend))
     llem_s, bare_s = [], []
@@ -752,9 +752,9 @@ def idle_baseline_first(args) -> dict[str, Any]:
     """Measure (and cache) llem's idle baseline before any model touches the GPU: the bare model
     loads and warms up before llem's experiment in each batch, and a baseline taken right after it would
     catch the GPU still at high clocks. llem's experiments then reuse the cached idle value."""
-    from llem.baseline import measure_baseline
     from llem.config.compose import load_config
     from llem.devices import resolve_devices
+    from llem.measure.baseline import measure_baseline
     from llem.meters.select import select_meter
 
     cfg = load_config(llem_overrides(args, args.batch_list[0]))
@@ -770,7 +770,7 @@ def _machine() -> dict[str, Any]:
     """Which machine ran this: runs on several GPUs of one host share its CPU and its noise, so
     pool_overhead.py counts machines as well as GPUs. The boot id tells machines apart where
     every VM has the same host name."""
-    from llem.environment import boot_id, cpu_model
+    from llem.environment.snapshot import boot_id, cpu_model
 
     return {"node": platform.node(), "boot_id": boot_id(), "cpu": cpu_model(), "cpus": os.cpu_count()}
 

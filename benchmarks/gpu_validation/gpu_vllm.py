@@ -3,7 +3,7 @@
 Reference workload: ``no_weights`` Llama-3.2-1B, bf16, 128 input / 128 output tokens, static
 batches 1, 8, 32, 128. Engine start costs ~170 s on an H100 (torch.compile + CUDA graphs), so the
 engine starts once, with ``max_num_seqs`` = the largest batch, and every batch size reuses it
-(``llem.backends.vllm.keep_engines``). Each batch size is one full ``llem.harness.run``
+(``llem.backends.vllm.keep_engines``). Each batch size is one full ``llem.measure.harness.run``
 experiment (idle baseline, warm-up, counter-metered cycles, latency pass), with two observers
 on the very same windows: Zeus (``ZeusMonitor``) and the raw NVML counter. Before each
 experiment a bare ``LLM.generate`` loop on the same engine and prompts runs for one window, for
@@ -110,9 +110,9 @@ def bare_window(backend, config, counter: Optional[NvmlCounter], seconds: float)
 
 
 def run_batch(args, batch: int, out: Path, counter, zeus_factory) -> dict[str, Any]:
-    from llem import harness
     from llem.backends import vllm as vb
     from llem.config.compose import load_config
+    from llem.measure import harness
 
     cfg = load_config(overrides(args, batch))
     observers: list = []

@@ -133,8 +133,8 @@ def main(argv=None) -> int:
     from llem.backends import backend_class
     from llem.config.compose import load_config
     from llem.devices import resolve_devices, select_for_job
-    from llem.harness import Workload, prepare_batches
-    from llem.sampler import Sampler
+    from llem.measure.harness import Workload, prepare_batches
+    from llem.measure.sampler import Sampler
 
     ov = [f"model={a.model}", f"precision={a.precision}", f"batch={a.batch}", f"dataset.num_prompts={a.batch}",
           f"dataset.input_len={a.input_len}", f"output_len={a.output_len}", f"device={a.device}", "energy=none"]

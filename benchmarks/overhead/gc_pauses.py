@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     clock = GcClock()
     timer = CallTimes(backend_class("pytorch"))
-    from llem import harness
+    from llem.measure import harness
 
     windows: list[list[float]] = []
     select = harness.select_meter

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llem.stats import mean_ci
+from llem.measure.stats import mean_ci
 
 METRICS = {"mean_power": "mean power", "energy_per_output_token": "J/token", "time_per_call": "time/call"}
 

@@ -105,7 +105,7 @@ def pooled(per_run: list[list[float]], machines: Optional[list[str]] = None, sam
     import numpy as np
 
     from benchmarks.gpu_validation.gpu_validation import ci_verdict, envelope
-    from llem.stats import mean_ci
+    from llem.measure.stats import mean_ci
 
     machines = machines or [str(i) for i in range(len(per_run))]
     groups: dict[str, list] = {}
@@ -152,7 +152,7 @@ def fixed_effect(arrs, level: float = 0.95) -> Optional[dict[str, Any]]:
     well above its degrees of freedom (runs - 1) says the runs do not measure one common value."""
     import numpy as np
 
-    from llem.stats import t_quantile
+    from llem.measure.stats import t_quantile
 
     runs = _runs_with_variance(arrs)
     if len(runs) < 2:
@@ -183,7 +183,7 @@ def _dl_hk(m, v, level: float = 0.95) -> dict[str, Any]:
     """DerSimonian-Laird tau^2 and the Hartung-Knapp interval for estimates m with variances v."""
     import numpy as np
 
-    from llem.stats import t_quantile
+    from llem.measure.stats import t_quantile
 
     k = len(m)
     w = 1 / v

@@ -125,7 +125,7 @@ def blocks_summary(windows: list[dict[str, Any]]) -> dict[str, Any]:
     per second and of joules per unit; their mean over blocks with a Student-t 95% CI."""
     import numpy as np
 
-    from llem.stats import mean_ci95
+    from llem.measure.stats import mean_ci95
 
     by_block: dict[int, dict[str, list[dict]]] = {}
     for w in windows:
@@ -160,8 +160,8 @@ def run(args) -> dict[str, Any]:
 
     from llem.devices import resolve_devices
     from llem.devices.nvml import nvml_module
+    from llem.measure.sampler import make_sampler
     from llem.meters.nvml import detect_period_s
-    from llem.sampler import make_sampler
 
     devices = resolve_devices()
     if not devices:

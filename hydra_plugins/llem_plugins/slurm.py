@@ -216,7 +216,7 @@ class LlemSlurmLauncher(SlurmLauncher):
             log.warning(f"could not copy the log of Slurm job {job.job_id}: {err}")
 
     def _failed(self, job: Any, overrides: List[str], idx: int, exc: BaseException) -> JobReturn:
-        from llem.cluster import sacct_facts
+        from llem.environment.cluster import sacct_facts
 
         facts = sacct_facts(job.job_id)
         state = str(facts.get("state") or getattr(job, "state", "") or "UNKNOWN")
@@ -251,8 +251,8 @@ class LlemSlurmLauncher(SlurmLauncher):
         """The same failed result a job writes for its own errors, so readers of the study
         directory need no Slurm-specific case."""
         from llem.config.compose import to_plain, validate
-        from llem.harness import _now
-        from llem.jobs import failed_result
+        from llem.measure.harness import _now
+        from llem.runners.jobs import failed_result
 
         try:
             from omegaconf import open_dict

@@ -82,7 +82,7 @@ class Backend(ABC):
     def freeze_workers_heap(self) -> Optional[list[int]]:
         """Have the other processes that run this model beside this one (tensor-parallel
         followers) collect and freeze their heaps too, and return only when they have, so no full
-        collection there stalls a measured window's collectives (llem/gcfreeze.py). Returns each
+        collection there stalls a measured window's collectives (llem/measure/gcfreeze.py). Returns each
         one's frozen-object count; None where there are no such processes."""
         return None
 

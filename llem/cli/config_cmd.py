@@ -7,7 +7,7 @@ from llem.errors import ConfigError
 
 
 def config_command(args: list[str]) -> int:
-    from llem.capabilities import format_report, machine_report
+    from llem.cli.capabilities import format_report, machine_report
 
     unknown = [a for a in args if a != "--json"]
     if unknown:

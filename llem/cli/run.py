@@ -132,7 +132,7 @@ def run_command(args: list[str]) -> int:
         print(RUN_HELP, end="", flush=True)
     _state["single_run"] = False
     if parsed["multirun"] or "resume" in parsed["llem"]:
-        from llem.study.cli import study_command
+        from llem.cli.study import study_command
 
         return study_command(args, parsed)
     if parsed["llem"].get("dry_run"):
@@ -182,7 +182,7 @@ def check_run_dir(cfg) -> None:
         raise ConfigError(f"{what}: {probe} is a file, not a directory; choose another hydra.run.dir",
                           field="hydra.run.dir", value=str(run_dir), allowed="a writable directory")
     if not os.access(probe, os.W_OK | os.X_OK):
-        from llem.study.cli import _why_unwritable
+        from llem.cli.study import _why_unwritable
 
         raise ConfigError(f"{what}: cannot write in {probe} ({_why_unwritable(probe)}); choose a writable "
                           "directory, e.g. hydra.run.dir=outputs/run1", field="hydra.run.dir", value=str(run_dir),
@@ -232,7 +232,7 @@ def task(cfg) -> int:
 
     from llem.cli.summary import print_summary
     from llem.config.compose import to_plain, validate
-    from llem.jobs import execute_job
+    from llem.runners.jobs import execute_job
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
@@ -244,7 +244,7 @@ def task(cfg) -> int:
     import contextlib
     import logging
 
-    from llem.logfilter import collapse_repeats, job_output_to_log
+    from llem.runners.logfilter import collapse_repeats, job_output_to_log
 
     log = logging.getLogger("llem")
     log_path = out_dir / "run.log"

@@ -116,7 +116,7 @@ def known_keys() -> list[str]:
     """Every key an experiment config can have, dotted, plus llem's sweeper and launcher keys."""
     from dataclasses import fields
 
-    from hydra_plugins.llem_plugins.config import LlemLocalLauncherConf, LlemSweeperConf
+    from llem.config.launch import LlemLocalLauncherConf, LlemSweeperConf
 
     keys = _schema_keys(ExperimentConfig)
     keys += [f"hydra.sweeper.{f.name}" for f in fields(LlemSweeperConf) if not f.name.startswith("_")]

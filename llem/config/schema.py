@@ -221,11 +221,11 @@ class MeasurementConfig(_Strict):
     bootstrap_samples: PositiveInt = 2000
     cv_warn_threshold: float = Field(0.05, gt=0)
     temperature_drift_warn_c: float = Field(5.0, gt=0)
-    # prefill/decode split: prefill-only windows (see llem/phases.py); each costs one window
+    # prefill/decode split: prefill-only windows (see llem/measure/phases.py); each costs one window
     phase_split: bool = True
     phase_cycles: PositiveInt = 2
     # after warm-up: one full garbage collection, then the surviving heap frozen, so that no
-    # collection inside a window walks the whole heap (llem/gcfreeze.py)
+    # collection inside a window walks the whole heap (llem/measure/gcfreeze.py)
     gc_freeze: bool = True
 
 
@@ -283,7 +283,7 @@ class PyTorchConfig(_Strict):
                              "other; allowed: one of them")
         if self.tp_size and not self.tp_plan:
             raise ValueError(f"pytorch.tp_size={self.tp_size} needs pytorch.tp_plan=auto")
-        from llem.backends.pytorch import check_passthrough
+        from llem.config.pytorch_options import check_passthrough
 
         check_passthrough(self)
         return self
@@ -398,15 +398,15 @@ class ExperimentConfig(_Strict):
             default = {"pytorch": PyTorchConfig, "vllm": VLLMConfig, "tensorrt": TensorRTConfig}[self.backend]()
             object.__setattr__(self, self.backend, default)
         if self.backend == "pytorch":
-            from llem.backends.pytorch import cross_check  # pure checks, no torch import
+            from llem.config.pytorch_options import cross_check  # pure checks, no torch import
 
             cross_check(self)
         if self.backend == "vllm":
-            from llem.backends.vllm import check_config  # pure checks, no vLLM import
+            from llem.config.vllm_options import check_config  # pure checks, no vLLM import
 
             check_config(self)
         if self.backend == "tensorrt":
-            from llem.backends.tensorrt import check_config as trt_check  # pure checks, no TensorRT-LLM import
+            from llem.config.tensorrt_options import check_config as trt_check  # pure checks, no TensorRT-LLM import
 
             trt_check(self)
         return self

@@ -16,8 +16,8 @@ from typing import Optional, Sequence
 import pandas as pd
 
 from llem.errors import ConfigError
+from llem.measure.stats import ci_kind
 from llem.results.table import STAT_METRICS, metric_columns
-from llem.stats import ci_kind
 
 DEFAULT_METRICS = ["energy_per_output_token_j", "energy_adjusted_per_output_token_j", "tokens_per_joule",
                    "output_tokens_per_s", "energy_j", "ttft_ms_p50", "itl_ms_p50", "e2e_latency_ms_p50"]

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from llem.errors import ConfigError
 from llem.result import ExperimentResult
-from llem.study.manifest import MANIFEST_NAME, JobEntry, StudyResult
+from llem.results.manifest import MANIFEST_NAME, JobEntry, StudyResult
 
 RESULT_NAME = "result.json"
 TIMESERIES_NAME = "timeseries.parquet"
@@ -102,7 +102,7 @@ def load_manifest(path: str | Path) -> StudyResult:
         raise ConfigError(f"study: {str(p)!r} does not exist", field="study", value=str(p),
                           allowed=MANIFEST_NAME) from None
     except (ValidationError, ValueError) as err:
-        from llem.study.manifest import PLAN_NAME
+        from llem.results.manifest import PLAN_NAME
 
         hint = (f"; rebuild it with `llem run --resume {p.parent} --rebuild-manifest`"
                 if (p.parent / PLAN_NAME).is_file() else "")

@@ -187,7 +187,7 @@ def fig_pareto(df: pd.DataFrame, x_metric: str = "energy_per_output_token_j",
 
 
 TIME_COLUMNS = ("t_s", "time_s", "elapsed_s", "relative_s", "timestamp_s")
-# llem.sampler.COLUMNS names them t_s / gpu_index / power_w / temperature_c / cycle; the
+# llem.measure.sampler.COLUMNS names them t_s / gpu_index / power_w / temperature_c / cycle; the
 # alternatives keep older or hand-made files readable
 DEVICE_COLUMNS = ("gpu_index", "device_index", "device", "gpu", "index")
 POWER_COLUMNS = ("power_w", "gpu_power_w")

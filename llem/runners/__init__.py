@@ -5,6 +5,9 @@
 (``$LLEM_VENV_<BACKEND>``, or ``.venv-<backend>`` in the repository or the working
 directory), else its container image if one is available. If none fits, the study stops
 before its first job and says what to install.
+
+``jobs.execute_job`` runs one job through the runner its config picks and always leaves a
+``result.json``: a failure becomes a failed result, recorded, never lost.
 """
 from __future__ import annotations
 

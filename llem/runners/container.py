@@ -13,7 +13,7 @@ One ``docker run --rm`` per job, with
 Inside, the image's entrypoint is ``python3 -m llem.runners.worker`` (the same worker the venv
 runner uses): it runs the harness and always writes a result, a failed one on error. A container
 that exits without a result (killed, out of memory, image broken) raises ``ContainerJobFailed``,
-which ``llem.jobs`` records as a failed ``result.json`` like any other job failure.
+which ``llem.runners.jobs`` records as a failed ``result.json`` like any other job failure.
 
 Images are named ``llenergymeasure/<backend>:<llem version>-cuda<CUDA major>``
 (``scripts/build-images.sh`` builds them); ``LLEM_IMAGE_<BACKEND>`` names another image.

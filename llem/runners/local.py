@@ -42,6 +42,6 @@ class LocalRunner(Runner):
         return {"name": self.name, "python": sys.executable}
 
     def run(self, config, job_dir, *, progress=None):
-        from llem.harness import run
+        from llem.measure.harness import run
 
         return run(config, job_dir, progress=progress)

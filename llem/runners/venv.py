@@ -69,7 +69,7 @@ class VenvRunner(Runner):
         # The worker's output goes where ours goes (the job log in a study).
         sys.stdout.flush()
         sys.stderr.flush()
-        from llem.logfilter import console_env, console_fd
+        from llem.runners.logfilter import console_env, console_fd
 
         # a single `llem run` keeps the terminal for llem's own lines: the worker gets its descriptor
         fd = console_fd()

@@ -21,13 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    from llem.logfilter import add_console_from_env
+    from llem.runners.logfilter import add_console_from_env
 
     add_console_from_env()  # llem's own lines to the terminal of a single `llem run`; the rest to its log
 
     from llem.config.compose import validate
-    from llem.harness import _now
-    from llem.jobs import failed_result
+    from llem.measure.harness import _now
+    from llem.runners.jobs import failed_result
     from llem.runners.local import LocalRunner
 
     config = validate(json.loads(Path(args.config).read_text()))

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from llem._version import __version__
-from llem.study.manifest import (MANIFEST_NAME, PLAN_NAME, RESULT_NAME, JobEntry, StudyPlanRecord, StudyResult,
-                                 _now, fill_from_result, lock_for, refresh_entry, summarize)
+from llem.results.manifest import MANIFEST_NAME, PLAN_NAME, JobEntry, StudyResult
+from llem.study.manifest import (RESULT_NAME, StudyPlanRecord, _now, fill_from_result, lock_for,
+                                 refresh_entry, summarize)
 from llem.study.plan import PlannedJob, StudyPlan
 
 JOB_LOG = "job.log"
@@ -55,7 +56,7 @@ class StudyRun:
     error: Optional[str] = None
 
 
-# The study planned by ``llem.study.cli`` for the sweeper of the Hydra run it starts next.
+# The study planned by ``llem.cli.study`` for the sweeper of the Hydra run it starts next.
 CURRENT: Optional[StudyRun] = None
 # The manifest of the last study this process ran (what run_study returns).
 LAST: Optional[StudyResult] = None
@@ -78,7 +79,7 @@ def new_manifest(run: StudyRun) -> StudyResult:
 
 
 def _owner() -> dict[str, Any]:
-    from llem.environment import boot_id
+    from llem.environment.snapshot import boot_id
 
     return {"host": socket.gethostname(), "boot_id": boot_id(), "pid": os.getpid(), "since": _now()}
 
@@ -176,7 +177,7 @@ def _record(study_dir: Path, e: JobEntry, job: PlannedJob, ret, launch_error: Op
     name = type(exc).__name__
     if name == "JobTimeout":
         # a known cause: written as a failed result, so the job directory says it too
-        from llem.jobs import failed_result
+        from llem.runners.jobs import failed_result
 
         res = failed_result(job.config, exc, e.started_at or _now())
         res.save(rp)

@@ -1,8 +1,7 @@
-"""``StudyResult``: the study manifest (``manifest.json`` in the sweep directory).
+"""Keeping ``manifest.json`` (``llem.results.manifest.StudyResult``) true to the job directories.
 
-It lists every planned job of the grid (not only the ones that ran), with its overrides,
-``config_hash``, status and result path, and an aggregate summary. It is always rebuildable
-from the job directories on disk, so it survives a killed study.
+Job entries are refreshed from each job's ``result.json``, the whole manifest can be rebuilt
+from the job directories on disk (``rebuild``), and a file lock guards its read-modify-write.
 
 ``plan.json`` beside it is written once when the study starts (and again only if a resume
 replans it): the grid, the command arguments and the design hash. It is what a rebuild needs
@@ -11,103 +10,12 @@ when ``manifest.json`` itself is lost or corrupt (``llem run --resume DIR --rebu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict
 
 from llem.result import ExperimentResult, write_atomic
-
-MANIFEST_NAME = "manifest.json"
-PLAN_NAME = "plan.json"
-JobStatus = Literal["pending", "running", "completed", "failed", "lost"]
-
-
-class JobEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    job_id: str                      # stable within the study, e.g. "0003" or "0003_c1" for grid cycle 1
-    index: int                       # position in the execution order
-    grid_index: int                  # position in the grid (before ordering/cycles)
-    cycle: int = 0                   # grid cycle (0-based)
-    overrides: list[str]
-    config_hash: str
-    backend: str
-    model: str
-    precision: str
-    batch: int
-    status: JobStatus = "pending"
-    job_dir: Optional[str] = None    # relative to the study directory
-    result_path: Optional[str] = None
-    log_path: Optional[str] = None
-    error_type: Optional[str] = None
-    error_message: Optional[str] = None
-    started_at: Optional[str] = None
-    ended_at: Optional[str] = None
-    # copied from result.json for quick reading (None when not measured)
-    energy_per_output_token_j: Optional[float] = None
-    energy_per_output_token_ci95: Optional[list[Optional[float]]] = None
-    energy_adjusted_per_output_token_j: Optional[float] = None
-    output_tokens_per_s: Optional[float] = None
-    tokens_per_joule: Optional[float] = None
-    energy_measured: Optional[bool] = None
-    # added by the study runner (optional, so older manifests still load)
-    gpu: Optional[str] = None        # CUDA_VISIBLE_DEVICES the launcher gave the job, if it chose one
-    energy_estimated: Optional[bool] = None  # a model-based meter (CodeCarbon), not a hardware counter
-    warnings: int = 0                # how many warnings result.json carries
-    duration_s: Optional[float] = None
-
-
-class StudyResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    schema_version: str = "1.0"
-    study_name: str
-    study_design_hash: str
-    llem_version: str
-    created_at: str
-    updated_at: str
-    finished_at: Optional[str] = None
-    study_dir: str
-    launcher: Optional[str] = None
-    execution: dict[str, Any] = {}   # order, grid cycles, cooldown_s, shuffle seed
-    sweep_overrides: list[str] = []
-    jobs: list[JobEntry] = []
-    summary: dict[str, Any] = {}     # counts per status, totals
-    # what `llem run --resume` needs to recompose the same grid
-    command_args: list[str] = []     # the original `llem run` arguments (llem flags removed)
-    config_dir: Optional[str] = None
-    config_name: str = "config"
-    owner: dict[str, Any] = {}       # host and pid of the process running the study
-
-    def save(self, study_dir: str | Path | None = None) -> Path:
-        path = Path(study_dir or self.study_dir) / MANIFEST_NAME
-        write_atomic(path, self.model_dump_json(indent=2))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> "StudyResult":
-        path = Path(path)
-        if path.is_dir():
-            path = path / MANIFEST_NAME
-        return cls.model_validate_json(path.read_text())
-
-    def results(self) -> list[ExperimentResult]:
-        """The ExperimentResults of completed (and failed) jobs that wrote a result.json."""
-        out = []
-        base = Path(self.study_dir)
-        for j in self.jobs:
-            if j.result_path and (base / j.result_path).is_file():
-                out.append(ExperimentResult.load(base / j.result_path))
-        return out
-
-    def to_dataframe(self, base_dir: str | Path | None = None):
-        """One row per job (config + flattened metrics with CIs); see ``llem.results.table``.
-
-        ``base_dir`` is the directory the job paths are relative to (defaults to ``study_dir``).
-        """
-        from llem.results.table import study_to_dataframe
-
-        return study_to_dataframe(self, base_dir)
+from llem.results.manifest import MANIFEST_NAME, PLAN_NAME, JobEntry, StudyResult
 
 
 class PlanEntry(BaseModel):
@@ -272,7 +180,7 @@ def _owner_alive(owner: dict[str, Any]) -> bool:
     import os
     import socket
 
-    from llem.environment import boot_id
+    from llem.environment.snapshot import boot_id
 
     pid = owner.get("pid")
     if not pid or owner.get("host") != socket.gethostname() or pid == os.getpid():

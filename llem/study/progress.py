@@ -5,7 +5,7 @@ import sys
 import time
 from typing import Optional, TextIO
 
-from llem.study.manifest import JobEntry, StudyResult
+from llem.results.manifest import JobEntry, StudyResult
 
 
 def varying(overrides_per_job: list[list[str]]) -> tuple[set[str], list[str]]:

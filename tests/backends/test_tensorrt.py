@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from llem.backends.tensorrt import (DEFAULT_QUANT_ALGO, QUANT_PRECISIONS, TensorRTBackend, api_surface,
-                                    build_config_kwargs, llm_kwargs, sampling_kwargs)
+from llem.backends.tensorrt import TensorRTBackend, api_surface, build_config_kwargs, llm_kwargs, sampling_kwargs
 from llem.config.compose import load_config
+from llem.config.tensorrt_options import DEFAULT_QUANT_ALGO, QUANT_PRECISIONS
 from llem.errors import ConfigError
 
 TINY = ["backend=tensorrt", "measurement.cycles=2", "measurement.warmup_runs=0", "dataset.num_prompts=2",
@@ -239,7 +239,7 @@ def _fake_tensorrt_llm(calls: list) -> dict[str, types.ModuleType]:
 
 
 def test_the_backend_runs_the_harness_on_the_test_double(monkeypatch, tmp_path):
-    from llem.harness import run
+    from llem.measure.harness import run
 
     calls: list = []
     for name, mod in _fake_tensorrt_llm(calls).items():

@@ -107,7 +107,7 @@ import dataclasses, json, sys, time
 from llem.backends import vllm as vb
 from llem.config.schema import ExperimentConfig
 from llem.errors import ConfigError
-from llem.harness import run
+from llem.measure.harness import run
 out = {}
 vb.keep_engines(True)
 fast = dict(output_len=4, measurement={"cycles": 2, "warmup_runs": 0}, energy={"meter": "none"},
@@ -329,7 +329,7 @@ def test_flops_params_from_config_match_the_built_model(arch):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from llem.backends.vllm import llama_family_linear_params
-    from llem.flops import linear_params
+    from llem.models.flops import linear_params
     from llem.models.sources import architecture_config
 
     hf = AutoConfig.for_model(**architecture_config(SimpleNamespace(architecture=arch)))
@@ -344,7 +344,7 @@ def test_latency_pass_failure_becomes_not_measured_never_a_failed_job():
     """If a vLLM lacks the streaming engine API, latency is reported as not measured (with the
     reason) and the energy windows stand; here vLLM is absent, which exercises that path."""
     from llem.backends.vllm import VLLMBackend
-    from llem.latency import measure_latency
+    from llem.measure.latency import measure_latency
 
     b = VLLMBackend(cfg(), None)
     b.llm = object()
@@ -358,7 +358,7 @@ def test_latency_pass_failure_becomes_not_measured_never_a_failed_job():
 def test_latency_method_names_the_batching_that_ran(mode):
     from llem.backends.base import GenerationOutput
     from llem.backends.vllm import VLLMBackend
-    from llem.latency import measure_latency
+    from llem.measure.latency import measure_latency
 
     b = VLLMBackend(cfg(batch=2, vllm={"batching": mode, "max_num_seqs": 6}), None)
     b.generate = lambda batch, timing=False: GenerationOutput(

@@ -82,7 +82,7 @@ def test_fixed_effect_trusts_the_quiet_run():
 def test_random_effects_counts_runs_not_blocks():
     import numpy as np
 
-    from llem.stats import t_quantile
+    from llem.measure.stats import t_quantile
 
     mod = _load()
     # four runs whose blocks agree to 0.01% but whose means lie 1-2% apart: the blocks understate

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llem.backends.pytorch import cuda_available
+from llem.backends.pytorch.checks import cuda_available
 from tests.conftest import run_llem
 
 LONG_KEY = "k" * 300
@@ -78,13 +78,14 @@ def test_int8_int4_are_refused_by_the_backends_own_gpu_detection(monkeypatch):
     torch sees a GPU is allowed, and one without is refused."""
     from llem.backends import check_runs_here
     from llem.backends import pytorch
+    from llem.backends.pytorch import checks
     from llem.config.compose import load_config
     from llem.errors import ConfigError
 
     cfg = load_config(["precision=int4"])
-    monkeypatch.setattr(pytorch, "cuda_available", lambda: True)
+    monkeypatch.setattr(checks, "cuda_available", lambda: True)
     check_runs_here(cfg)
-    monkeypatch.setattr(pytorch, "cuda_available", lambda: False)
+    monkeypatch.setattr(checks, "cuda_available", lambda: False)
     with pytest.raises(ConfigError, match="precision=int4 needs a CUDA GPU") as e:
         check_runs_here(cfg)
     assert e.value.field == "precision" and e.value.value == "int4"

@@ -17,7 +17,7 @@ from tests.conftest import FAST, REPO, run_llem
 # warning, print, raw writes to the descriptors (C code), a child process; and llem's own lines.
 _JOB = textwrap.dedent("""
     import logging, os, subprocess, sys, warnings
-    from llem.logfilter import job_output_to_log
+    from llem.runners.logfilter import job_output_to_log
 
     log_path, quiet = sys.argv[1], sys.argv[2] == "quiet"
     fmt = logging.Formatter("[%(name)s][%(levelname)s] - %(message)s")
@@ -28,7 +28,7 @@ _JOB = textwrap.dedent("""
     logging.getLogger().setLevel(logging.INFO)
     with job_output_to_log(log_path, quiet=quiet):
         logging.getLogger("llem").info("llem progress: cycle 1/2")
-        logging.getLogger("llem.harness").warning("llem warning: short window")
+        logging.getLogger("llem.measure.harness").warning("llem warning: short window")
         logging.getLogger("torchao").warning("Failed to load _C_mxfp8.so: third-party noise")
         own = logging.getLogger("torch.utils._pytree")  # as torch._logging sets its loggers up
         own.propagate = False
@@ -78,7 +78,7 @@ def test_a_venv_worker_writes_llem_lines_to_the_descriptor_it_was_given(tmp_path
     """The worker side: llem's records to the inherited terminal descriptor, the rest to its stderr."""
     code = textwrap.dedent("""
         import logging, sys
-        from llem.logfilter import add_console_from_env
+        from llem.runners.logfilter import add_console_from_env
         logging.basicConfig(level=logging.INFO, stream=sys.stderr)
         add_console_from_env()
         logging.getLogger("llem").info("llem progress from the worker")

@@ -46,7 +46,7 @@ def test_resume_of_a_completed_study_says_nothing_to_do(tmp_path, monkeypatch):
     assert q.returncode == 0 and q.stdout == "" and q.stderr == ""
 
     # the library call returns the study, as after a resume that ran jobs
-    from llem.study.api import resume_study
+    from llem.cli.study_api import resume_study
 
     monkeypatch.chdir(tmp_path)
     m = resume_study(study)

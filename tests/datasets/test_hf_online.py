@@ -153,9 +153,9 @@ def test_missing_split_and_missing_dataset_name_the_field(probed):
 def test_an_unreachable_dataset_fails_the_job_before_the_model_loads(tmp_path, monkeypatch):
     import os
 
-    from llem import harness
     from llem.config.compose import load_config
     from llem.errors import ConfigError
+    from llem.measure import harness
 
     offline = {k: os.environ[k] for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
                if k in os.environ}

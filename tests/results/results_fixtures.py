@@ -19,8 +19,8 @@ import pandas as pd
 
 from llem.result import (CycleResult, DeviceEnergy, EnergySummary, ExperimentResult, Phases, PhaseResult,
                          write_json_atomic)
-from llem.stats import summarize
-from llem.study.manifest import JobEntry, StudyResult
+from llem.measure.stats import summarize
+from llem.results.manifest import JobEntry, StudyResult
 
 DATA = Path(__file__).parent / "data"
 REAL_RESULT = DATA / "real_tiny_result.json"
@@ -97,7 +97,7 @@ def synthetic_result(base: ExperimentResult, *, backend: str, batch: int, j_per_
 
 
 def write_timeseries(path: Path, duration_s: float = 8.0, n_devices: int = 2) -> Path:
-    """A synthetic per-GPU trace in llem.sampler's columns (SYNTHETIC TEST DATA): idle until 6 s,
+    """A synthetic per-GPU trace in llem.measure.sampler's columns (SYNTHETIC TEST DATA): idle until 6 s,
     then two measured cycles (6-7 s and 7-8 s) at high power."""
     t = np.round(np.arange(0, duration_s, 0.1), 3)
     cycle = np.where(t < 6, -1, np.where(t < 7, 0, 1))

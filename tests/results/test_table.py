@@ -7,8 +7,8 @@ import pytest
 
 from llem.errors import ConfigError
 from llem.results.load import load_path, load_result
+from llem.results.manifest import StudyResult
 from llem.results.table import loaded_to_dataframe, results_to_dataframe
-from llem.study.manifest import StudyResult
 
 
 def test_study_dataframe_has_one_row_per_planned_job(study_dir):

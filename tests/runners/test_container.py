@@ -16,9 +16,9 @@ import pytest
 
 from llem.config.compose import load_config
 from llem.errors import BackendUnavailableError
-from llem.jobs import execute_job
 from llem.result import ExperimentResult
 from llem.runners import container, resolve_runner
+from llem.runners.jobs import execute_job
 from llem.runners.container import (CONTAINER_LOG, SHM_SIZE, ContainerRunner, find_image, image_available,
                                     image_name)
 

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from llem.config.compose import load_config
-from llem.jobs import execute_job
+from llem.runners.jobs import execute_job
 from llem.runners.venv import VenvRunner
 
 TINY = ["measurement.cycles=2", "measurement.warmup_runs=0", "output_len=4", "dataset.num_prompts=2",

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from llem.cluster import sacct_facts
+from llem.environment.cluster import sacct_facts
 from llem.result import ExperimentResult
-from llem.study.manifest import StudyResult
+from llem.results.manifest import StudyResult
 from tests.conftest import FAST, LLEM, REPO, run_llem
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]

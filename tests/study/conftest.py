@@ -41,7 +41,7 @@ class CallbackLauncher:
         return 1
 
     def launch(self, job_overrides, initial_job_idx):
-        from llem.jobs import failed_result
+        from llem.runners.jobs import failed_result
 
         rets = []
         for k, ovr in enumerate(job_overrides):

@@ -5,7 +5,7 @@ import json
 import pytest
 from hydra.core.utils import JobReturn, JobStatus
 
-from llem.jobs import failed_result
+from llem.runners.jobs import failed_result
 from llem.study import engine
 from llem.study.plan import ExecutionOptions, plan_grid, standalone_composer
 

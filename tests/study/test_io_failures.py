@@ -18,7 +18,7 @@ import pytest
 
 from llem import fsio
 from llem.study import engine
-from llem.study.manifest import StudyResult
+from llem.results.manifest import StudyResult
 from llem.study.plan import ExecutionOptions, plan_grid, standalone_composer
 from tests.study.conftest import TINY, CallbackLauncher, run_llem
 
@@ -168,13 +168,13 @@ def test_study_into_an_unwritable_directory_exits_2_with_one_line(tmp_path):
 
 def test_single_run_whose_result_cannot_be_written_says_so_in_one_line(tmp_path, monkeypatch, capsys):
     """A disk that fills while a single run measures: the result.json write fails."""
-    import llem.jobs
+    import llem.runners.jobs
     from llem.cli.run import run_command
 
     def full(config, job_dir=None, **kw):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(Path(job_dir) / "result.json"))
 
-    monkeypatch.setattr(llem.jobs, "execute_job", full)
+    monkeypatch.setattr(llem.runners.jobs, "execute_job", full)
     monkeypatch.chdir(tmp_path)
     assert run_command([*TINY, f"hydra.run.dir={tmp_path}/run1", "--quiet"]) == 1
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("llem: error:")]

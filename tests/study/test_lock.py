@@ -20,7 +20,7 @@ from tests.study.conftest import TINY, llem_cmd, run_llem
 def _fake_study(d):
     """A study directory as a finished one-job study leaves it (nothing to run on resume)."""
     from llem.config.compose import load_config
-    from llem.study.manifest import JobEntry, StudyResult
+    from llem.results.manifest import JobEntry, StudyResult
 
     cfg = load_config(["output_len=4"])
     d.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,9 @@ import pytest
 
 from llem.config.compose import load_config
 from llem.errors import ConfigError
-from llem.jobs import failed_result
-from llem.study.manifest import JobEntry, StudyResult, rebuild
+from llem.results.manifest import JobEntry, StudyResult
+from llem.runners.jobs import failed_result
+from llem.study.manifest import rebuild
 
 
 def _result(config, status):
@@ -75,7 +76,7 @@ def test_running_job_of_a_live_study_is_not_called_lost(tmp_path):
 def test_an_owner_from_another_boot_is_not_alive(tmp_path):
     import socket
 
-    from llem.environment import boot_id
+    from llem.environment.snapshot import boot_id
     from llem.study.engine import _owner
     from llem.study.manifest import _owner_alive
 
@@ -93,7 +94,7 @@ def test_an_owner_from_another_boot_is_not_alive(tmp_path):
 
 
 def test_resume_names_changed_jobs(tmp_path):
-    from llem.study.cli import _report_changes, changed_jobs
+    from llem.cli.study import _report_changes, changed_jobs
     from llem.study.plan import ExecutionOptions, plan_grid, standalone_composer
 
     with standalone_composer() as c:
@@ -111,7 +112,7 @@ def test_resume_names_changed_jobs(tmp_path):
 
 
 def test_resume_refuses_a_grid_that_gained_jobs(tmp_path):
-    from llem.study.cli import _report_changes
+    from llem.cli.study import _report_changes
     from llem.study.plan import ExecutionOptions, plan_grid, standalone_composer
 
     with standalone_composer() as c:

@@ -1,7 +1,8 @@
 """Progress lines and the end-of-study summary table."""
 import io
 
-from llem.study.manifest import JobEntry, StudyResult, summarize
+from llem.results.manifest import JobEntry, StudyResult
+from llem.study.manifest import summarize
 from llem.study.progress import Progress, summary_table
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from llem.errors import ConfigError
 from llem.study import engine
-from llem.study.manifest import PLAN_NAME, StudyPlanRecord, StudyResult, rebuild
+from llem.results.manifest import PLAN_NAME, StudyResult
+from llem.study.manifest import StudyPlanRecord, rebuild
 from llem.study.plan import ExecutionOptions, plan_grid, standalone_composer
 from tests.study.conftest import TINY, CallbackLauncher, run_llem
 

@@ -11,7 +11,8 @@ import time
 import psutil
 import pytest
 
-from llem.study.manifest import StudyResult, rebuild
+from llem.results.manifest import StudyResult
+from llem.study.manifest import rebuild
 from tests.study.conftest import TINY, llem_cmd, run_llem
 
 pytestmark = pytest.mark.slow

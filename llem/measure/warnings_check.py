@@ -1,0 +1,125 @@
+"""Warnings for anything that weakens a number. Each is one sentence that names the condition,
+the value seen and the threshold, and goes into the result and onto the screen."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from llem.measure.sampler import throttle_names
+
+#: A window shorter than this is a warning whatever the counter's period: host-side noise
+#: (Python, launch latency, synchronisation) is no longer small against it.
+MIN_WINDOW_WARN_S = 1.0
+
+
+#: below this mean utilisation (NVML, %) inside the windows a measured GPU counts as idle
+IDLE_GPU_UTIL_PCT = 2.0
+
+
+def environment_warnings(environment: dict, sampler, config) -> list[str]:
+    out: list[str] = []
+    for g in environment.get("gpus", []):
+        lim, dflt = g.get("power_limit_w"), g.get("default_power_limit_w")
+        if lim is not None and dflt is not None and abs(lim - dflt) > 0.5:
+            out.append(f"non-default power limit: GPU {g['index']} is capped at {lim:g} W (default {dflt:g} W)")
+        if g.get("persistence_mode") is False:
+            out.append(f"persistence mode off on GPU {g['index']}: the driver may unload between runs, "
+                       "changing idle power and start-up behaviour (nvidia-smi -pm 1)")
+    if sampler is not None:
+        out.extend(sampler_warnings(sampler.in_windows(), config.measurement.temperature_drift_warn_c))
+    return out
+
+
+def sampler_warnings(rows: list[dict], drift_threshold_c: float) -> list[str]:
+    out: list[str] = []
+    by_gpu: dict = {}
+    for r in rows:
+        by_gpu.setdefault(r["gpu_index"], []).append(r)
+    for idx, rs in sorted(by_gpu.items()):
+        temps = [r["temperature_c"] for r in rs if r["temperature_c"] is not None]
+        if temps and max(temps) - min(temps) > drift_threshold_c:
+            out.append(f"temperature drift: GPU {idx} went from {min(temps):g} to {max(temps):g} C during the "
+                       f"measured windows (threshold {drift_threshold_c:g} C)")
+        mask = 0
+        hit = 0
+        for r in rs:
+            m = r["throttle_reasons"] or 0
+            if throttle_names(m):
+                hit += 1
+            mask |= m
+        names = throttle_names(mask)
+        if names:
+            out.append(f"throttling: GPU {idx} reported {', '.join(names)} in {hit} of {len(rs)} samples "
+                       "inside the measured windows")
+        util = [r["utilization_gpu_pct"] for r in rs if r.get("utilization_gpu_pct") is not None]
+        # an idle measured GPU means the energy is not the workload's: an H100 run whose torchao
+        # int8 model stayed on the CPU read 0% here while reporting J/token of an idle GPU
+        if len(util) >= 3 and sum(util) / len(util) < IDLE_GPU_UTIL_PCT:
+            out.append(f"GPU {idx} was nearly idle during the measured windows (mean utilisation "
+                       f"{sum(util) / len(util):.1f}% over {len(util)} samples): the workload may not run on the "
+                       "GPU whose energy is measured, so its energy is not the workload's")
+    return out
+
+
+def own_process_tree(pid: Optional[int] = None) -> set[int]:
+    """``pid`` (default: this process) and all its descendants: vLLM's EngineCore, tensor-parallel
+    follower ranks and other processes llem started hold GPU memory too, but their energy is the job's."""
+    pid = pid or os.getpid()
+    own = {pid}
+    try:
+        import psutil
+
+        own.update(c.pid for c in psutil.Process(pid).children(recursive=True))
+    except Exception:  # psutil.NoSuchProcess / AccessDenied: the pid itself is still ours
+        pass
+    return own
+
+
+def foreign_process_warnings(environment: dict, devices, own_pid: Optional[int] = None) -> list[str]:
+    """Other processes on the job's GPUs, from the snapshot and from a fresh read now (called while
+    the backend's own child processes are still running, so they count as ours)."""
+    own = own_process_tree(own_pid)
+    seen: dict = {}
+    for g in environment.get("gpus", []):
+        for p in g.get("processes") or []:
+            seen.setdefault(g["index"], set()).add(p["pid"])
+    if devices:
+        try:
+            from llem.devices.nvml import nvml_module
+
+            nv = nvml_module()
+            for d in devices:
+                for p in nv.nvmlDeviceGetComputeRunningProcesses(d.handle):
+                    seen.setdefault(d.index, set()).add(p.pid)
+        except Exception:
+            pass
+    out = []
+    in_container = environment.get("container", {}).get("in_container")
+    for idx, pids in sorted(seen.items()):
+        others = sorted(pids - own)
+        if others:
+            note = " (in a container NVML reports host PIDs, so this may be llem itself)" if in_container else ""
+            out.append(f"other processes on GPU {idx}: pids {others[:8]} share the GPU and its energy{note}")
+    return out
+
+
+def measurement_warnings(*, meter, bounds: list[float], target: float, durations_s: list[float],
+                         cv: Optional[float], cv_threshold: float) -> list[str]:
+    out = []
+    if bounds and max(bounds) > target:
+        out.append(f"short window: quantisation bound {max(bounds):.2%} exceeds the {target:.2%} target "
+                   "(max_repeats_per_cycle reached or the workload pass is longer than planned)")
+    if durations_s and min(durations_s) < MIN_WINDOW_WARN_S:
+        out.append(f"short window: the shortest measured window lasted {min(durations_s):.3g} s "
+                   f"(< {MIN_WINDOW_WARN_S:g} s)")
+    if cv is not None and cv > cv_threshold:
+        out.append(f"high CV: energy per token varies {cv:.1%} across cycles (threshold {cv_threshold:.1%})")
+    if len(durations_s) == 1:
+        out.append("one cycle: no spread or confidence interval can be estimated (measurement.cycles=1; "
+                   "use 2 or more, 5 by default)")
+    if meter.estimated:
+        out.append(f"estimated meter: {meter.name} does not read a hardware energy counter; its energy is a "
+                   "model-based estimate")
+    if getattr(meter, "caveat", None):
+        out.append(meter.caveat)
+    return out
