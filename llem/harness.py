@@ -24,7 +24,6 @@ from llem.devices import DeviceSet, resolve_devices, select_for_job
 from llem.meters.base import Meter, NoMeter, WindowReading
 from llem.meters.select import select_meter
 from llem.result import (CycleResult, DeviceEnergy, EnergySummary, ExperimentResult)
-from llem.stats import summarize
 
 log = logging.getLogger("llem")
 
@@ -60,6 +59,19 @@ def prepare_batches(config: ExperimentConfig, backend, texts=None) -> list:
     prompts = load_prompts(config.dataset, getattr(backend, "tokenizer", None), getattr(backend, "vocab_size", 512),
                            min_count=n, texts=texts)
     return [backend.prepare(p) for p in backend.plan_batches(prompts[:n], b)]
+
+
+def window_target_s(edge_s: Optional[float], mcfg) -> tuple[float, str]:
+    """How long a measured window must last, and what set that length.
+
+    With a counter (``edge_s``: the energy missed or added at the window's edges is at most
+    ``edge_s`` x power) the relative bound is ``edge_s / window`` (docs/measurement.md), so the
+    window needs ``edge_s / quantisation_target``. A meter without a counter period (CodeCarbon,
+    none, a CPU job) gives nothing to size from; then ``measurement.min_window_s`` sets it, so
+    that a window is not one pass of a fraction of a second whose timing noise swamps the cycle."""
+    if edge_s:
+        return edge_s / mcfg.quantisation_target, "counter quantisation bound (edge_uncertainty_s / quantisation_target)"
+    return mcfg.min_window_s, "measurement.min_window_s (the meter has no counter period)"
 
 
 def _wants_gpu(config: ExperimentConfig) -> bool:
@@ -169,11 +181,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     period = meter.update_period_s()
     edge_s = meter.edge_uncertainty_s()
     target = config.measurement.quantisation_target
-    needed_s = config.measurement.min_window_s
-    if edge_s:
-        # energy missed or added at the edges is at most edge_s x power, so the relative
-        # bound is edge_s / window (docs/measurement.md): the window needs edge_s / target
-        needed_s = max(needed_s, edge_s / target)
+    needed_s, sized_by = window_target_s(edge_s, config.measurement)
     # Size from the faster of the last two timed passes: one cold pass alone would size the
     # window too short. Fewer than two warm-up passes -> untimed-by-the-meter calibration passes.
     timed = list(warm.durations_s)
@@ -192,7 +200,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     repeats = max(1, min(max_repeats,
                          math.ceil(needed_s * 1.03 / max(pass_s, 1e-9)) if needed_s > 0 else 1))
     methodology["window"] = {
-        "workload_pass_s": pass_s, "repeats_per_cycle": repeats, "target_window_s": needed_s,
+        "workload_pass_s": pass_s, "repeats_per_cycle": repeats, "target_window_s": needed_s, "sized_by": sized_by,
         "counter_update_period_s": period, "edge_uncertainty_s": edge_s, "quantisation_target": target,
         "batches_per_pass": len(batches), "prompts_per_pass": sum(len(x.prompts) for x in batches),
         "calibration_passes": calibration_passes,
@@ -281,23 +289,18 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
                         f"{len(used)} (cuda {used}); set CUDA_VISIBLE_DEVICES to exactly those GPUs")
 
     # -- statistics and result ---------------------------------------------------------------
-    how = {"method": config.measurement.ci_method, "samples": config.measurement.bootstrap_samples,
-           "seed": config.seed}
-    stats = {
-        "energy_per_output_token_j": summarize([c.energy_per_output_token_j for c in cycles], **how),
-        "tokens_per_joule": summarize([c.tokens_per_joule for c in cycles], **how),
-        "output_tokens_per_s": summarize([c.output_tokens_per_s for c in cycles], **how),
-        "energy_adjusted_per_output_token_j": summarize(
-            [(c.energy_adjusted_j / c.output_tokens) if c.energy_adjusted_j is not None and c.output_tokens else None
-             for c in cycles], **how),
-    }
+    from llem.stats import headline_stats
+
+    # one estimator for every headline number: the ratio of totals over the cycles, with its CI
+    stats = headline_stats(cycles, method=config.measurement.ci_method,
+                           samples=config.measurement.bootstrap_samples, seed=config.seed)
     energy = _energy_summary(meter, cycles, baseline, load_reading)
     from llem.warnings_check import environment_warnings, foreign_process_warnings, measurement_warnings
 
     warnings.extend(measurement_warnings(
         meter=meter, bounds=bounds, target=target, durations_s=[c.duration_s for c in cycles],
         cv=stats["energy_per_output_token_j"].cv if energy.measured else None,
-        cv_threshold=config.measurement.cv_warn_threshold))
+        cv_threshold=config.measurement.cv_warn_threshold, throughput_cv=stats["output_tokens_per_s"].cv))
     warnings.extend(environment_warnings(environment, sampler, config))
     warnings.extend(foreign_process_warnings(environment, devices))
     if baseline is not None and baseline.settle.get("settled") is False:
@@ -311,11 +314,15 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     total_in = sum(c.input_tokens for c in cycles)
     total_out = sum(c.output_tokens for c in cycles)
     total_s = sum(c.duration_s for c in cycles)
+    from llem.stability import judge_steady_state
     from llem.warmup import steady_state_claim
 
-    steady, steady_text = steady_state_claim(warm, calibration_pass)
-    methodology["steady_state"] = steady_text
+    verdict = judge_steady_state(*steady_state_claim(warm, calibration_pass), cycles, energy.measured)
+    steady = verdict.claimed
+    warnings.extend(verdict.warnings)
+    methodology["steady_state"] = verdict.text
     methodology["steady_state_claimed"] = steady
+    methodology["steady_state_test"] = verdict.test
     timeseries_path = None
     if job_dir is not None and sampler.has_data():
         timeseries_path = str(sampler.write_parquet(job_dir / "timeseries.parquet").name)
