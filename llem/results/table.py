@@ -24,8 +24,8 @@ ID_COLUMNS = ["study_name", "study_design_hash", "job_id", "index", "grid_index"
 CONFIG_COLUMNS = ["backend", "backend_version", "model", "precision", "batch", "device", "gpu_name",
                   "output_len", "input_len", "num_prompts", "dataset", "country_iso_code", "overrides"]
 ENERGY_COLUMNS = ["energy_measured", "energy_not_measured_reason", "energy_meter", "energy_source",
-                  "energy_estimated", "energy_j", "energy_adjusted_j", "baseline_power_w", "cpu_energy_j",
-                  "dram_energy_j", "load_energy_j"]
+                  "energy_estimated", "energy_scope", "energy_j", "energy_adjusted_j", "energy_adjusted_reason",
+                  "baseline_power_w", "cpu_energy_j", "dram_energy_j", "load_energy_j"]
 # headline metrics that carry a per-cycle CI in result.stats
 STAT_METRICS = ["energy_per_output_token_j", "energy_adjusted_per_output_token_j", "tokens_per_joule",
                 "output_tokens_per_s"]
@@ -155,7 +155,11 @@ def result_row(result: ExperimentResult) -> dict[str, Any]:
         "energy_measured": e.measured,
         "energy_not_measured_reason": None if e.measured else (e.not_measured_reason or "not recorded"),
         "energy_meter": e.meter, "energy_source": e.source, "energy_estimated": e.estimated,
-        "energy_j": e.energy_j, "energy_adjusted_j": e.energy_adjusted_j, "baseline_power_w": e.baseline_power_w,
+        # what the energy covers: "gpu" (the job's GPUs) or "host" (CPU + RAM of a CPU-only job)
+        "energy_scope": e.scope if e.measured else None,
+        "energy_j": e.energy_j, "energy_adjusted_j": e.energy_adjusted_j,
+        "energy_adjusted_reason": e.energy_adjusted_reason if e.measured else None,
+        "baseline_power_w": e.baseline_power_w,
         "cpu_energy_j": e.cpu_energy_j, "dram_energy_j": e.dram_energy_j, "load_energy_j": e.load_energy_j,
         "input_tokens": r.input_tokens, "output_tokens": r.output_tokens, "duration_s": r.duration_s,
         "n_cycles": len(r.cycles), "load_time_s": r.load_time_s,
