@@ -21,7 +21,7 @@ from llem.result import ExperimentResult
 
 ID_COLUMNS = ["study_name", "study_design_hash", "job_id", "index", "grid_index", "cycle", "status",
               "error_type", "error_message", "result_problem", "experiment_id", "config_hash"]
-CONFIG_COLUMNS = ["backend", "backend_version", "model", "precision", "batch", "device", "gpu_name",
+CONFIG_COLUMNS = ["backend", "backend_version", "model", "precision", "batch", "device", "gpu_name", "cpu_name",
                   "output_len", "input_len", "num_prompts", "dataset", "country_iso_code", "overrides"]
 ENERGY_COLUMNS = ["energy_measured", "energy_not_measured_reason", "energy_meter", "energy_source",
                   "energy_estimated", "energy_scope", "energy_j", "energy_adjusted_j", "energy_adjusted_reason",
@@ -149,6 +149,7 @@ def result_row(result: ExperimentResult) -> dict[str, Any]:
         "error_type": r.error_type, "error_message": r.error_message,
         "backend": r.backend, "backend_version": r.backend_version, "model": r.model,
         "precision": r.precision, "batch": r.batch, "device": r.device, "gpu_name": gpu_name,
+        "cpu_name": (r.environment or {}).get("cpu"),
         "output_len": cfg.get("output_len"), "input_len": ds.get("input_len"),
         "num_prompts": ds.get("num_prompts"), "dataset": ds.get("name") or ds.get("kind"),
         "country_iso_code": (cfg.get("energy") or {}).get("country_iso_code"),

@@ -57,6 +57,7 @@ def synthetic_result(base: ExperimentResult, *, backend: str, batch: int, j_per_
     total_e = sum(c.energy_j for c in cycles)
     total_tok = out_tokens * n_cycles
     energy = EnergySummary(measured=True, meter="synthetic", source="synthetic test data", estimated=estimated,
+                           scope="gpu",
                            energy_j=total_e, energy_adjusted_j=total_e * 0.8, baseline_power_w=60.0,
                            energy_per_output_token_j=total_e / total_tok,
                            energy_adjusted_per_output_token_j=total_e * 0.8 / total_tok,
