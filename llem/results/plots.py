@@ -10,8 +10,9 @@
   batch per backend: drawn whenever throughput was measured, energy or not;
 - ``backends_side_by_side``: one panel per batch and metric (J/token, tok/s, TTFT), a bar per
   backend with its CI and value, "not measured" where a value is missing;
-- ``phases_prefill_decode``: prefill and decode energy per workload pass from ``result.phases``,
-  with +-1 standard error and every segment labelled (small ones beside the bar);
+- ``phases_prefill_decode``: prefill and decode energy per request (per workload pass where a
+  result lacks per-prompt values) from ``result.phases``, with +-1 standard error and every
+  segment labelled (small ones beside the bar);
 - ``timeseries_<job>``: per-GPU power and temperature from the job's ``timeseries.parquet``,
   with the measured window shaded.
 
@@ -320,6 +321,39 @@ def _point_label(r: dict, keys: list[str]) -> str:
     return f"{r['backend']} b{r['batch']}" + (f" ({', '.join(extra)})" if extra else "")
 
 
+def _place_labels(ax, x: np.ndarray, y: np.ndarray, labels: list[str], fontsize: float = 7) -> None:
+    """Annotate each point, choosing among a few offsets the one whose (estimated) text box
+    overlaps the fewest labels already placed and other points: a greedy placement, enough for the
+    tens of points a study has."""
+    ax.figure.canvas.draw()  # settle the axes size, limits and scales before reading positions
+    pts = ax.transData.transform(np.column_stack([x, y]))
+    char_w, h = fontsize * 0.62, fontsize * 1.4  # pixels at 100 dpi
+    placed: list[tuple[float, float, float, float]] = []
+
+    def overlap(a, b) -> float:
+        w = min(a[2], b[2]) - max(a[0], b[0])
+        hh = min(a[3], b[3]) - max(a[1], b[1])
+        return max(0.0, w) * max(0.0, hh)
+
+    for i in sorted(range(len(labels)), key=lambda k: pts[k][0]):
+        w = len(labels[i]) * char_w
+        px, py = pts[i]
+        best, best_cost = None, None
+        for dx, dy in ((6, 4), (6, -4 - h), (-6 - w, 4), (-6 - w, -4 - h), (8, -h / 2), (-8 - w, -h / 2),
+                       (-w / 2, 8), (-w / 2, -8 - h)):
+            box = (px + dx, py + dy, px + dx + w, py + dy + h)
+            cost = sum(overlap(box, b) for b in placed)
+            cost += sum(200.0 for j, (qx, qy) in enumerate(pts) if j != i and box[0] - 4 <= qx <= box[2] + 4
+                        and box[1] - 4 <= qy <= box[3] + 4)
+            if best_cost is None or cost < best_cost:
+                best, best_cost = (dx, dy, box), cost
+        dx, dy, box = best
+        placed.append(box)
+        # offsets in points (= pixels at 100 dpi x 0.72); the box's lower-left corner
+        ax.annotate(labels[i], (x[i], y[i]), textcoords="offset pixels", xytext=(dx, dy), fontsize=fontsize,
+                    color="0.15", ha="left", va="bottom")
+
+
 def fig_pareto(df: pd.DataFrame, x_metric: str = "energy_per_output_token_j",
                y_metric: str = "output_tokens_per_s") -> Plot:
     name = "pareto_throughput_vs_energy"
@@ -343,15 +377,11 @@ def fig_pareto(df: pd.DataFrame, x_metric: str = "energy_per_output_token_j",
     else:
         ax.plot(x[front], y[front], "o", color="k", ms=14, mfc="none", alpha=0.6, label="Pareto frontier (1 job)",
                 zorder=0)
-    # every point labelled; alternate the offsets so that neighbours do not print over each other
-    order = np.argsort(x)
-    for n, i in enumerate(order):
-        dy = 6 if n % 2 == 0 else -11
-        ax.annotate(_point_label(data.loc[i].to_dict(), styles.keys), (x[i], y[i]), textcoords="offset points",
-                    xytext=(6, dy), fontsize=7, color="0.15")
     _maybe_log_y(ax, y)
     if np.nanmax(x) / np.nanmin(x) >= 8:
         _plain_log(ax, "x")
+    # every point labelled, each label placed where it covers the fewest other labels and points
+    _place_labels(ax, x, y, [_point_label(r, styles.keys) for r in data.to_dict("records")])
     ax.set_xlabel(f"{x_metric} (J/token, lower is better)")
     ax.set_ylabel(f"{y_metric} (tokens/s, higher is better)")
     ax.grid(True, alpha=0.3, which="both")
@@ -554,16 +584,33 @@ def _cycle_spans(ts: pd.DataFrame, tcol: str) -> list[tuple[float, float]]:
     return sorted(spans)
 
 
-def _phase_se(r: dict) -> tuple[float, float]:
-    """One standard error of the prefill and decode energy per workload pass, from the per-prompt
-    and per-token standard errors the result records (NaN where it has none)."""
+def _phase_units(recs: list[dict]) -> tuple[str, np.ndarray]:
+    """The unit the phase figure uses, and each job's divisor from the per-pass values to it.
+
+    Per request (prompt) where every job records its prefill energy per prompt: a workload pass
+    holds a different number of prompts at different batch sizes (rounded up to whole batches),
+    so per-pass energies do not compare across jobs; per request they do. Otherwise per pass."""
+    prompts = []
+    for r in recs:
+        per_prompt, pre = r.get("prefill_energy_per_prompt_j"), r.get("prefill_energy_j")
+        ok = not pd.isna(per_prompt) and not pd.isna(pre) and float(per_prompt) > 0
+        prompts.append(float(pre) / float(per_prompt) if ok else np.nan)
+    prompts = np.asarray(prompts, dtype=float)
+    if np.all(np.isfinite(prompts)):
+        return "request", prompts
+    return "workload pass", np.ones(len(recs))
+
+
+def _phase_se(r: dict, prompts: float, per_request: bool) -> tuple[float, float]:
+    """One standard error of the prefill and decode energy (per request, or per pass), from the
+    per-prompt and per-output-token standard errors the result records (NaN where it has none)."""
     pre_se, dec_se = np.nan, np.nan
-    per_prompt, se = r.get("prefill_energy_per_prompt_j"), r.get("prefill_energy_per_prompt_se_j")
-    if not pd.isna(per_prompt) and not pd.isna(se) and per_prompt:
-        pre_se = float(se) * float(r["prefill_energy_j"]) / float(per_prompt)
+    se = r.get("prefill_energy_per_prompt_se_j")
+    if not pd.isna(se):
+        pre_se = float(se) * (1.0 if per_request else prompts)
     tok, se = r.get("decode_tokens"), r.get("decode_energy_per_output_token_se_j")
     if not pd.isna(tok) and not pd.isna(se):
-        dec_se = float(se) * float(tok)
+        dec_se = float(se) * float(tok) / prompts
     return pre_se, dec_se
 
 
@@ -581,43 +628,49 @@ def fig_phases(df: pd.DataFrame) -> Plot:
     recs = data.to_dict("records")
     labels = [_point_label(r, styles.keys) + (f"\n{r['job_id']}" if len(data) > 1 and "job_id" in r else "")
               for r in recs]
+    unit, div = _phase_units(recs)
     x = np.arange(len(recs))
-    pre = _floats(data, "prefill_energy_j")
-    dec = _floats(data, "decode_energy_j")
+    pre = _floats(data, "prefill_energy_j") / div
+    dec = _floats(data, "decode_energy_j") / div
     shown_dec = np.where(dec > 0, dec, 0.0)  # a decode estimate <= 0 is noise: labelled, not stacked
-    ses = np.array([_phase_se(r) for r in recs]).reshape(-1, 2)
+    ses = np.array([_phase_se(r, d, unit == "request") for r, d in zip(recs, div)]).reshape(-1, 2)
     ax.bar(x, pre, 0.6, label="prefill", color="C1")
     ax.bar(x, shown_dec, 0.6, bottom=pre, label="decode", color="C0")
-    # +-1 standard error at the top of each segment (window-to-window scatter only)
-    # (left of centre: the labels sit right of centre)
+    # +-1 standard error at the top of each segment (window-to-window scatter only), left of
+    # centre: the labels sit right of centre
     ax.errorbar(x - 0.18, pre, yerr=ses[:, 0], fmt="none", color="0.1", capsize=3, lw=0.9)
     ax.errorbar(x - 0.18, pre + shown_dec, yerr=np.where(dec > 0, ses[:, 1], np.nan), fmt="none", color="0.1",
                 capsize=3, lw=0.9)
     top = float(np.nanmax(pre + shown_dec + np.nan_to_num(ses[:, 1])))
     ax.set_ylim(0, top * 1.18)
+    gap = 0.085 * top  # height of a two-line label, in data units
     for i in range(len(recs)):
         total = pre[i] + shown_dec[i]
+        free = 0.0  # labels beside the bar stack upwards from here, so they never overlap
         for lo, h, what, colour in ((0.0, pre[i], "prefill", "C1"), (pre[i], dec[i], "decode", "C0")):
             text = f"{h:.3g} J" + (f"\n{h / total:.0%}" if total > 0 and h > 0 else "")
             if what == "decode" and h <= 0:
-                ax.annotate(f"decode {h:.2g} J: not resolved", (x[i], lo), xytext=(0, 4), textcoords="offset points",
+                ax.annotate(f"decode {h:.2g} J:\nnot resolved", (x[i], lo), xytext=(0, 4), textcoords="offset points",
                             ha="center", fontsize=7, color="0.2")
             elif h >= 0.1 * top:
                 ax.text(x[i] + 0.07, lo + h / 2, text, ha="center", va="center", fontsize=7, color="white")
             else:  # too small to hold its label: beside the bar in the segment's colour, with a leader line
-                ax.annotate(text, (x[i] + 0.3, lo + h / 2), xytext=(x[i] + 0.36, lo + h / 2 + 0.04 * top),
+                y_text = max(lo + h / 2 + 0.03 * top, free + gap / 2)
+                free = y_text + gap / 2
+                ax.annotate(text, (x[i] + 0.3, lo + h / 2), xytext=(x[i] + 0.36, y_text),
                             fontsize=7, color=colour, va="center", fontweight="bold",
                             arrowprops={"arrowstyle": "-", "color": colour, "lw": 0.8})
     ax.set_xticks(x, labels, fontsize=7)
     ax.set_xlim(-0.6, len(recs) - 0.4 + 0.5)
-    pers = sorted(set(data["phase_per"].dropna().astype(str))) if "phase_per" in data.columns else []
-    ax.set_ylabel("energy_j (J)" + (f" per {pers[0]}" if len(pers) == 1 else ""))
+    ax.set_ylabel(f"energy_j (J) per {unit}")
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
-    _titles(fig, ax, "Prefill vs decode energy per workload pass", data, estimated=_estimated(data))
+    _titles(fig, ax, f"Prefill vs decode energy per {unit}", data, estimated=_estimated(data))
     methods = sorted(set(data["phase_method"].dropna().astype(str))) if "phase_method" in data.columns else []
     _footnote(fig, "error bars: +-1 standard error (window-to-window scatter only; the split's bias is stated in "
-              "each result's phases.error)", *("split: " + m for m in methods), _excluded_note(df, mask))
+              "each result's phases.error)" + ("; per request = per pass / prompts per pass, so batch sizes compare"
+                                               if unit == "request" else ""),
+              *("split: " + m for m in methods), _excluded_note(df, mask))
     return Plot(name, fig)
 
 

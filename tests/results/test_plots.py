@@ -203,10 +203,14 @@ def test_phases_figure_shows_uncertainty_and_labels_every_segment(df):
     labels = ax.get_legend_handles_labels()[1]
     assert labels == ["prefill", "decode"]
     rows = df[df["prefill_energy_j"].notna() & df["decode_energy_j"].notna() & (df["status"] == "completed")]
+    # per request: a pass holds a different number of prompts at each batch size
+    prompts = rows["prefill_energy_j"].astype(float) / rows["prefill_energy_per_prompt_j"].astype(float)
+    assert ax.get_ylabel() == "energy_j (J) per request"
     prefill_bars = ax.containers[0]
-    assert [b.get_height() for b in prefill_bars] == pytest.approx(list(rows["prefill_energy_j"].astype(float)))
+    assert [b.get_height() for b in prefill_bars] == pytest.approx(list(rows["prefill_energy_per_prompt_j"]
+                                                                        .astype(float)))
     shown = " ".join(t.get_text() for t in ax.texts)
-    for v in list(rows["prefill_energy_j"]) + list(rows["decode_energy_j"]):
+    for v in list(rows["prefill_energy_per_prompt_j"]) + list(rows["decode_energy_j"].astype(float) / prompts):
         assert f"{float(v):.3g} J" in shown
     assert "error bars: +-1 standard error" in texts(p.figure)
 
@@ -219,10 +223,11 @@ def test_phase_error_bars_come_from_the_recorded_standard_errors(df):
     ax = fig_phases(df).figure.axes[0]
     bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
     (pre_seg,), (dec_seg,) = bars[0].lines[2], bars[1].lines[2]
+    prompts = float(df.loc[i, "prefill_energy_j"]) / float(df.loc[i, "prefill_energy_per_prompt_j"])
     lo, hi = pre_seg.get_segments()[0][:, 1]
-    assert (hi - lo) / 2 == pytest.approx(float(df.loc[i, "prefill_energy_j"]) * 0.1)
+    assert (hi - lo) / 2 == pytest.approx(float(df.loc[i, "prefill_energy_per_prompt_j"]) * 0.1)
     lo, hi = dec_seg.get_segments()[0][:, 1]
-    assert (hi - lo) / 2 == pytest.approx(0.01 * float(df.loc[i, "decode_tokens"]))
+    assert (hi - lo) / 2 == pytest.approx(0.01 * float(df.loc[i, "decode_tokens"]) / prompts)
 
 
 def test_unmeasured_only_skips_energy_figures(real_job):
