@@ -176,7 +176,7 @@ def _isna(v) -> bool:
 
 def _show(args) -> int:
     from llem.results.table import metric_columns
-    from llem.results.view import DEFAULT_WIDTH, column_key, show_table, warnings_block, wrap_note
+    from llem.results.view import DEFAULT_WIDTH, column_key, show_table, warnings_block
 
     if args.wide and args.columns:
         raise ConfigError("--wide: give --wide or --columns, not both (--columns already picks every column shown)",

@@ -154,7 +154,7 @@ def show_table(df: pd.DataFrame, columns: Optional[Sequence[str]] = None, *, wid
                 common.append(f"{s.name}={vals.pop()}")
     common_names = {c.split("=")[0] for c in common}
     specs = [s for s in specs if s.name not in empty and s.name not in common_names]
-    cut = [ShowColumn(s.name, s.label, s.hide_rank, s.ci, s.energy, s.max_width) for s in specs]
+    cut = list(specs)
     hidden: list[str] = []
     while True:
         headers, rows = _cells(records, cut, fitted=True)
