@@ -50,6 +50,9 @@ def print_summary(result, path=None) -> None:
             if m["steady_state_claimed"]:
                 print("   steady state: claimed (warm-up ran; the cycles show no trend, no half-to-half shift, "
                       "no outlier)")
+            elif str(m.get("steady_state", "")).startswith("not steady state: the warm-up ran, but"):
+                print("   steady state: not claimed: the cycles fail the steady-state test (the 'not steady' "
+                      "warnings below say how)")
             else:
                 why = str(m.get("steady_state", "")).removeprefix("not steady state: ")
                 print(f"   steady state: not claimed: {why[:150] + ('...' if len(why) > 150 else '')}")
