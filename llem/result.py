@@ -10,9 +10,11 @@ import json
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0"
+# 1.1: stats.* carry ``value`` (the ratio of totals) with a CI of that value; ``mean`` became
+# ``cycle_mean`` (1.0 files still read)
+SCHEMA_VERSION = "1.1"
 
 
 class _Model(BaseModel):
@@ -20,15 +22,23 @@ class _Model(BaseModel):
 
 
 class Stat(_Model):
-    """Statistics over measured cycles."""
+    """A headline metric over the measured cycles (llem/measure/stats.py).
+
+    ``value`` is the estimate: the ratio of totals over the cycles (total energy / total output
+    tokens, total output tokens / total seconds, ...), the same number as the result's top-level
+    point; ``ci95_low``/``ci95_high`` are the 95% CI *of that value* and contain it. ``cycle_mean``,
+    ``std`` and ``cv`` describe the per-cycle values (their spread), not the estimate. Results
+    written before schema 1.1 have no ``value``, a ``mean`` (read here as ``cycle_mean``) and a CI
+    of that mean."""
 
     n: int
-    mean: Optional[float] = None
-    std: Optional[float] = None
-    cv: Optional[float] = None
+    value: Optional[float] = None
     ci95_low: Optional[float] = None
     ci95_high: Optional[float] = None
-    method: Optional[str] = None  # how the CI was made (llem.measure.stats.describe_method)
+    cycle_mean: Optional[float] = Field(None, validation_alias=AliasChoices("cycle_mean", "mean"))
+    std: Optional[float] = None
+    cv: Optional[float] = None
+    method: Optional[str] = None  # the estimator and how its CI was made (llem.measure.stats.describe_method)
 
 
 class Percentiles(_Model):

@@ -15,8 +15,10 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 LLEM = str(Path(sys.executable).parent / "llem")
 
-# The fastest meaningful experiment: tiny model, 2 short cycles, no warm-up.
-FAST = ["measurement.cycles=2", "measurement.warmup_runs=0", "dataset.num_prompts=2", "output_len=4"]
+# The fastest meaningful experiment: tiny model, 2 short cycles, no warm-up, and windows of one
+# pass (min_window_s=0; its default of a few seconds is checked in tests/test_harness.py).
+FAST = ["measurement.cycles=2", "measurement.warmup_runs=0", "measurement.min_window_s=0", "dataset.num_prompts=2",
+        "output_len=4"]
 
 
 def benchmark_path(name: str) -> Path:

@@ -13,7 +13,7 @@ def test_public_names():
 
 def test_run_experiment_without_hydra_matches_cli(tmp_path):
     cfg = ExperimentConfig.model_validate({
-        "measurement": {"cycles": 2, "warmup_runs": 0},
+        "measurement": {"cycles": 2, "warmup_runs": 0, "min_window_s": 0},
         "dataset": {"kind": "synthetic", "name": "synthetic", "num_prompts": 2},
         "output_len": 4,
     })

@@ -30,9 +30,11 @@ ARMS = {
 
 
 def _fmt(stat, scale=1.0, digits=4) -> str:
-    if not stat or stat.get("mean") is None:
+    # "value" (the ratio of totals, result schema 1.1) is the point its CI belongs to; 1.0 had "mean"
+    point = (stat or {}).get("value", (stat or {}).get("mean"))
+    if point is None:
         return "n/a"
-    m = stat["mean"] * scale
+    m = point * scale
     lo, hi = stat.get("ci95_low"), stat.get("ci95_high")
     ci = f" [{lo * scale:.{digits}g}, {hi * scale:.{digits}g}]" if lo is not None and hi is not None else ""
     return f"{m:.{digits}g}{ci}"

@@ -6,7 +6,6 @@ raises ``ConfigError`` (exit 2, one line), before any file is written.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from llem.errors import ConfigError
 
 USAGE = """usage: llem results <show|compare|export|plot> ...
 
-  show DIR [--sort METRIC] [--desc] [--columns a,b,...] [carbon options]
+  show DIR [--sort METRIC] [--desc] [--wide | --columns a,b,...] [--warnings] [carbon options]
   compare A B [--metric METRIC ...]
   export DIR --format csv|parquet|json|leaderboard [--out PATH] [carbon options]
   plot DIR [--out DIR]
@@ -23,13 +22,6 @@ DIR is a study directory (manifest.json), a job directory or a result.json.
 carbon options: --carbon COUNTRY|auto [--pue 1.0] [--carbon-intensity G_PER_KWH]
 every command takes --quiet (no progress on stderr)
 """
-
-SHOW_COLUMNS = ["job_id", "status", "backend", "model", "precision", "batch", "energy_per_output_token_j",
-                "energy_adjusted_per_output_token_j", "tokens_per_joule", "output_tokens_per_s", "ttft_ms_p50",
-                "itl_ms_p50"]
-CI_SHOWN = {"energy_per_output_token_j", "output_tokens_per_s", "tokens_per_joule",
-            "energy_adjusted_per_output_token_j"}
-
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad input as ``ConfigError`` (one line, exit 2) instead of exiting."""
@@ -57,7 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("path", metavar="DIR")
     s.add_argument("--sort", metavar="METRIC")
     s.add_argument("--desc", action="store_true", help="sort descending")
-    s.add_argument("--columns", metavar="A,B,...", help="columns to show (default: the headline metrics)")
+    s.add_argument("--columns", metavar="A,B,...", help="exactly these columns (default: the headline metrics, "
+                                                         "fitted to 120 characters)")
+    s.add_argument("--wide", action="store_true", help="every default column, however wide")
+    s.add_argument("--warnings", action="store_true", help="list every measurement warning, by job")
     _add_carbon(s)
     s.add_argument("--quiet", "-q", action="store_true")
     c = sub.add_parser("compare", prog="llem results compare")
@@ -166,21 +161,9 @@ def _with_carbon(df, args):
 
 
 def _fmt(v, digits: int = 4) -> str:
-    import numpy as np
+    from llem.results.view import fmt_value
 
-    if _isna(v):
-        return "n/a"
-    if isinstance(v, (bool, np.bool_)):
-        return "yes" if v else "no"
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        x = float(v)
-        if x == 0 or not (1e-3 <= abs(x) < 1e6):
-            return f"{x:.{digits}g}"
-        decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
-        return f"{x:.{decimals}f}"
-    return str(v)
+    return fmt_value(v, digits)
 
 
 def _isna(v) -> bool:
@@ -189,72 +172,68 @@ def _isna(v) -> bool:
     return v is None or (not isinstance(v, (list, tuple)) and bool(pd.isna(v)))
 
 
-def _render(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)),
-           "  ".join("-" * w for w in widths)]
-    for r in rows:
-        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)))
-    return "\n".join(out)
-
-
-def _cell(row, col) -> str:
-    v = row[col]
-    if _isna(v):
-        return "n/a"
-    s = _fmt(v)
-    if col in CI_SHOWN:
-        lo, hi = row.get(f"{col}_ci95_low"), row.get(f"{col}_ci95_high")
-        if not _isna(lo) and not _isna(hi):
-            s += f" [{_fmt(lo, 3)}, {_fmt(hi, 3)}]"
-        if col != "output_tokens_per_s" and bool(row.get("energy_estimated") is True):
-            s += " *"
-    return s
-
-
-def _header(col: str) -> str:
-    return f"{col} [95% CI]" if col in CI_SHOWN else col
-
-
 # --- show ---------------------------------------------------------------------------------------
 
 def _show(args) -> int:
     from llem.results.table import metric_columns
+    from llem.results.view import DEFAULT_WIDTH, column_key, show_table, warnings_block
 
+    if args.wide and args.columns:
+        raise ConfigError("--wide: give --wide or --columns, not both (--columns already picks every column shown)",
+                          field="wide", value=True, allowed="--wide or --columns")
     loaded, df = _load(args.path, args.quiet)
     df = _with_carbon(df, args)
+    cols = None
     if args.columns:
         cols = [c.strip() for c in args.columns.split(",") if c.strip()]
         unknown = [c for c in cols if c not in df.columns]
         if unknown:
             raise ConfigError(f"--columns: {unknown[0]!r} is not a column; allowed: {', '.join(df.columns)}",
                               field="columns", value=unknown[0], allowed=list(df.columns))
-    else:
-        cols = [c for c in SHOW_COLUMNS if c in df.columns]
+    extra = []
     if args.sort:
         allowed = metric_columns(df)
         if args.sort not in allowed:
             raise ConfigError(f"--sort: {args.sort!r} is not a metric column; allowed: {', '.join(allowed)}",
                               field="sort", value=args.sort, allowed=allowed)
         df = df.sort_values(args.sort, ascending=not args.desc, na_position="last", kind="mergesort")
-        if args.sort not in cols:
+        if cols is not None and args.sort not in cols:
             cols.append(args.sort)
+        extra = [args.sort]
     title = (f"study {loaded.study.study_name} ({loaded.path}), design {loaded.study.study_design_hash[:12]}"
              if loaded.study is not None else f"{loaded.kind} {loaded.path}")
     print(title)
     print(f"{len(df)} job(s): " + ", ".join(f"{n} {s}" for s, n in df["status"].fillna("unknown")
                                             .value_counts().sort_index().items()))
+    table = show_table(df, cols, wide=args.wide, extra=extra)
+    if table.common:
+        print("all jobs: " + ", ".join(table.common))
     print()
-    rows = [[_cell(r, c) for c in cols] for r in df.to_dict("records")]
-    print(_render([_header(c) for c in cols], rows))
-    _print_notes(df)
+    print(table.text)
+    notes = []
+    if table.hidden:
+        notes.append(f"hidden to fit {DEFAULT_WIDTH} columns: {', '.join(table.hidden)} (--wide shows every "
+                     "column, --columns a,b,... picks)")
+    if table.empty:
+        notes.append(f"no job has a value for: {', '.join(table.empty)}")
+    key = column_key(table.shown)
+    if key:
+        notes.append(f"columns: {key}")
+    _print_notes(df, notes, args.warnings)
+    if args.warnings:
+        lines = warnings_block(loaded.entries, df)
+        print(f"\nwarnings ({int(df['n_warnings'].fillna(0).sum())}):" if lines else "\nwarnings: none")
+        for ln in lines:
+            print(ln)
     if "carbon_gco2e" in df.columns:
         _print_carbon(df)
     return 0
 
 
-def _print_notes(df) -> None:
-    notes = []
+def _print_notes(df, notes: list, listed_warnings: bool = False) -> None:
+    from llem.results.view import wrap_note
+
+    notes = list(notes)
     if "energy_estimated" in df.columns and df["energy_estimated"].fillna(False).any():
         notes.append("* estimated energy (not a hardware energy counter): label it when you publish it")
     unmeasured = df[df["energy_not_measured_reason"].notna()]
@@ -266,15 +245,17 @@ def _print_notes(df) -> None:
     problems = df[df["result_problem"].notna()]
     for r in problems.to_dict("records"):
         notes.append(f"job {r['job_id']}: {r['result_problem']}")
-    n_warn = df["n_warnings"].fillna(0).sum()
-    if n_warn:
-        notes.append(f"{int(n_warn)} measurement warning(s); see the warnings column (llem results export)")
+    n_warn = int(df["n_warnings"].fillna(0).sum())
+    if n_warn and not listed_warnings:
+        jobs = int((df["n_warnings"].fillna(0) > 0).sum())
+        notes.append(f"{n_warn} measurement warning(s) in {jobs} job(s); --warnings lists them")
     if "synthetic" in df.columns and df["synthetic"].fillna(False).any():
         notes.append("SYNTHETIC TEST DATA present: some energy values are fabricated, not measured")
     if notes:
         print("\nnotes:")
         for n in notes:
-            print(f"  - {n}")
+            for ln in wrap_note(n):
+                print(ln)
 
 
 def _print_carbon(df) -> None:
@@ -284,43 +265,24 @@ def _print_carbon(df) -> None:
     for g in grids.to_dict("records"):
         print(f"  grid {g['carbon_country']}: {_fmt(g['carbon_intensity_g_per_kwh'])} gCO2e/kWh x PUE "
               f"{_fmt(g['carbon_pue'])}; source: {g['carbon_source']}")
+    from llem.results.view import render
+
     rows = [[str(r["job_id"]), _fmt(r["carbon_gco2e"]), _fmt(r["carbon_gco2e_per_output_token"]),
              "" if _isna(r["carbon_not_computed_reason"]) else str(r["carbon_not_computed_reason"])]
             for r in df.to_dict("records")]
-    print(_render(["job_id", "carbon_gco2e", "carbon_gco2e_per_output_token", "note"], rows))
+    print(render(["job_id", "carbon_gco2e", "carbon_gco2e_per_output_token", "note"], rows))
 
 
 # --- compare ------------------------------------------------------------------------------------
 
 def _compare(args) -> int:
     from llem.results.compare import compare_frames
+    from llem.results.view import compare_text
 
     la, a = _load(args.a, args.quiet)
     lb, b = _load(args.b, args.quiet)
     cmp = compare_frames(a, b, args.metric)
-    print(f"A: {la.label} ({la.path})")
-    print(f"B: {lb.label} ({lb.path})")
-    print()
-    headers = ["match", "job A", "job B", "config", "metric", "A [95% CI]", "B [95% CI]", "B-A", "B vs A",
-               "CIs overlap", "note"]
-    rows = []
-    for r in cmp.to_dict("records"):
-        def side(p):
-            s = _fmt(r[p])
-            if not _isna(r[f"{p}_ci95_low"]) and not _isna(r[f"{p}_ci95_high"]):
-                s += f" [{_fmt(r[f'{p}_ci95_low'], 3)}, {_fmt(r[f'{p}_ci95_high'], 3)}]"
-            return s
-        rel = "n/a" if _isna(r["rel_diff_pct"]) else f"{r['rel_diff_pct']:+.1f}%"
-        ov = "n/a" if _isna(r["ci_overlap"]) else ("yes" if r["ci_overlap"] else "NO (differ)")
-        cfg = " ".join(str(r[k]) for k in ("backend", "precision") if not _isna(r[k]))
-        if not _isna(r["batch"]):
-            cfg += f" b{r['batch']}"
-        rows.append([str(r["match"]), _fmt(r["job_id_a"]), _fmt(r["job_id_b"]), cfg, str(r["metric"]), side("a"),
-                     side("b"), "n/a" if _isna(r["diff"]) else _fmt(r["diff"]), rel, ov,
-                     "" if _isna(r["note"]) else str(r["note"])])
-    print(_render(headers, rows))
-    print("\nCIs overlap = the two 95% CIs intersect; that does not show the values are equal. "
-          "'NO (differ)' = the difference exceeds the cycle-to-cycle spread of both.")
+    print(compare_text(cmp, (la, a), (lb, b)))
     return 0
 
 

@@ -1,9 +1,26 @@
-"""The short human summary printed after a run."""
+"""The short human summary printed after a run.
+
+Every headline number is the result's ``stats`` value (the ratio of totals over the measured
+cycles) with the 95% CI of that value, written ``[a, b]``, so the point always sits inside it."""
 from __future__ import annotations
 
+from llem.results.fmt import fmt_ci, fmt_num
 
-def _fmt(v, spec=".4g", unit=""):
-    return "n/a" if v is None else f"{v:{spec}}{unit}"
+SCOPE = {"gpu": "GPU", "host": "host CPU+DRAM"}
+
+
+def _metric(r, name: str, fallback, unit: str) -> str:
+    """``value unit, 95% CI [a, b]`` of a headline metric (its CV across cycles beside it)."""
+    st = r.stats.get(name)
+    v = st.value if st is not None and st.value is not None else fallback
+    out = f"{fmt_num(v)} {unit}"
+    if st is not None and st.value is not None:
+        ci = fmt_ci(st.ci95_low, st.ci95_high, st.value)
+        if ci:
+            out += f", 95% CI {ci}"
+        if st.cv is not None:
+            out += f" (cycles vary {st.cv:.1%})"
+    return out
 
 
 def print_summary(result, path=None) -> None:
@@ -12,23 +29,33 @@ def print_summary(result, path=None) -> None:
     if r.status != "completed":
         print(f"   failed: {r.error_type}: {r.error_message}")
     else:
-        tps = r.stats.get("output_tokens_per_s")
-        print(f"   {r.output_tokens} output tokens in {r.duration_s:.2f} s over {len(r.cycles)} cycles: "
-              f"{_fmt(r.output_tokens_per_s, '.1f')} tok/s"
-              + (f" (95% CI {tps.ci95_low:.1f}-{tps.ci95_high:.1f})" if tps and tps.ci95_low is not None else ""))
+        print(f"   {r.output_tokens} output tokens in {r.duration_s:.2f} s over {len(r.cycles)} cycles")
+        print(f"   throughput: {_metric(r, 'output_tokens_per_s', r.output_tokens_per_s, 'tok/s')}")
         e = r.energy
         if e.measured:
-            s = r.stats.get("energy_per_output_token_j")
-            ci = f" (95% CI {s.ci95_low:.4g}-{s.ci95_high:.4g})" if s and s.ci95_low is not None else ""
             label = " [ESTIMATED]" if e.estimated else ""
+            scope = SCOPE.get(e.scope or "", e.scope or "")
             adj = (f"{e.energy_adjusted_j:.2f} J baseline-adjusted" if e.energy_adjusted_j is not None
                    else f"baseline-adjusted n/a ({e.energy_adjusted_reason or 'no idle baseline'})")
-            print(f"   energy{label}: {_fmt(e.energy_j, '.2f')} J raw, {adj} (meter {e.meter})")
-            adj_tok = e.energy_adjusted_per_output_token_j
-            print(f"   {_fmt(e.energy_per_output_token_j)} J/token{ci}, adjusted "
-                  + (f"{adj_tok:.4g} J/token" if adj_tok is not None else "n/a"))
+            print(f"   energy{label}: {fmt_num(e.energy_j)} J raw, {adj} (meter {e.meter}"
+                  + (f", {scope}" if scope else "") + ")")
+            print(f"   energy per token{label}: "
+                  f"{_metric(r, 'energy_per_output_token_j', e.energy_per_output_token_j, 'J/token')}")
+            if e.energy_adjusted_per_output_token_j is not None:
+                print(f"   adjusted energy per token: {_metric(r, 'energy_adjusted_per_output_token_j', e.energy_adjusted_per_output_token_j, 'J/token')}")
         else:
             print(f"   energy: not measured ({e.not_measured_reason})")
+        m = r.measurement_methodology or {}
+        if "steady_state_claimed" in m:
+            if m["steady_state_claimed"]:
+                print("   steady state: claimed (warm-up ran; the cycles show no trend, no half-to-half shift, "
+                      "no outlier)")
+            elif str(m.get("steady_state", "")).startswith("not steady state: the warm-up ran, but"):
+                print("   steady state: not claimed: the cycles fail the steady-state test (the 'not steady' "
+                      "warnings below say how)")
+            else:
+                why = str(m.get("steady_state", "")).removeprefix("not steady state: ")
+                print(f"   steady state: not claimed: {why[:150] + ('...' if len(why) > 150 else '')}")
     for w in r.warnings:
         print(f"   warning: {w}")
     if path:

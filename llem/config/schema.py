@@ -213,10 +213,13 @@ class MeasurementConfig(_Strict):
     # seconds of passes after the first one that warm-up lasts at least (0: count only)
     warmup_min_s: float = Field(0.0, ge=0)
     cycles: PositiveInt = 5
-    min_window_s: float = Field(0.0, ge=0)
+    # window length (s) where the meter has no counter period to size it from (CPU jobs,
+    # CodeCarbon, energy=none); with a counter, quantisation_target sizes the window instead
+    min_window_s: float = Field(2.0, ge=0)
     quantisation_target: float = Field(0.005, gt=0, lt=1)
     max_repeats_per_cycle: PositiveInt = 1000
-    # 95% CI of the mean over cycles: Student's t (right for a few cycles) or a seeded bootstrap
+    # 95% CI of each headline ratio of totals over cycles: Student's t on the log scale (right for
+    # a few cycles) or a seeded bootstrap of the ratio (llem/measure/stats.py)
     ci_method: Literal["t", "bootstrap"] = "t"
     bootstrap_samples: PositiveInt = 2000
     cv_warn_threshold: float = Field(0.05, gt=0)

@@ -23,7 +23,7 @@ from llem._version import __version__
 from llem.backends import backend_class
 from llem.config.schema import ExperimentConfig
 from llem.devices import DeviceSet, resolve_devices, select_for_job
-from llem.measure.stats import summarize
+from llem.measure.stats import headline_stats
 from llem.meters.base import Meter, NoMeter, WindowReading
 from llem.meters.select import select_meter
 from llem.result import (CycleResult, DeviceEnergy, EnergySummary, ExperimentResult)
@@ -62,6 +62,19 @@ def prepare_batches(config: ExperimentConfig, backend, texts=None) -> list:
     prompts = load_prompts(config.dataset, getattr(backend, "tokenizer", None), getattr(backend, "vocab_size", 512),
                            min_count=n, texts=texts)
     return [backend.prepare(p) for p in backend.plan_batches(prompts[:n], b)]
+
+
+def window_target_s(edge_s: Optional[float], mcfg) -> tuple[float, str]:
+    """How long a measured window must last, and what set that length.
+
+    With a counter (``edge_s``: the energy missed or added at the window's edges is at most
+    ``edge_s`` x power) the relative bound is ``edge_s / window`` (docs/measurement.md), so the
+    window needs ``edge_s / quantisation_target``. A meter without a counter period (CodeCarbon,
+    none, a CPU job) gives nothing to size from; then ``measurement.min_window_s`` sets it, so
+    that a window is not one pass of a fraction of a second whose timing noise swamps the cycle."""
+    if edge_s:
+        return edge_s / mcfg.quantisation_target, "counter quantisation bound (edge_uncertainty_s / quantisation_target)"
+    return mcfg.min_window_s, "measurement.min_window_s (the meter has no counter period)"
 
 
 def _wants_gpu(config: ExperimentConfig) -> bool:
@@ -125,7 +138,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     flops, memory = describe_backend(config, backend, devices, methodology, warnings)
     stats, energy = summarize_cycles(config, meter, measured.cycles, baseline, load_reading)
     warnings.extend(measurement_caveats(config, meter, devices, environment, baseline, window, measured, stats, energy))
-    steady = claim_steady_state(warm, window, methodology)
+    steady = claim_steady_state(warm, window, measured.cycles, energy, methodology, warnings)
     timeseries_path = write_timeseries(job_dir, measured.sampler)
     result = ExperimentResult(
         llem_version=__version__,
@@ -263,11 +276,7 @@ def size_window(config: ExperimentConfig, meter: Meter, backend, work: Workload,
     period = meter.update_period_s()
     edge_s = meter.edge_uncertainty_s()
     target = config.measurement.quantisation_target
-    needed_s = config.measurement.min_window_s
-    if edge_s:
-        # energy missed or added at the edges is at most edge_s x power, so the relative
-        # bound is edge_s / window (docs/measurement.md): the window needs edge_s / target
-        needed_s = max(needed_s, edge_s / target)
+    needed_s, sized_by = window_target_s(edge_s, config.measurement)
     # Size from the faster of the last two timed passes: one cold pass alone would size the
     # window too short. Fewer than two warm-up passes -> untimed-by-the-meter calibration passes.
     timed = list(warm.durations_s)
@@ -285,7 +294,7 @@ def size_window(config: ExperimentConfig, meter: Meter, backend, work: Workload,
     repeats = max(1, min(max_repeats,
                          math.ceil(needed_s * 1.03 / max(pass_s, 1e-9)) if needed_s > 0 else 1))
     methodology["window"] = {
-        "workload_pass_s": pass_s, "repeats_per_cycle": repeats, "target_window_s": needed_s,
+        "workload_pass_s": pass_s, "repeats_per_cycle": repeats, "target_window_s": needed_s, "sized_by": sized_by,
         "counter_update_period_s": period, "edge_uncertainty_s": edge_s, "quantisation_target": target,
         "batches_per_pass": len(batches), "prompts_per_pass": sum(len(x.prompts) for x in batches),
         "calibration_passes": calibration_passes,
@@ -421,16 +430,9 @@ def describe_backend(config: ExperimentConfig, backend, devices: DeviceSet, meth
 
 def summarize_cycles(config: ExperimentConfig, meter: Meter, cycles: list[CycleResult], baseline, load_reading):
     """10. Statistics over the cycles, and the energy totals."""
-    how = {"method": config.measurement.ci_method, "samples": config.measurement.bootstrap_samples,
-           "seed": config.seed}
-    stats = {
-        "energy_per_output_token_j": summarize([c.energy_per_output_token_j for c in cycles], **how),
-        "tokens_per_joule": summarize([c.tokens_per_joule for c in cycles], **how),
-        "output_tokens_per_s": summarize([c.output_tokens_per_s for c in cycles], **how),
-        "energy_adjusted_per_output_token_j": summarize(
-            [(c.energy_adjusted_j / c.output_tokens) if c.energy_adjusted_j is not None and c.output_tokens else None
-             for c in cycles], **how),
-    }
+    # one estimator for every headline number: the ratio of totals over the cycles, with its CI
+    stats = headline_stats(cycles, method=config.measurement.ci_method,
+                           samples=config.measurement.bootstrap_samples, seed=config.seed)
     energy = _energy_summary(meter, cycles, baseline, load_reading)
     return stats, energy
 
@@ -444,7 +446,7 @@ def measurement_caveats(config: ExperimentConfig, meter: Meter, devices: DeviceS
     warnings.extend(measurement_warnings(
         meter=meter, bounds=measured.bounds, target=window.target, durations_s=[c.duration_s for c in measured.cycles],
         cv=stats["energy_per_output_token_j"].cv if energy.measured else None,
-        cv_threshold=config.measurement.cv_warn_threshold))
+        cv_threshold=config.measurement.cv_warn_threshold, throughput_cv=stats["output_tokens_per_s"].cv))
     warnings.extend(environment_warnings(environment, measured.sampler, config))
     warnings.extend(foreign_process_warnings(environment, devices))
     if baseline is not None and baseline.settle.get("settled") is False:
@@ -457,14 +459,19 @@ def measurement_caveats(config: ExperimentConfig, meter: Meter, devices: DeviceS
     return warnings
 
 
-def claim_steady_state(warm, window: Window, methodology: dict) -> bool:
-    """Whether the measured span may be called steady state (``steady_state_window``), and why."""
+def claim_steady_state(warm, window: Window, cycles: list[CycleResult], energy: EnergySummary, methodology: dict,
+                       warnings: list[str]) -> bool:
+    """Whether the measured span may be called steady state (``steady_state_window``), and why:
+    the warm-up must have settled and the cycles must pass the tests of ``stability.py``."""
+    from llem.measure.stability import judge_steady_state
     from llem.measure.warmup import steady_state_claim
 
-    steady, steady_text = steady_state_claim(warm, window.calibration_pass)
-    methodology["steady_state"] = steady_text
-    methodology["steady_state_claimed"] = steady
-    return steady
+    verdict = judge_steady_state(*steady_state_claim(warm, window.calibration_pass), cycles, energy.measured)
+    warnings.extend(verdict.warnings)
+    methodology["steady_state"] = verdict.text
+    methodology["steady_state_claimed"] = verdict.claimed
+    methodology["steady_state_test"] = verdict.test
+    return verdict.claimed
 
 
 def write_timeseries(job_dir: Optional[Path], sampler) -> Optional[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 from typing import Optional
 
 from llem.result import PhaseResult, Phases
@@ -49,8 +50,6 @@ def measure_phases(backend, work, batches, meter, baseline, repeats, config, cyc
         return Phases(method="not measured: no measured cycles to subtract from", error="n/a")
     try:
         backend.synchronize()
-        import time
-
         t = time.perf_counter()
         for b in batches:
             backend.prefill(b)
@@ -59,26 +58,34 @@ def measure_phases(backend, work, batches, meter, baseline, repeats, config, cyc
     except NotImplementedError:
         return Phases(method=f"not measured: backend {backend.name} has no prefill-only pass", error="n/a")
 
-    # prefill windows as long as the counter's quantisation target asks, like the measured ones
-    period = meter.update_period_s()
-    target_s = max(mc.min_window_s, (period / mc.quantisation_target) if period else 0.0)
+    # prefill windows sized like the measured ones: by the counter's quantisation target, or by
+    # measurement.min_window_s where the meter has no counter period
+    from llem.measure.harness import window_target_s
+
+    target_s, _ = window_target_s(meter.edge_uncertainty_s(), mc)
     p_repeats = max(1, min(mc.max_repeats_per_cycle, math.ceil(target_s / max(prefill_pass_s, 1e-9))))
 
-    readings = []
+    readings, reps = [], []
     for _ in range(mc.phase_cycles):
         backend.synchronize()
         h = meter.begin()
-        for _ in range(p_repeats):
+        n = 0
+        t_open = time.perf_counter()
+        # as in the measured cycles: the planned passes, then more only if they ran faster than
+        # the one timed pass said (that pass is the first, cold one, so it usually overestimates)
+        while n < p_repeats or (n < mc.max_repeats_per_cycle and time.perf_counter() - t_open < target_s):
             for b in batches:
                 backend.prefill(b)
+            n += 1
         backend.synchronize()
         readings.append(meter.end(h))
+        reps.append(n)
 
     base_w = baseline.total_power_w if baseline is not None else None
     full_e = [c.energy_j / c.repeats for c in cycles if c.energy_j is not None]
     full_t = [c.duration_s / c.repeats for c in cycles]
-    pre_e = [r.energy_j / p_repeats for r in readings if r.energy_j is not None]
-    pre_t = [r.duration_s / p_repeats for r in readings]
+    pre_e = [r.energy_j / n for r, n in zip(readings, reps) if r.energy_j is not None]
+    pre_t = [r.duration_s / n for r, n in zip(readings, reps)]
     energy_ok = len(full_e) == len(cycles) and len(pre_e) == len(readings)
 
     prompts = sum(len(b.prompts) for b in batches)
@@ -110,7 +117,7 @@ def measure_phases(backend, work, batches, meter, baseline, repeats, config, cyc
             extra = "; decode energy came out <= 0: windows too short to resolve the split, lengthen them"
     else:
         reason = getattr(meter, "reason", None) or "the meter returned no energy for the phase windows"
-    windows = {"prefill_windows": len(readings), "prefill_repeats_per_window": p_repeats,
+    windows = {"prefill_windows": len(readings), "prefill_repeats_per_window": reps,
                "prefill_window_s": [r.duration_s for r in readings], "full_cycles": len(cycles),
                "prefill_duration_se_s": pt_se, "full_duration_se_s": ft_se, "per": "one workload pass",
                "prompts_per_pass": prompts, "output_tokens_per_pass": out_per_pass,

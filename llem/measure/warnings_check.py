@@ -104,7 +104,11 @@ def foreign_process_warnings(environment: dict, devices, own_pid: Optional[int] 
 
 
 def measurement_warnings(*, meter, bounds: list[float], target: float, durations_s: list[float],
-                         cv: Optional[float], cv_threshold: float) -> list[str]:
+                         cv: Optional[float], cv_threshold: float,
+                         throughput_cv: Optional[float] = None) -> list[str]:
+    """``cv``: the CV across cycles of energy per token (None when energy was not measured);
+    ``throughput_cv``: that of output tokens per second. Either above ``cv_threshold`` is a
+    warning: cycles whose speed wanders weaken every per-token number, energy or not."""
     out = []
     if bounds and max(bounds) > target:
         out.append(f"short window: quantisation bound {max(bounds):.2%} exceeds the {target:.2%} target "
@@ -114,6 +118,9 @@ def measurement_warnings(*, meter, bounds: list[float], target: float, durations
                    f"(< {MIN_WINDOW_WARN_S:g} s)")
     if cv is not None and cv > cv_threshold:
         out.append(f"high CV: energy per token varies {cv:.1%} across cycles (threshold {cv_threshold:.1%})")
+    if throughput_cv is not None and throughput_cv > cv_threshold:
+        out.append(f"high CV: throughput (output tokens/s) varies {throughput_cv:.1%} across cycles "
+                   f"(threshold {cv_threshold:.1%})")
     if len(durations_s) == 1:
         out.append("one cycle: no spread or confidence interval can be estimated (measurement.cycles=1; "
                    "use 2 or more, 5 by default)")

@@ -1,7 +1,8 @@
 """Two results, or two studies, side by side.
 
 For each matched pair of jobs and each metric: A, B, B - A, (B - A) / A in percent, and whether
-the two 95% CIs overlap. Non-overlapping CIs mean the difference is unlikely to be cycle-to-cycle
+the two 95% CIs overlap. A value that is missing gets a short ``note`` ("A: energy not measured")
+and its full reason in ``a_missing_reason``/``b_missing_reason``. Non-overlapping CIs mean the difference is unlikely to be cycle-to-cycle
 noise; overlapping CIs do *not* show the two are equal (the test is conservative), so the column
 is named for what it checks, not for a conclusion.
 
@@ -29,9 +30,11 @@ MATCH_COLUMNS = ["backend", "model", "precision", "batch", "output_len", "input_
 
 COMPARE_COLUMNS = ["match", "job_id_a", "job_id_b", "backend", "model", "precision", "batch", "metric",
                    "a", "a_ci95_low", "a_ci95_high", "b", "b_ci95_low", "b_ci95_high", "diff", "rel_diff_pct",
-                   "ci_overlap", "note"]
+                   "ci_overlap", "note", "a_missing_reason", "b_missing_reason"]
 _DTYPES = {"match": "string", "job_id_a": "string", "job_id_b": "string", "backend": "string", "model": "string",
-           "precision": "string", "batch": "Int64", "metric": "string", "ci_overlap": "boolean", "note": "string"}
+           "precision": "string", "batch": "Int64", "metric": "string", "ci_overlap": "boolean", "note": "string",
+           "a_missing_reason": "string", "b_missing_reason": "string"}
+ENERGY_PREFIXES = ("energy", "tokens_per_joule", "prefill_energy", "decode_energy", "carbon_")
 
 
 def check_metrics(metrics: Sequence[str], *frames: pd.DataFrame) -> list[str]:
@@ -57,17 +60,21 @@ def _val(row: Optional[pd.Series], col: str):
     return None if pd.isna(v) else v
 
 
-def _why_missing(row: pd.Series, metric: str, side: str) -> str:
+def _why_missing(row: pd.Series, metric: str, side: str) -> tuple[str, Optional[str]]:
+    """A short note (``"A: energy not measured"``) and the full reason, kept apart so that a table
+    stays readable: the reason is the same for every energy metric of a job."""
     if row is None:
-        return f"no job in {side}"
+        return f"no job in {side}", None
     status = _val(row, "status")
     if status not in (None, "completed"):
-        return f"{side}: job {status}"
-    if metric.startswith(("energy", "tokens_per_joule", "prefill_energy", "decode_energy")):
+        return f"{side}: job {status}", _val(row, "error_message")
+    if metric.startswith(ENERGY_PREFIXES):
         reason = _val(row, "energy_not_measured_reason")
         if reason:
-            return f"{side}: energy not measured ({reason})"
-    return f"{side}: {metric} not recorded"
+            return f"{side}: energy not measured", str(reason)
+        if "adjusted" in metric and _val(row, "energy_adjusted_reason"):
+            return f"{side}: no adjusted energy", str(_val(row, "energy_adjusted_reason"))
+    return f"{side}: {metric} not recorded", None
 
 
 def _pair_rows(a_row, b_row, metrics, match) -> list[dict]:
@@ -80,12 +87,15 @@ def _pair_rows(a_row, b_row, metrics, match) -> list[dict]:
                "batch": _val(ref, "batch"), "metric": m, "a": a, "b": b,
                "a_ci95_low": _val(a_row, f"{m}_ci95_low"), "a_ci95_high": _val(a_row, f"{m}_ci95_high"),
                "b_ci95_low": _val(b_row, f"{m}_ci95_low"), "b_ci95_high": _val(b_row, f"{m}_ci95_high"),
-               "diff": None, "rel_diff_pct": None, "ci_overlap": None, "note": None}
+               "diff": None, "rel_diff_pct": None, "ci_overlap": None, "note": None,
+               "a_missing_reason": None, "b_missing_reason": None}
         notes = []
         if a is None:
-            notes.append(_why_missing(a_row, m, "A"))
+            short, rec["a_missing_reason"] = _why_missing(a_row, m, "A")
+            notes.append(short)
         if b is None:
-            notes.append(_why_missing(b_row, m, "B"))
+            short, rec["b_missing_reason"] = _why_missing(b_row, m, "B")
+            notes.append(short)
         if a is not None and b is not None:
             rec["diff"] = float(b) - float(a)
             rec["rel_diff_pct"] = (float(b) - float(a)) / abs(float(a)) * 100 if a else None

@@ -21,11 +21,11 @@ from llem.result import ExperimentResult
 
 ID_COLUMNS = ["study_name", "study_design_hash", "job_id", "index", "grid_index", "cycle", "status",
               "error_type", "error_message", "result_problem", "experiment_id", "config_hash"]
-CONFIG_COLUMNS = ["backend", "backend_version", "model", "precision", "batch", "device", "gpu_name",
+CONFIG_COLUMNS = ["backend", "backend_version", "model", "precision", "batch", "device", "gpu_name", "cpu_name",
                   "output_len", "input_len", "num_prompts", "dataset", "country_iso_code", "overrides"]
 ENERGY_COLUMNS = ["energy_measured", "energy_not_measured_reason", "energy_meter", "energy_source",
-                  "energy_estimated", "energy_j", "energy_adjusted_j", "baseline_power_w", "cpu_energy_j",
-                  "dram_energy_j", "load_energy_j"]
+                  "energy_estimated", "energy_scope", "energy_j", "energy_adjusted_j", "energy_adjusted_reason",
+                  "baseline_power_w", "cpu_energy_j", "dram_energy_j", "load_energy_j"]
 # headline metrics that carry a per-cycle CI in result.stats
 STAT_METRICS = ["energy_per_output_token_j", "energy_adjusted_per_output_token_j", "tokens_per_joule",
                 "output_tokens_per_s"]
@@ -149,13 +149,18 @@ def result_row(result: ExperimentResult) -> dict[str, Any]:
         "error_type": r.error_type, "error_message": r.error_message,
         "backend": r.backend, "backend_version": r.backend_version, "model": r.model,
         "precision": r.precision, "batch": r.batch, "device": r.device, "gpu_name": gpu_name,
+        "cpu_name": (r.environment or {}).get("cpu"),
         "output_len": cfg.get("output_len"), "input_len": ds.get("input_len"),
         "num_prompts": ds.get("num_prompts"), "dataset": ds.get("name") or ds.get("kind"),
         "country_iso_code": (cfg.get("energy") or {}).get("country_iso_code"),
         "energy_measured": e.measured,
         "energy_not_measured_reason": None if e.measured else (e.not_measured_reason or "not recorded"),
         "energy_meter": e.meter, "energy_source": e.source, "energy_estimated": e.estimated,
-        "energy_j": e.energy_j, "energy_adjusted_j": e.energy_adjusted_j, "baseline_power_w": e.baseline_power_w,
+        # what the energy covers: "gpu" (the job's GPUs) or "host" (CPU + RAM of a CPU-only job)
+        "energy_scope": e.scope if e.measured else None,
+        "energy_j": e.energy_j, "energy_adjusted_j": e.energy_adjusted_j,
+        "energy_adjusted_reason": e.energy_adjusted_reason if e.measured else None,
+        "baseline_power_w": e.baseline_power_w,
         "cpu_energy_j": e.cpu_energy_j, "dram_energy_j": e.dram_energy_j, "load_energy_j": e.load_energy_j,
         "input_tokens": r.input_tokens, "output_tokens": r.output_tokens, "duration_s": r.duration_s,
         "n_cycles": len(r.cycles), "load_time_s": r.load_time_s,
@@ -164,24 +169,16 @@ def result_row(result: ExperimentResult) -> dict[str, Any]:
         "llem_version": r.llem_version, "schema_version": r.schema_version,
         "started_at": r.started_at, "ended_at": r.ended_at,
     }
-    point = {"energy_per_output_token_j": e.energy_per_output_token_j,
-             "energy_adjusted_per_output_token_j": e.energy_adjusted_per_output_token_j,
-             "tokens_per_joule": e.tokens_per_joule, "output_tokens_per_s": r.output_tokens_per_s}
-    # how the CIs were made (result.stats.*.method): Student's t by default, a percentile
-    # bootstrap in results written before that default (or with ci_method=bootstrap); compare
-    # flags a mix
-    row["ci_method"] = next((r.stats[m].method for m in STAT_METRICS if r.stats.get(m) is not None
-                             and r.stats[m].method), None)
+    stats = table_stats(r)
+    row["ci_method"] = next((stats[m].method for m in STAT_METRICS if stats.get(m) is not None
+                             and stats[m].method), None)
     for m in STAT_METRICS:
-        st = r.stats.get(m)
-        v = point.get(m)
-        if v is None and st is not None and m != "energy_per_output_token_j":
-            v = st.mean
-        row[m] = v
+        st = stats.get(m)
+        row[m] = st.value if st is not None else None
         for s in STAT_SUFFIXES:
             row[f"{m}_{s}"] = getattr(st, s) if st is not None else None
-        if st is not None and st.mean is None:
-            # n counts cycles with a value; a Stat with no mean had none measured
+        if st is not None and st.value is None:
+            # n counts cycles with a value; a Stat with no value had none measured
             row[f"{m}_n"] = None
     lat = r.latency
     for m in LATENCY_METRICS:
@@ -209,6 +206,25 @@ def result_row(result: ExperimentResult) -> dict[str, Any]:
                   "energy_adjusted_per_output_token_j", "tokens_per_joule"):
             row[c] = None if row.get(c) in (0, 0.0) else row.get(c)
     return row
+
+
+def table_stats(r: ExperimentResult) -> dict:
+    """The headline ``Stat``s a row shows: the result's own, or, for a result written before the
+    ratio-of-totals estimator (no ``value``; its CI was of the mean of per-cycle values and could
+    exclude the reported point), recomputed from its cycles with its configured CI method, so that
+    every table, export and plot shows one estimator."""
+    stats = dict(r.stats)
+    if r.cycles and any(st is not None and st.value is None and st.cycle_mean is not None for st in stats.values()):
+        from llem.measure.stats import headline_stats
+
+        mc = (r.config or {}).get("measurement") or {}
+        fresh = headline_stats(r.cycles, method=mc.get("ci_method", "t"), samples=mc.get("bootstrap_samples", 2000),
+                               seed=(r.config or {}).get("seed", 0))
+        for m, st in fresh.items():
+            if m in stats:
+                stats[m] = st.model_copy(update={"method": f"{st.method}; recomputed from the cycles of a result "
+                                                           f"written by llem {r.llem_version}"})
+    return stats
 
 
 def flatten_config(cfg: dict, prefix: str = "") -> dict[str, Any]:

@@ -19,7 +19,7 @@ from llem.config.compose import load_config
 from llem.config.tensorrt_options import DEFAULT_QUANT_ALGO, QUANT_PRECISIONS
 from llem.errors import ConfigError
 
-TINY = ["backend=tensorrt", "measurement.cycles=2", "measurement.warmup_runs=0", "dataset.num_prompts=2",
+TINY = ["backend=tensorrt", "measurement.cycles=2", "measurement.warmup_runs=0", "measurement.min_window_s=0", "dataset.num_prompts=2",
         "output_len=4", "energy.baseline.enabled=false"]
 SCALAR = {"int": int, "float": (int, float), "bool": bool, "str": str}
 

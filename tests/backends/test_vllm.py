@@ -110,7 +110,7 @@ from llem.errors import ConfigError
 from llem.measure.harness import run
 out = {}
 vb.keep_engines(True)
-fast = dict(output_len=4, measurement={"cycles": 2, "warmup_runs": 0}, energy={"meter": "none"},
+fast = dict(output_len=4, measurement={"cycles": 2, "warmup_runs": 0, "min_window_s": 0}, energy={"meter": "none"},
             dataset={"kind": "synthetic", "name": "synthetic", "num_prompts": 4, "input_len": 16})
 vl = {"enforce_eager": True, "max_num_seqs": 4, "max_model_len": 256, "top_k": 5, "temperature": 0.5,
       "extra_engine_args": {"max_logprobs": 7}, "extra_sampling_params": {"seed": 11}}

@@ -45,6 +45,8 @@ def test_cfg_job_prints_config_and_writes_nothing(tmp_path):
     r = run_llem(["run", "--cfg", "job", "batch=8", "model=llama-3.2-1b"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "batch: 8" in r.stdout and "name: llama-3.2-1b" in r.stdout
+    # the window length for meters without a counter period is a visible, typed setting
+    assert "min_window_s: 2.0" in r.stdout
     assert "hydra:" not in r.stdout
     assert _files(tmp_path) == []
 

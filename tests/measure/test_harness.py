@@ -38,13 +38,17 @@ def test_measured_run_with_baseline_windows_and_timeseries(monkeypatch, tmp_path
     use_sim(monkeypatch, tmp_path, [gpu(0, power_w=120.0, counter_period_ms=20), gpu(1, power_w=400.0)])
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     obs = RawCounter()
-    r = harness.run(_cfg(tmp_path, "measurement.warmup_runs=1"), tmp_path / "job", observers=[obs])
+    # min_window_s does not apply where the counter's period sizes the window
+    r = harness.run(_cfg(tmp_path, "measurement.warmup_runs=1", "measurement.min_window_s=3"), tmp_path / "job",
+                    observers=[obs])
     m = r.measurement_methodology
     assert r.energy.measured and r.energy.meter == "nvml" and not r.energy.estimated
     # windows sized so the bound stays under the 5% target asked for here
     assert m["window"]["counter_update_period_s"] == pytest.approx(0.02, rel=0.3)
     assert m["quantisation_bound_max"] < 0.05
     assert all(c.duration_s >= 0.02 / 0.05 * 0.9 for c in r.cycles)
+    assert m["window"]["target_window_s"] == pytest.approx(m["window"]["edge_uncertainty_s"] / 0.05)
+    assert m["window"]["sized_by"].startswith("counter") and all(c.duration_s < 3 for c in r.cycles)
     # only the visible GPU (120 W), never the 400 W one beside it
     assert [d.uuid for d in r.energy.per_device] == [UUIDS[0]]
     for c in r.cycles:
@@ -58,9 +62,15 @@ def test_measured_run_with_baseline_windows_and_timeseries(monkeypatch, tmp_path
     for c, e in zip(r.cycles, obs.energies_j):
         assert abs(c.energy_j - e) <= 120.0 * 0.02 + 0.01
     s = r.stats["energy_per_output_token_j"]
-    assert s.n == 2 and s.ci95_low <= s.mean <= s.ci95_high and s.method.startswith("Student t")
-    assert r.steady_state_window and m["steady_state_claimed"]
-    assert r.steady_state_window[0] >= m["warmup"]["durations_s"][0]
+    assert s.n == 2 and s.ci95_low <= s.value <= s.ci95_high and s.method.startswith("Student t")
+    assert s.value == pytest.approx(r.energy.energy_per_output_token_j)
+    # claimed exactly when the warm-up ran and the cycles pass the steady-state test
+    assert m["steady_state_claimed"] is m["steady_state_test"]["passed"]
+    assert set(m["steady_state_test"]["metrics"]) == {"output_tokens_per_s", "energy_per_output_token_j"}
+    if m["steady_state_claimed"]:
+        assert r.steady_state_window[0] >= m["warmup"]["durations_s"][0]
+    else:
+        assert r.steady_state_window is None and any(w.startswith("not steady:") for w in r.warnings)
     ts = pd.read_parquet(tmp_path / "job" / r.timeseries_path)
     assert set(ts["cycle"]) >= {0, 1} and set(ts["uuid"]) == {UUIDS[0]}
 
@@ -84,7 +94,8 @@ def test_no_meter_is_not_measured_never_zero(monkeypatch, tmp_path):
     r = harness.run(load_config([*FAST, "energy=none"]), tmp_path / "j")
     assert r.energy.measured is False and r.energy.not_measured_reason
     assert r.energy.energy_j is None and all(c.energy_j is None for c in r.cycles)
-    assert r.stats["energy_per_output_token_j"].mean is None
+    assert r.stats["energy_per_output_token_j"].value is None
+    assert r.stats["output_tokens_per_s"].value == pytest.approx(r.output_tokens_per_s)
     assert r.output_tokens > 0
 
 
@@ -95,14 +106,29 @@ def test_warmup_time_floor_reaches_the_run_and_its_record(tmp_path):
     # the passes after the first reach the floor; the one before the last did not
     assert sum(w["durations_s"][1:]) >= 0.3 > sum(w["durations_s"][1:-1])
     assert w["runs"] == len(w["durations_s"]) >= 2 and "until the passes after the first lasted 0.3 s" in w["reason"]
-    assert r.measurement_methodology["steady_state_claimed"] is True
+    m = r.measurement_methodology
+    assert m["steady_state_claimed"] is m["steady_state_test"]["passed"]
+    assert ("windows start after" in m["steady_state"]) is m["steady_state_claimed"]
 
 
 def test_bootstrap_ci_when_asked(tmp_path):
     r = harness.run(load_config([*FAST, "energy=none", "measurement.ci_method=bootstrap",
                                  "measurement.bootstrap_samples=300"]), tmp_path / "j")
     s = r.stats["output_tokens_per_s"]
-    assert "bootstrap" in s.method and "300 resamples" in s.method and s.ci95_low <= s.mean <= s.ci95_high
+    assert "bootstrap" in s.method and "300 resamples" in s.method and s.ci95_low <= s.value <= s.ci95_high
+
+
+def test_without_a_counter_min_window_s_sizes_the_window(tmp_path):
+    from llem.config.schema import ExperimentConfig
+
+    # the default is a few seconds (FAST sets 0 to keep the suite quick)
+    assert ExperimentConfig().measurement.min_window_s == 2.0
+    r = harness.run(load_config([*FAST, "energy=none", "measurement.min_window_s=0.3"]), tmp_path / "j")
+    w = r.measurement_methodology["window"]
+    assert w["target_window_s"] == 0.3 and w["sized_by"].startswith("measurement.min_window_s")
+    assert all(c.duration_s >= 0.3 for c in r.cycles)
+    # the prefill-only windows of the phase split are sized the same way
+    assert all(d >= 0.3 for d in r.phases.windows["prefill_window_s"])
 
 
 def test_sampler_in_a_child_process_fills_the_same_time_series(monkeypatch, tmp_path):

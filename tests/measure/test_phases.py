@@ -32,7 +32,7 @@ class ConstantPowerCounter(Meter):
 @pytest.fixture(scope="module")
 def setup():
     cfg = make(output_len=6, batch=2, dataset={"num_prompts": 4, "input_len": 8},
-               measurement={"phase_cycles": 3})
+               measurement={"phase_cycles": 3, "min_window_s": 0})
     be = PyTorchBackend(cfg, NO_GPU)
     be.load()
     batches = [be.prepare([[5 + i, 6, 7, 8, 9, 10, 11, 12 + i], [20, 21, 22, 23, 24, 25, 26, 27 + i]]) for i in range(2)]

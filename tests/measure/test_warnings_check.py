@@ -60,7 +60,17 @@ def test_measurement_warnings():
         assert key in text
     ok = SimpleNamespace(name="nvml", estimated=False, caveat=None)
     assert measurement_warnings(meter=ok, bounds=[0.004, 0.004], target=0.005, durations_s=[20.0, 20.0], cv=0.01,
-                                cv_threshold=0.05) == []
+                                cv_threshold=0.05, throughput_cv=0.02) == []
+
+
+def test_high_cv_of_throughput_warns_with_or_without_energy():
+    ok = SimpleNamespace(name="none", estimated=False, caveat=None)
+    w = measurement_warnings(meter=ok, bounds=[], target=0.005, durations_s=[3.0, 3.0], cv=None, cv_threshold=0.05,
+                             throughput_cv=0.47)
+    assert w == ["high CV: throughput (output tokens/s) varies 47.0% across cycles (threshold 5.0%)"]
+    both = measurement_warnings(meter=ok, bounds=[], target=0.005, durations_s=[3.0, 3.0], cv=0.08,
+                                cv_threshold=0.05, throughput_cv=0.06)
+    assert [x.split(" varies")[0] for x in both] == ["high CV: energy per token", "high CV: throughput (output tokens/s)"]
 
 
 def test_an_idle_measured_gpu_is_flagged():

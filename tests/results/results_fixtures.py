@@ -19,7 +19,7 @@ import pandas as pd
 
 from llem.result import (CycleResult, DeviceEnergy, EnergySummary, ExperimentResult, Phases, PhaseResult,
                          write_json_atomic)
-from llem.measure.stats import summarize
+from llem.measure.stats import headline_stats
 from llem.results.manifest import JobEntry, StudyResult
 
 DATA = Path(__file__).parent / "data"
@@ -41,7 +41,7 @@ def synthetic_result(base: ExperimentResult, *, backend: str, batch: int, j_per_
     """A completed result with measured (synthetic) energy, built on a real result's structure."""
     rng = np.random.default_rng(seed)
     out_tokens = 64 * batch
-    cycles, epts, tps_list, tpj = [], [], [], []
+    cycles = []
     start = 6.0
     for i in range(n_cycles):
         ept = j_per_token * (1 + spread * rng.standard_normal())
@@ -54,12 +54,10 @@ def synthetic_result(base: ExperimentResult, *, backend: str, batch: int, j_per_
                                   energy_per_output_token_j=ept, output_tokens_per_s=tps,
                                   tokens_per_joule=1 / ept))
         start += dur
-        epts.append(ept)
-        tps_list.append(tps)
-        tpj.append(1 / ept)
     total_e = sum(c.energy_j for c in cycles)
     total_tok = out_tokens * n_cycles
     energy = EnergySummary(measured=True, meter="synthetic", source="synthetic test data", estimated=estimated,
+                           scope="gpu",
                            energy_j=total_e, energy_adjusted_j=total_e * 0.8, baseline_power_w=60.0,
                            energy_per_output_token_j=total_e / total_tok,
                            energy_adjusted_per_output_token_j=total_e * 0.8 / total_tok,
@@ -68,9 +66,7 @@ def synthetic_result(base: ExperimentResult, *, backend: str, batch: int, j_per_
     cfg = dict(base.config)
     cfg["backend"] = backend
     cfg["batch"] = batch
-    stats = {"energy_per_output_token_j": summarize(epts), "output_tokens_per_s": summarize(tps_list),
-             "tokens_per_joule": summarize(tpj),
-             "energy_adjusted_per_output_token_j": summarize([x * 0.8 for x in epts])}
+    stats = headline_stats(cycles)
     ph = None
     if phases:
         pre_e = total_e * 0.2

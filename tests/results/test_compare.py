@@ -53,15 +53,34 @@ def test_two_studies_match_jobs_by_config(study_dir, study_dir_b):
     assert set(only_a["job_id_a"]) == {"0008", "0009", "0010"}
 
 
-def test_mixed_ci_methods_and_totals_are_flagged(measured_jobs, real_job):
-    a, b = frame(measured_jobs[0]), frame(real_job)
-    # the stored real result predates the Student-t CI: its stats say "bootstrap"
+def test_mixed_ci_methods_are_flagged(measured_jobs, tmp_path):
+    from llem.measure.stats import headline_stats
+    from tests.results.results_fixtures import real_result, synthetic_result
+
+    r = synthetic_result(real_result(), backend="pytorch", batch=4, j_per_token=0.5, tokens_per_s=900.0, seed=5)
+    boot = r.model_copy(update={"stats": headline_stats(r.cycles, method="bootstrap", samples=300, seed=1)})
+    (tmp_path / "boot").mkdir()
+    boot.save(tmp_path / "boot" / "result.json")
+    a, b = frame(measured_jobs[0]), frame(tmp_path / "boot")
     assert "bootstrap" in b.loc[0, "ci_method"] and a.loc[0, "ci_method"].startswith("Student t")
     cmp = compare_frames(a, b)
     tps = cmp[cmp["metric"] == "output_tokens_per_s"].iloc[0]
-    assert "CIs made differently (A: Student t, B: bootstrap)" in tps["note"]
+    assert "CIs made differently (A: Student t (ratio), B: bootstrap (ratio))" in tps["note"]
     same = compare_frames(*(frame(p) for p in measured_jobs))
     assert not any("CIs made differently" in (n or "") for n in same["note"].fillna(""))
+
+
+def test_a_result_from_before_the_ratio_estimator_is_shown_with_it(real_job):
+    # the stored real result has a bootstrap CI of the mean of per-cycle values, which need not
+    # contain its point; its row is recomputed from its cycles, so every row uses one estimator
+    from llem.results.load import load_result
+
+    res = load_result(real_job)
+    assert res.stats["output_tokens_per_s"].value is None and "bootstrap" in res.stats["output_tokens_per_s"].method
+    row = frame(real_job).iloc[0]
+    assert "ratio of totals" in row["ci_method"] and "recomputed from the cycles" in row["ci_method"]
+    assert row["output_tokens_per_s"] == pytest.approx(res.output_tokens_per_s)
+    assert 0 < row["output_tokens_per_s_ci95_low"] <= row["output_tokens_per_s"] <= row["output_tokens_per_s_ci95_high"]
 
 
 def test_totals_over_different_windows_are_flagged(tmp_path):

@@ -13,7 +13,7 @@ def test_real_run_reads_back_through_every_table_export(tmp_path):
     from llem import run_experiment
     from llem.config.compose import load_config
 
-    res = run_experiment(load_config(["batch=2", "measurement.cycles=2", "measurement.warmup_runs=0",
+    res = run_experiment(load_config(["batch=2", "measurement.cycles=2", "measurement.warmup_runs=0", "measurement.min_window_s=0",
                                       "dataset.num_prompts=2", "output_len=4"]), tmp_path / "job")
     df = loaded_to_dataframe(load_path(tmp_path / "job"))
     row = df.iloc[0]

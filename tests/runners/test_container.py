@@ -24,7 +24,7 @@ from llem.runners.container import (CONTAINER_LOG, SHM_SIZE, ContainerRunner, fi
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE = REPO / "tests" / "fixtures" / "fake_docker"
-TINY = ["measurement.cycles=2", "measurement.warmup_runs=0", "dataset.num_prompts=2", "output_len=4",
+TINY = ["measurement.cycles=2", "measurement.warmup_runs=0", "measurement.min_window_s=0", "dataset.num_prompts=2", "output_len=4",
         "energy.baseline.enabled=false"]
 UUIDS = ["GPU-11111111-2222-3333-4444-555555555555", "GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
          "GPU-99999999-8888-7777-6666-555555555555"]

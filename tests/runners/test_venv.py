@@ -8,7 +8,7 @@ from llem.config.compose import load_config
 from llem.runners.jobs import execute_job
 from llem.runners.venv import VenvRunner
 
-TINY = ["measurement.cycles=2", "measurement.warmup_runs=0", "output_len=4", "dataset.num_prompts=2",
+TINY = ["measurement.cycles=2", "measurement.warmup_runs=0", "measurement.min_window_s=0", "output_len=4", "dataset.num_prompts=2",
         "energy.baseline.enabled=false"]
 
 

@@ -7,7 +7,7 @@ import pytest
 from hydra.core.utils import JobReturn, JobStatus
 
 # the smallest real workload: a study job finishes in seconds on 2 CPU cores
-TINY = ["measurement.cycles=2", "measurement.warmup_runs=0", "output_len=4", "dataset.num_prompts=2",
+TINY = ["measurement.cycles=2", "measurement.warmup_runs=0", "measurement.min_window_s=0", "output_len=4", "dataset.num_prompts=2",
         "energy.baseline.enabled=false"]
 
 

@@ -118,7 +118,7 @@ def test_run_study_library_parallel_gpus(workdir, monkeypatch):
     # two "GPUs": each job must get its own one, and they run side by side
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     study = StudyConfig(name="lib", base={"output_len": 4, "device": "cpu", "dataset": {"num_prompts": 2},
-                                          "measurement": {"cycles": 2, "warmup_runs": 0},
+                                          "measurement": {"cycles": 2, "warmup_runs": 0, "min_window_s": 0},
                                           "energy": {"baseline": {"enabled": False}}},
                         sweep={"batch": [1, 2]}, output_dir=str(workdir / "lib"), parallel_gpus=True)
     res = run_study(study)
@@ -135,7 +135,7 @@ def test_run_study_library_parallel_gpus(workdir, monkeypatch):
 def test_timeout_is_a_failed_job_with_a_result(workdir):
     from llem import StudyConfig, run_study
 
-    study = StudyConfig(name="t", base={"output_len": 4, "measurement": {"cycles": 2, "warmup_runs": 0}},
+    study = StudyConfig(name="t", base={"output_len": 4, "measurement": {"cycles": 2, "warmup_runs": 0, "min_window_s": 0}},
                         sweep={"dataset.num_prompts": [2]}, overrides=["hydra.launcher.timeout_s=0.5"],
                         output_dir=str(workdir / "t"))
     res = run_study(study)

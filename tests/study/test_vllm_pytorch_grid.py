@@ -14,7 +14,7 @@ import pytest
 from llem.result import ExperimentResult
 from tests.backends.test_vllm import vllm_python
 
-FAST = ["measurement.cycles=2", "measurement.warmup_runs=0", "dataset.num_prompts=2", "output_len=4", "energy=none"]
+FAST = ["measurement.cycles=2", "measurement.warmup_runs=0", "measurement.min_window_s=0", "dataset.num_prompts=2", "output_len=4", "energy=none"]
 
 
 @pytest.mark.slow
