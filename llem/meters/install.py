@@ -52,7 +52,7 @@ def pip_install_hint(extra: str) -> str:
     reqs = pinned_requirements(extra) or [f"llenergymeasure[{extra}]"]
     hint = f"{pip_command()} install " + " ".join(f"'{r}'" for r in reqs)
     if _is_backend_venv():
-        hint += f" (the backend's own venv, where this job runs)"
+        hint += " (the backend's own venv, where this job runs)"
     return hint
 
 
