@@ -316,6 +316,12 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     steady, steady_text = steady_state_claim(warm, calibration_pass)
     methodology["steady_state"] = steady_text
     methodology["steady_state_claimed"] = steady
+    # quality (v3.0): lm-eval on this same backend object, in its own meter windows, after every
+    # measured window and pass above; None when quality=none (llem/quality/runner.py)
+    from llem.quality import run_quality
+
+    quality = run_quality(config, backend, meter, baseline, sampler, t0, job_dir=job_dir, say=say, stats=stats,
+                          energy=energy)
     timeseries_path = None
     if job_dir is not None and sampler.has_data():
         timeseries_path = str(sampler.write_parquet(job_dir / "timeseries.parquet").name)
@@ -350,6 +356,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
         environment=environment,
         warnings=warnings,
         timeseries_path=timeseries_path,
+        quality=quality,
     )
     # The measurement is complete: a shutdown problem (a tensor-parallel follower that had to be
     # killed) becomes a warning, never a failed job.

@@ -1,0 +1,60 @@
+"""Keep lm-eval's progress bars and chatter out of the job's output (llem prints its own progress).
+
+The environment variables are read when lm-eval's modules load and when it evaluates. Its progress
+bars cannot all be switched off that way: by the time quality runs, ``tqdm`` was imported long
+before (by transformers) and read ``TQDM_DISABLE`` then, and lm-eval's model classes pass
+``disable=`` themselves. ``silenced()`` therefore swaps the ``tqdm`` name inside the lm-eval modules
+that use one for a disabled bar, and two of lm-eval's add-ons to its results for nothing: ``git
+describe`` of the working directory, and torch's ``collect_env`` report (which runs nvidia-smi, pip
+and git in subprocesses, takes seconds per task and prints "fatal: not a git repository" outside a
+checkout). llem keeps neither; it records its own environment snapshot. Everything is put back.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import sys
+
+_ENV = {"TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "LMEVAL_LOG_LEVEL": "WARNING",
+        # lm-eval's bootstrap otherwise starts a pool of every core of the machine (not of the job's
+        # allocation); llem's default metrics have closed-form stderrs and need no bootstrap at all
+        "DISABLE_MULTIPROC": "1"}
+_LOGGERS = ("lm_eval", "lm-eval", "datasets", "evaluate", "absl")
+_TQDM_MODULES = ("lm_eval.api.task", "lm_eval.api.model", "lm_eval.models.huggingface")
+
+
+def quiet_lm_eval() -> None:
+    for k, v in _ENV.items():
+        os.environ.setdefault(k, v)
+    for name in _LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def silenced():
+    import importlib
+
+    from tqdm import tqdm
+
+    for name in ("lm_eval.evaluator", *_TQDM_MODULES):  # lm_eval loads some of them lazily
+        importlib.import_module(name)
+    quiet = functools.partial(tqdm, disable=True)
+    saved = []
+    for name in _TQDM_MODULES:
+        mod = sys.modules.get(name)
+        if mod is not None and getattr(mod, "tqdm", None) is tqdm:
+            saved.append((mod, "tqdm", mod.tqdm))
+            mod.tqdm = quiet
+    ev = sys.modules.get("lm_eval.evaluator")
+    if ev is not None:
+        for attr, stub in (("get_git_commit_hash", lambda: None), ("add_env_info", lambda storage: None)):
+            if hasattr(ev, attr):
+                saved.append((ev, attr, getattr(ev, attr)))
+                setattr(ev, attr, stub)
+    try:
+        yield
+    finally:
+        for mod, attr, value in reversed(saved):
+            setattr(mod, attr, value)
