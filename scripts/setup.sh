@@ -2,7 +2,7 @@
 # Set up llem in ./.venv and, with --run, run the default experiment.
 #
 #   bash scripts/setup.sh            # .venv with llem[pytorch]
-#   bash scripts/setup.sh --dev      # + test/dev extras (pytest, zeus, codecarbon, hadolint, matplotlib, datasets)
+#   bash scripts/setup.sh --dev      # + test/dev extras (pytest, zeus, codecarbon, hadolint, matplotlib, datasets, lm-eval)
 #   bash scripts/setup.sh --run [llem run args...]   # set up, then `llem run` offline
 #
 # torch is pinned to 2.13.0. On a machine without an NVIDIA GPU that must be the CPU build:

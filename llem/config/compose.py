@@ -74,7 +74,7 @@ def group_options(group: str, config_dir: str | Path | None = None) -> list[str]
     return sorted(p.stem for p in (base / group).glob("*.yaml"))
 
 
-def format_hydra_error(err: Exception, config_dir: str | Path | None = None) -> str:
+def format_hydra_error(err: Exception, config_dir: str | Path | None = None, overrides=None) -> str:
     """Hydra's composition errors, reduced to one line that names field, value and options."""
     text = str(err)
     m = _MISSING_GROUP.search(text)
@@ -83,6 +83,11 @@ def format_hydra_error(err: Exception, config_dir: str | Path | None = None) -> 
         allowed = ", ".join(opts) if opts else "see `llem run --info`"
         return f"{m.group(1)}={m.group(2)!r} is not an option of the {m.group(1)} group; allowed: {allowed}"
     m = re.search(r"Key '([^']+)' is not in struct", text) or re.search(r"Could not override '([^']+)'", text)
+    quality_off = overrides is not None and not any(str(o).lstrip("+").startswith("quality=") for o in overrides)
+    if m and m.group(1).startswith("quality.") and quality_off:
+        # the quality group's default (none) has no fields: they come with quality=lm_eval
+        return (f"{m.group(1)}: unknown key with quality=none; allowed: add quality=lm_eval (its keys: "
+                "`llem run quality=lm_eval --cfg job`)")
     if m:
         return f"{m.group(1)}: unknown key; use `llem run --cfg job` to list keys, or +{m.group(1)}=... to add one"
     m = re.search(r"Could not delete from config. '([^']+)' does not exist", text)
@@ -110,7 +115,7 @@ def compose(overrides: Iterable[str] = (), *, config_dir: str | Path | None = No
             cfg = hydra_compose(config_name=config_name, overrides=overrides,
                                 return_hydra_config=return_hydra_cfg)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
-        raise ConfigError(format_hydra_error(err, cdir)) from None
+        raise ConfigError(format_hydra_error(err, cdir, overrides)) from None
     return cfg
 
 

@@ -118,7 +118,7 @@ def _local_index(include_path: tuple[str, ...]) -> tuple[dict, dict]:
 
 
 def shipped_task_names() -> list[str]:
-    return sorted(n for n, (_, src, _) in _local_index(()) [0].items() if src == "llem")
+    return sorted(n for n, (_, src, _) in _local_index(())[0].items() if src == "llem")
 
 
 def resolve_data_files(cfg: dict, yaml_path: Path) -> dict[str, Path]:
@@ -296,8 +296,11 @@ def resolve_tasks(tasks: list[str], include_path: list[str]) -> list[TaskRef]:
             continue
         candidates = sorted(set(index) | set(tm.all_tasks if tm is not None else ()))
         near = difflib.get_close_matches(name, candidates, n=4, cutoff=0.6)
-        where = "llem's shipped tasks" + (", quality.include_path" if include_path else "") + \
-                (", lm-eval's registry" if tm is not None else " (lm-eval is not installed: its registry was not searched)")
+        places = ["llem's shipped tasks"] + (["quality.include_path"] if include_path else []) + \
+                 (["lm-eval's registry"] if tm is not None else [])
+        where = ", ".join(places[:-1]) + " or " + places[-1] if len(places) > 1 else places[0]
+        if tm is None:
+            where += " (lm-eval is not installed: its registry was not searched)"
         raise ValueError(f"quality.tasks: {name!r} is not a task in {where}; "
                          + (f"did you mean {', '.join(near)}? " if near else "")
                          + f"shipped: {', '.join(shipped_task_names())}")
@@ -306,3 +309,40 @@ def resolve_tasks(tasks: list[str], include_path: list[str]) -> list[TaskRef]:
 
 def check_tasks(tasks: list[str], include_path: list[str]) -> None:
     resolve_tasks(list(tasks), list(include_path))
+
+
+# --- the evaluation's length, for --dry-run ------------------------------------------------------
+
+def estimate(quality) -> list[dict[str, Any]]:
+    """Per task: samples and model requests the evaluation will make, where they are known without
+    loading the data (local JSONL tasks); hub tasks say so. Runs nothing."""
+    out = []
+    for ref in resolve_tasks(list(quality.tasks), list(quality.include_path)):
+        n = ref.n_docs
+        if n is not None and quality.limit is not None:
+            n = min(n, quality.limit)
+        elif n is None and quality.limit is not None and ref.kind == "task":
+            n = None  # at most limit; the split's size is unknown until lm-eval loads it
+        per = ref.mean_choices if ref.output_type == "multiple_choice" else (1 if ref.output_type else None)
+        requests = round(n * per) if n is not None and per is not None else None
+        kind = {"multiple_choice": "loglikelihood", "generate_until": "generate_until"}.get(ref.output_type or "",
+                                                                                            ref.output_type)
+        out.append({"task": ref.name, "source": ref.source, "samples": n, "limit": quality.limit,
+                    "requests": requests, "request_type": kind})
+    return out
+
+
+def estimate_text(quality) -> str:
+    """One cell of the dry-run table: "llem_easy_mc 157 samples/628 loglikelihood; ..."."""
+    if not quality.enabled:
+        return "-"
+    parts = []
+    for e in estimate(quality):
+        if e["samples"] is None:
+            size = f"<= {e['limit']} samples" if e["limit"] else "all samples (size known when loaded)"
+        else:
+            size = f"{e['samples']} samples"
+        if e["requests"] is not None:
+            size += f"/{e['requests']} {e['request_type']}"
+        parts.append(f"{e['task']} {size}")
+    return "; ".join(parts)
