@@ -15,7 +15,7 @@ from llem.errors import ConfigError
 USAGE = """usage: llem results <show|compare|export|plot> ...
 
   show DIR [--sort METRIC] [--desc] [--columns a,b,...] [carbon options]
-  compare A B [--metric METRIC ...]
+  compare A B [--metric METRIC ...]     (quality scores and quality_per_joule included when both have them)
   export DIR --format csv|parquet|json|leaderboard [--out PATH] [carbon options]
   plot DIR [--out DIR]
 
@@ -114,7 +114,8 @@ def _precheck(args) -> None:
     known = base_columns() + CARBON_COLUMNS
     if getattr(args, "columns", None):
         for c in (c.strip() for c in args.columns.split(",")):
-            if c and c not in known and "." not in c:
+            # quality_* columns depend on the tasks evaluated: checked once the results are read
+            if c and c not in known and "." not in c and not c.startswith("quality_"):
                 raise ConfigError(f"--columns: {c!r} is not a column; allowed: {', '.join(known)}",
                                   field="columns", value=c, allowed=known)
 
@@ -132,13 +133,13 @@ def _precheck(args) -> None:
     if sort is not None:
         numeric = [c for c in base_columns() if column_dtype(c) in ("Float64", "Int64")]
         numeric += ["carbon_gco2e", "carbon_gco2e_per_output_token", "carbon_intensity_g_per_kwh"]
-        # a swept config key (dotted) is only known once the results are read
-        if sort not in numeric and "." not in sort:
+        # a swept config key (dotted) or a quality column is only known once the results are read
+        if sort not in numeric and "." not in sort and not sort.startswith("quality_"):
             raise ConfigError(f"--sort: {sort!r} is not a metric column; allowed: {', '.join(numeric)}",
                               field="sort", value=sort, allowed=numeric)
     for m in getattr(args, "metric", None) or []:
         numeric = [c for c in base_columns() if column_dtype(c) in ("Float64", "Int64")]
-        if m not in numeric and "." not in m:
+        if m not in numeric and "." not in m and not m.startswith("quality_"):
             raise ConfigError(f"--metric: {m!r} is not a metric column; allowed: {', '.join(numeric)}",
                               field="metric", value=m, allowed=numeric)
 
@@ -199,6 +200,14 @@ def _render(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def _cell(row, col) -> str:
+    # --- quality columns (llem/results/quality.py) ---
+    if col.startswith("quality_"):
+        from llem.results.quality import cell
+
+        q = cell(row, col, _fmt)
+        if q is not None:
+            return q
+    # --- end quality ---
     v = row[col]
     if _isna(v):
         return "n/a"
@@ -213,6 +222,10 @@ def _cell(row, col) -> str:
 
 
 def _header(col: str) -> str:
+    if col.startswith("quality_"):  # --- quality (llem/results/quality.py) ---
+        from llem.results.quality import header
+
+        return header(col) or col
     return f"{col} [95% CI]" if col in CI_SHOWN else col
 
 
@@ -231,6 +244,11 @@ def _show(args) -> int:
                               field="columns", value=unknown[0], allowed=list(df.columns))
     else:
         cols = [c for c in SHOW_COLUMNS if c in df.columns]
+        # --- quality (llem/results/quality.py): each task's score and quality_per_joule ---
+        from llem.results.quality import show_columns
+
+        cols += show_columns(df)
+        # --- end quality ---
     if args.sort:
         allowed = metric_columns(df)
         if args.sort not in allowed:
@@ -271,6 +289,11 @@ def _print_notes(df) -> None:
         notes.append(f"{int(n_warn)} measurement warning(s); see the warnings column (llem results export)")
     if "synthetic" in df.columns and df["synthetic"].fillna(False).any():
         notes.append("SYNTHETIC TEST DATA present: some energy values are fabricated, not measured")
+    # --- quality (llem/results/quality.py) ---
+    from llem.results.quality import notes as quality_notes
+
+    notes.extend(quality_notes(df))
+    # --- end quality ---
     if notes:
         print("\nnotes:")
         for n in notes:

@@ -6,7 +6,9 @@
   frontier (no other job is both cheaper and faster);
 - ``timeseries_<job>``: per-GPU power and temperature from the job's ``timeseries.parquet``,
   with the measured window shaded;
-- ``phases_prefill_decode``: prefill and decode energy per job, from ``result.phases``.
+- ``phases_prefill_decode``: prefill and decode energy per job, from ``result.phases``;
+- ``quality_vs_energy`` (results with quality only): each task's score against J/output token,
+  error bars on both axes, Pareto frontier marked (llem/results/quality.py).
 
 Missing data never becomes a plotted 0: a job without measured energy is left out of the
 energy figures and counted in a note on the figure; a figure with nothing to show is skipped and
@@ -281,6 +283,12 @@ def build_plots(loaded, df: pd.DataFrame, *, progress: Optional[Callable[[int, i
                 timeseries_limit: Optional[int] = None) -> list[Plot]:
     """Every figure for these results (skipped ones carry the reason)."""
     plots = [fig_energy_vs_batch(df), fig_pareto(df), fig_phases(df)]
+    # --- quality (llem/results/quality.py): only for results that evaluated quality ---
+    if any(c.startswith("quality_") for c in df.columns):
+        from llem.results.quality import fig_quality_vs_energy
+
+        plots.append(fig_quality_vs_energy(df))
+    # --- end quality ---
     ts_entries = [e for e in loaded.entries if e.timeseries_path() is not None]
     if timeseries_limit is not None:
         ts_entries = ts_entries[:timeseries_limit]
