@@ -85,22 +85,5 @@ def smollm2_local(smollm2_gguf) -> Path:
     GGUF's, dequantised to fp32 exactly as model=gguf loads them."""
     from filelock import FileLock
 
-    out = smollm2_gguf.parent / "hf-fp32"
-    with FileLock(str(out) + ".lock"):
-        if not (out / "config.json").is_file():
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            tok = AutoTokenizer.from_pretrained(str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name)
-            gg = AutoModelForCausalLM.from_pretrained(str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name,
-                                                      dtype=torch.float32)
-            cfg = gg.config
-            if hasattr(cfg, "quantization_config"):  # a GGUF-loaded model refuses save_pretrained
-                delattr(cfg, "quantization_config")
-            plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
-            plain.load_state_dict(gg.state_dict(), strict=True)
-            tmp = out.with_name(out.name + ".tmp")
-            plain.save_pretrained(tmp)
-            tok.save_pretrained(tmp)
-            tmp.rename(out)
-    return out
+    with FileLock(str(smollm2_gguf) + ".lock"):
+        return load_benchmark("quality_finding").local_copy(smollm2_gguf)

@@ -38,7 +38,9 @@ def silenced():
 
     from tqdm import tqdm
 
-    for name in ("lm_eval.evaluator", *_TQDM_MODULES):  # lm_eval loads some of them lazily
+    # lm_eval loads these lazily; the model modules are patched only when already in use (importing
+    # lm_eval.models.huggingface needs accelerate, which the vLLM venv does not have)
+    for name in ("lm_eval.evaluator", "lm_eval.api.task", "lm_eval.api.model"):
         importlib.import_module(name)
     quiet = functools.partial(tqdm, disable=True)
     saved = []
