@@ -163,3 +163,19 @@ def test_llem_config_reports_the_quality_packages():
     rep = machine_report()
     assert rep["quality_packages"]["lm_eval"] == "0.4.13"
     assert "quality (quality=lm_eval): lm_eval 0.4.13" in format_report(rep)
+
+
+def test_lm_eval_is_pinned_once_everywhere_it_is_installed():
+    """pyproject's [quality] and [dev] extras and the vLLM venv script install the same lm-eval."""
+    import re
+
+    from tests.conftest import REPO
+
+    py = (REPO / "pyproject.toml").read_text()
+    pins = set(re.findall(r'"lm-eval(?:\[hf\])?==([0-9.]+)"', py))
+    script = (REPO / "scripts" / "setup-vllm-env.sh").read_text()
+    assert pins == set(re.findall(r"LM_EVAL_VERSION:-([0-9.]+)", script)) == {"0.4.13"}
+    assert 'quality = ["lm-eval[hf]==0.4.13"]' in py
+    import importlib.metadata
+
+    assert importlib.metadata.version("lm_eval") in pins
