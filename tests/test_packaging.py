@@ -31,7 +31,10 @@ def test_wheel_carries_yaml_and_plugins(wheel):
               "llem/conf/model/tiny.yaml", "llem/conf/model/llama-3.2-1b.yaml", "llem/conf/energy/auto.yaml",
               "llem/conf/precision/bf16.yaml", "llem/conf/dataset/synthetic.yaml",
               "llem/models/architectures/llama-3.1-8b.json", "llem/assets/tokenizer/tokenizer.json",
-              "llem/datasets/builtin_prompts.txt", "hydra_plugins/llem_plugins/config.py"):
+              "llem/datasets/builtin_prompts.txt", "hydra_plugins/llem_plugins/config.py",
+              "llem/conf/quality/none.yaml", "llem/conf/quality/lm_eval.yaml",
+              "llem/quality/tasks/llem_easy_mc.yaml", "llem/quality/tasks/llem_easy_mc.jsonl",
+              "llem/quality/tasks/llem_easy_gen.yaml", "llem/quality/tasks/llem_easy_gen.jsonl"):
         assert f in names, f
     assert not any(n.startswith("conf/") for n in names), "conf/ must live inside the llem package"
 

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from llem.quality.stats import energy_uncertainty, quality_per_joule
 from llem.result import QualityEnergy, QualityMetric, QualityResult, QualityTaskResult

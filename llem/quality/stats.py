@@ -111,8 +111,11 @@ def quality_per_joule(metric_name: str, metric: Optional[float], stderr: Optiona
                                       f"{', '.join(ACCURACY_METRICS)}")
     if metric is None:
         return QualityPerJoule(reason=f"no value of {name}")
-    if energy_j is None or energy_j <= 0:
+    if energy_j is None:
         return QualityPerJoule(reason=energy_reason or "the evaluation's energy was not measured")
+    if energy_j <= 0:
+        return QualityPerJoule(reason=f"the evaluation's measured energy is {energy_j:g} J: its windows were too short "
+                                      "for the meter's resolution")
     value = metric * samples / energy_j
     out = QualityPerJoule(value=value, method=METHOD)
     if stderr is None:

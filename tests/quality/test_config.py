@@ -2,8 +2,6 @@
 refusal (exit 2, one line, nothing written)."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from llem.config.compose import load_config

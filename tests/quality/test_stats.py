@@ -74,6 +74,7 @@ def test_missing_parts_carry_reasons_never_zero():
     assert "not an accuracy-type metric" in quality_per_joule("bleu", 30.0, 1.0, 100, 10.0, 0.01).reason
     r = quality_per_joule("acc", 0.5, 0.05, 100, None, None, "energy=none was requested")
     assert r.value is None and r.reason == "energy=none was requested"
+    assert "too short" in quality_per_joule("acc", 0.5, 0.05, 100, 0.0, 0.01).reason
     r = quality_per_joule("acc", 0.5, None, 100, 10.0, 0.01)
     assert r.value == 5.0 and r.ci95_low is None and "no stderr" in r.reason
     r = quality_per_joule("exact_match", 0.0, 0.0, 100, 10.0, 0.01)

@@ -8,11 +8,11 @@ import json
 import pandas as pd
 import pytest
 
+from llem.devices import simulated
 from llem.results.load import load_path
 from llem.results.table import loaded_to_dataframe
 from tests.conftest import FAST, run_llem
 from tests.devices.sim import gpu
-from llem.devices import simulated
 
 pytestmark = pytest.mark.slow
 T = "quality_llem_easy_mc"
