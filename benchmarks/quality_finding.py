@@ -11,6 +11,10 @@ beside the study.
     python benchmarks/quality_finding.py --gguf SmolLM2-135M-Instruct.Q4_1.gguf \\
         --precisions bf16,fp16,int8 --out docs/validation/quality-h100               # a GPU
     python benchmarks/quality_finding.py --study /tmp/qf/study                       # summarise again
+    # one precision per command (a machine with a time limit per command), then all together:
+    python benchmarks/quality_finding.py --gguf F.gguf --precisions bf16 --out /tmp/qf-bf16
+    python benchmarks/quality_finding.py --gguf F.gguf --precisions int8 --out /tmp/qf-int8
+    python benchmarks/quality_finding.py --study /tmp/qf-bf16/study /tmp/qf-int8/study --out /tmp/qf-all
 
 The GGUF file is dequantised once into a ``model=local`` folder beside it (transformers cannot
 save a GGUF-loaded model and would dequantise it again in every job); the weights are the GGUF's.
@@ -100,13 +104,13 @@ def _interval(v, lo, hi, digits=4) -> str:
     return s + (f" [{_fmt(lo, 3)}, {_fmt(hi, 3)}]" if lo is not None and hi is not None else "")
 
 
-def summarize(study: Path) -> dict[str, Any]:
-    """One row per job of the study: accuracy, J/token, quality_per_joule, each with its interval."""
+def summarize(studies: list[Path]) -> dict[str, Any]:
+    """One row per job of the studies: accuracy, J/token, quality_per_joule, each with its interval."""
     from llem.result import ExperimentResult
     from llem.results.quality import _ci
 
     rows = []
-    for p in sorted(study.glob("*/result.json")):
+    for p in [p for study in studies for p in sorted(Path(study).glob("*/result.json"))]:
         r = ExperimentResult.load(p)
         row: dict[str, Any] = {"job": p.parent.name, "precision": r.precision, "status": r.status,
                                "device": r.device, "backend": r.backend, "batch": r.batch,
@@ -133,7 +137,7 @@ def summarize(study: Path) -> dict[str, Any]:
                         "task_hash": t.task_hash, "lm_eval_version": q.lm_eval_version,
                         "evaluated_object": q.evaluated_object.get("object")})
         rows.append(row)
-    return {"study": str(study), "rows": rows}
+    return {"studies": [str(s) for s in studies], "rows": rows}
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -172,7 +176,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, default=Path("quality_finding"))
-    ap.add_argument("--study", type=Path, help="summarise this existing study instead of running one")
+    ap.add_argument("--study", type=Path, nargs="+", help="summarise these existing studies instead of running one")
     ap.add_argument("extra", nargs="*", help="more llem run overrides (after --)")
     a = ap.parse_args(argv)
     if a.study is None:
@@ -184,8 +188,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             import torch
 
             a.precisions = "bf16,fp16,int8" if torch.cuda.is_available() and a.device != "cpu" else "fp32,bf16"
-        a.study = a.out / "study"
-        run_study(model_dir, a.precisions.split(","), a.task, a.limit, a.batch, a.device, a.study.resolve(), a.extra)
+        study = (a.out / "study").resolve()
+        run_study(model_dir, a.precisions.split(","), a.task, a.limit, a.batch, a.device, study, a.extra)
+        a.study = [study]
     summary = summarize(a.study)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "quality_finding.json").write_text(json.dumps(summary, indent=1, default=str))

@@ -76,7 +76,10 @@ def read_task_yaml(path: Path, _seen: Optional[set] = None) -> Optional[dict]:
         raise ValueError(f"quality.include_path: {path} includes itself")
     seen.add(path)
     text = path.read_text(encoding="utf-8")
-    cfg = yaml.load(text, Loader=_loader())  # noqa: S506 - SafeLoader subclass
+    try:
+        cfg = yaml.load(text, Loader=_loader())  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise ValueError(f"quality task file {path} is not valid YAML ({str(err).splitlines()[0]})") from None
     if cfg is None:
         return None
     if not isinstance(cfg, dict):
@@ -96,24 +99,37 @@ def _yaml_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.yaml") if "__pycache__" not in p.parts)
 
 
-@functools.lru_cache(maxsize=32)
 def _local_index(include_path: tuple[str, ...]) -> tuple[dict, dict]:
-    """name -> (yaml path, source, cfg) for shipped and include_path tasks; and stem -> path of
-    YAML files that are empty (so a request for them names the empty file)."""
+    """name -> (yaml path, source, cfg) for shipped and include_path tasks; and stem -> (path, why) of
+    YAML files that are empty or unreadable (so a request for them names the file). Cached per process
+    while no YAML file changes (a study validates every job with the same folders)."""
+    folders = [(SHIPPED_DIR, "llem")] + [(Path(p).expanduser(), "include_path") for p in include_path]
+    files = tuple((str(y), source, y.stat().st_mtime_ns, y.stat().st_size)
+                  for folder, source in folders for y in _yaml_files(folder))
+    return _index(files)
+
+
+@functools.lru_cache(maxsize=32)
+def _index(files: tuple[tuple[str, str, int, int], ...]) -> tuple[dict, dict]:
     index: dict[str, tuple[Path, str, dict]] = {}
     empty: dict[str, Path] = {}
-    folders = [(SHIPPED_DIR, "llem")] + [(Path(p).expanduser(), "include_path") for p in include_path]
-    for folder, source in folders:
-        for y in _yaml_files(folder):
+    for path, source, _, _ in files:
+        y = Path(path)
+        try:
             cfg = read_task_yaml(y)
-            if cfg is None:
-                empty[y.stem] = y
-                continue
-            for key in ("task", "group"):
-                name = cfg.get(key)
-                if isinstance(name, str):
-                    index[name] = (y, source, cfg)  # later folders override earlier ones, as in lm-eval
-                    break
+        except (ValueError, OSError) as err:
+            # a broken file blocks only a request for its own name (lm-eval's folders hold other YAML too)
+            empty[y.stem] = (y, str(err))
+            continue
+        if cfg is None:
+            empty[y.stem] = (y, f"quality.tasks: task file {y} is empty; allowed: an lm-eval task YAML "
+                                "(task:, dataset_path:, output_type:, ...)")
+            continue
+        for key in ("task", "group"):
+            name = cfg.get(key)
+            if isinstance(name, str):
+                index[name] = (y, source, cfg)  # later folders override earlier ones, as in lm-eval
+                break
     return index, empty
 
 
@@ -288,8 +304,7 @@ def resolve_tasks(tasks: list[str], include_path: list[str]) -> list[TaskRef]:
             refs.append(_local_ref(name, *index[name]))
             continue
         if name in empty:
-            raise ValueError(f"quality.tasks: task file {empty[name]} is empty; allowed: an lm-eval task YAML "
-                             "(task:, dataset_path:, output_type:, ...)")
+            raise ValueError(empty[name][1])
         tm = lm_eval_registry()
         if tm is not None and name in tm.task_index:
             refs.append(_registry_ref(name, tm))

@@ -98,3 +98,16 @@ def test_missing_data_file_and_bad_include_path_are_refused(task_dir, tmp_path):
         resolve_tasks(["gone"], [str(task_dir)])
     with pytest.raises(ValueError, match="is not a folder"):
         resolve_tasks(["llem_easy_mc"], [str(tmp_path / "nope")])
+
+
+def test_a_broken_yaml_blocks_only_a_request_for_itself(task_dir):
+    from tests.quality.conftest import write_mc_task
+
+    write_mc_task(task_dir, "good_mc")
+    (task_dir / "broken.yaml").write_text("task: [unclosed\n")
+    (task_dir / "notes.yaml").write_text("- just\n- a list\n")
+    assert resolve_tasks(["good_mc"], [str(task_dir)])[0].n_docs == 6
+    with pytest.raises(ValueError, match="broken.yaml is not valid YAML"):
+        resolve_tasks(["broken"], [str(task_dir)])
+    with pytest.raises(ValueError, match="notes.yaml is not a YAML mapping"):
+        resolve_tasks(["notes"], [str(task_dir)])

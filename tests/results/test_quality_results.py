@@ -119,3 +119,19 @@ def test_leaderboard_export_carries_quality_and_round_trips(qstudy, tmp_path):
     assert e["quality"]["meaningless"] is True and e["quality"]["status"] == "completed"
     back = read_leaderboard_study(tmp_path / "lb" / index["studies"][0]["file"])
     pd.testing.assert_frame_equal(back, leaderboard_order(loaded_to_dataframe(load_path(qstudy))))
+
+
+def test_quality_finding_script_summarises_a_study(qstudy, tmp_path):
+    """benchmarks/quality_finding.py (the GPU finding's reproducer) on this study: accuracy, J/token and
+    quality_per_joule per precision, each with its interval."""
+    from tests.conftest import load_benchmark
+
+    qf = load_benchmark("quality_finding")
+    assert qf.main(["--study", str(qstudy), "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "quality_finding.json").read_text())
+    assert {r["precision"] for r in summary["rows"]} == {"fp32", "bf16"}
+    r = summary["rows"][0]
+    assert r["task"] == "llem_easy_mc" and r["samples"] == 8 and r["accuracy"] is not None
+    assert r["energy_per_output_token_j_ci95"][0] is not None and r["quality_per_joule"] is not None
+    md = (tmp_path / "quality_finding.md").read_text()
+    assert md.count("| fp32 |") == 1 and md.count("| bf16 |") == 1 and "Same questions in every job" in md
