@@ -80,10 +80,12 @@ def local_copy(gguf: Path) -> Path:
 def run_study(model_dir: Path, precisions: list[str], task: str, limit: Optional[int], batch: int, device: str,
               study: Path, extra: list[str]) -> None:
     llem = Path(sys.executable).parent / "llem"
+    defaults = ["dataset=builtin", "dataset.num_prompts=32", "dataset.input_len=64", "output_len=64"]
+    given = {o.lstrip("+~").split("=", 1)[0] for o in extra}
     cmd = [str(llem) if llem.exists() else sys.executable, *([] if llem.exists() else ["-m", "llem"]),
            "run", "-m", f"precision={','.join(precisions)}", "model=local", f"model.path={model_dir}",
            "model.name=smollm2-135m-instruct", "quality=lm_eval", f"quality.tasks=[{task}]", f"batch={batch}",
-           f"device={device}", "dataset=builtin", "dataset.num_prompts=32", "dataset.input_len=64", "output_len=64",
+           f"device={device}", *[d for d in defaults if d.split("=", 1)[0] not in given],
            f"hydra.sweep.dir={study}", *([f"quality.limit={limit}"] if limit else []), *extra]
     print("$", " ".join(cmd), flush=True)
     env = dict(os.environ)
