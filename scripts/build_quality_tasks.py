@@ -16,7 +16,8 @@ Design of ``llem_easy_mc`` (multiple choice, scored by loglikelihood):
   (length, category, frequency of the word) gives the answer away. ``tests/quality/test_tasks.py``
   checks that "pick the shortest choice" (which is what a model with random weights tends to do,
   since every token costs it about log(vocab) nats) scores near chance;
-- the position of the correct answer is shuffled with a fixed seed.
+- the position of the correct answer is shuffled with a fixed seed, and so is the order of the
+  rows, so that ``quality.limit=N`` (lm-eval takes the first N) samples every category.
 
 ``llem_easy_gen`` (generation, scored by exact match): short questions whose answer is one word,
 answered after two worked examples given in the task's description.
@@ -160,6 +161,8 @@ def build_mc(rng: random.Random) -> list[dict]:
         rng.shuffle(choices)
         rows.append({"id": f"mc-{i:03d}", "category": cat, "question": q, "choices": choices,
                      "answer": choices.index(answer)})
+    # rows in a seeded random order, so that quality.limit=N (the first N) samples every category
+    random.Random(SEED + 1).shuffle(rows)
     return rows
 
 
@@ -187,7 +190,9 @@ GEN = [
 
 
 def build_gen() -> list[dict]:
-    return [{"id": f"gen-{i:03d}", "question": q, "answer": a} for i, (q, a) in enumerate(GEN)]
+    rows = [{"id": f"gen-{i:03d}", "question": q, "answer": a} for i, (q, a) in enumerate(GEN)]
+    random.Random(SEED + 2).shuffle(rows)  # as above: the first N are a mix
+    return rows
 
 
 def render() -> dict[str, str]:
