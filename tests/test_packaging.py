@@ -32,6 +32,9 @@ def test_wheel_carries_yaml_and_plugins(wheel):
               "llem/conf/precision/bf16.yaml", "llem/conf/dataset/synthetic.yaml",
               "llem/models/architectures/llama-3.1-8b.json", "llem/assets/tokenizer/tokenizer.json",
               "llem/datasets/builtin_prompts.txt", "hydra_plugins/llem_plugins/config.py",
+              "llem/conf/quality/none.yaml", "llem/conf/quality/lm_eval.yaml",
+              "llem/quality/tasks/llem_easy_mc.yaml", "llem/quality/tasks/llem_easy_mc.jsonl",
+              "llem/quality/tasks/llem_easy_gen.yaml", "llem/quality/tasks/llem_easy_gen.jsonl",
               # the protocol's package, and the follower entry `python -m llem.backends.pytorch` runs
               "llem/measure/harness.py", "llem/backends/pytorch/__main__.py", "llem/backends/tensorrt_api.json"):
         assert f in names, f

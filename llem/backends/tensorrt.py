@@ -55,13 +55,19 @@ def build_config_kwargs(config) -> dict[str, Any]:
     t = config.tensorrt
     input_len = config.dataset.input_len
     need = effective_max_batch_size(config) * input_len
-    return {
+    kw = {
         "max_batch_size": effective_max_batch_size(config),
         "max_input_len": input_len,
         "max_seq_len": input_len + config.output_len,
         "max_num_tokens": t.max_num_tokens if t.max_num_tokens is not None else max(MIN_MAX_NUM_TOKENS, need),
         "max_beam_width": 1,
     }
+    quality = getattr(config, "quality", None)
+    if quality is not None and quality.enabled:
+        # lm-eval's loglikelihood tasks score prompt tokens from the context logits: the engine that is
+        # measured and then evaluated is built to return them (llem/quality/adapters/tensorrt.py)
+        kw["gather_context_logits"] = True
+    return kw
 
 
 def kv_cache_kwargs(config) -> dict[str, Any]:

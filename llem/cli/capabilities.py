@@ -67,6 +67,8 @@ def machine_report() -> dict:
         # where runner.<backend>=auto would run each backend (this Python, its venv, its image)
         "backend_environments": backend_environments(),
         "meter_packages": {p: _version(p) for p in ("zeus", "codecarbon", "nvidia-ml-py")},
+        # quality=lm_eval (docs/quality.md)
+        "quality_packages": {p: _version(p) for p in ("lm_eval", "datasets")},
         "driver_version": driver,
         "gpus": gpus,
         "gpu_unavailable_reason": devices.unavailable_reason,
@@ -84,6 +86,9 @@ def format_report(rep: dict) -> str:
     from llem.runners.envs import format_environment
 
     lines.append("meter packages here: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in rep["meter_packages"].items()))
+    if "quality_packages" in rep:
+        lines.append("quality (quality=lm_eval): " + ", ".join(
+            f"{k} {v or 'not installed'}" for k, v in rep["quality_packages"].items()))
     lines += [format_environment(b, env) for b, env in rep["backend_environments"].items()]
     if rep["gpus"]:
         if rep.get("simulated_nvml"):

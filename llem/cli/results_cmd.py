@@ -14,7 +14,7 @@ from llem.errors import ConfigError
 USAGE = """usage: llem results <show|compare|export|plot> ...
 
   show DIR [--sort METRIC] [--desc] [--wide | --columns a,b,...] [--warnings] [carbon options]
-  compare A B [--metric METRIC ...]
+  compare A B [--metric METRIC ...]     (quality scores and quality_per_joule included when both have them)
   export DIR --format csv|parquet|json|leaderboard [--out PATH] [carbon options]
   plot DIR [--out DIR]
 
@@ -109,7 +109,8 @@ def _precheck(args) -> None:
     known = base_columns() + CARBON_COLUMNS
     if getattr(args, "columns", None):
         for c in (c.strip() for c in args.columns.split(",")):
-            if c and c not in known and "." not in c:
+            # quality_* columns depend on the tasks evaluated: checked once the results are read
+            if c and c not in known and "." not in c and not c.startswith("quality_"):
                 raise ConfigError(f"--columns: {c!r} is not a column; allowed: {', '.join(known)}",
                                   field="columns", value=c, allowed=known)
 
@@ -127,13 +128,13 @@ def _precheck(args) -> None:
     if sort is not None:
         numeric = [c for c in base_columns() if column_dtype(c) in ("Float64", "Int64")]
         numeric += ["carbon_gco2e", "carbon_gco2e_per_output_token", "carbon_intensity_g_per_kwh"]
-        # a swept config key (dotted) is only known once the results are read
-        if sort not in numeric and "." not in sort:
+        # a swept config key (dotted) or a quality column is only known once the results are read
+        if sort not in numeric and "." not in sort and not sort.startswith("quality_"):
             raise ConfigError(f"--sort: {sort!r} is not a metric column; allowed: {', '.join(numeric)}",
                               field="sort", value=sort, allowed=numeric)
     for m in getattr(args, "metric", None) or []:
         numeric = [c for c in base_columns() if column_dtype(c) in ("Float64", "Int64")]
-        if m not in numeric and "." not in m:
+        if m not in numeric and "." not in m and not m.startswith("quality_"):
             raise ConfigError(f"--metric: {m!r} is not a metric column; allowed: {', '.join(numeric)}",
                               field="metric", value=m, allowed=numeric)
 
@@ -205,7 +206,9 @@ def _show(args) -> int:
     print(title)
     print(f"{len(df)} job(s): " + ", ".join(f"{n} {s}" for s, n in df["status"].fillna("unknown")
                                             .value_counts().sort_index().items()))
-    table = show_table(df, cols, wide=args.wide, extra=extra)
+    from llem.results.quality import show_specs  # each task's score and quality_per_joule
+
+    table = show_table(df, cols, wide=args.wide, extra=extra, more=show_specs(df))
     if table.common:
         print("all jobs: " + ", ".join(table.common))
     print()
@@ -251,6 +254,11 @@ def _print_notes(df, notes: list, listed_warnings: bool = False) -> None:
         notes.append(f"{n_warn} measurement warning(s) in {jobs} job(s); --warnings lists them")
     if "synthetic" in df.columns and df["synthetic"].fillna(False).any():
         notes.append("SYNTHETIC TEST DATA present: some energy values are fabricated, not measured")
+    # --- quality (llem/results/quality.py) ---
+    from llem.results.quality import notes as quality_notes
+
+    notes.extend(quality_notes(df))
+    # --- end quality ---
     if notes:
         print("\nnotes:")
         for n in notes:

@@ -56,7 +56,43 @@ def print_summary(result, path=None) -> None:
             else:
                 why = str(m.get("steady_state", "")).removeprefix("not steady state: ")
                 print(f"   steady state: not claimed: {why[:150] + ('...' if len(why) > 150 else '')}")
+    for line in _quality_lines(getattr(r, "quality", None)):
+        print(f"   {line}")
     for w in r.warnings:
         print(f"   warning: {w}")
     if path:
         print(f"   result: {path}")
+
+
+def _quality_lines(q) -> list[str]:
+    """The quality part (docs/quality.md): per task, score +- stderr, the evaluation's energy and
+    quality_per_joule with its interval; why anything is missing."""
+    if q is None:
+        return []
+    tag = " [MEANINGLESS: random weights]" if q.meaningless else ""
+    lines = [f"quality ({q.status}, lm-eval {q.lm_eval_version or '?'}){tag}:"]
+    if q.status == "failed" and not q.tasks:
+        lines.append(f"  failed: {q.error_type}: {q.error_message}")
+    for t in q.tasks:
+        if t.status != "completed":
+            lines.append(f"  {t.task}: failed: {t.error_type}: {t.error_message}")
+            continue
+        m = t.primary()
+        s = f"  {t.task}: {m.name.split(',')[0]} {fmt_num(m.value)}" if m is not None else f"  {t.task}:"
+        if m is not None and m.stderr is not None:
+            s += f" ± {m.stderr:.2g}"
+        s += f" over {t.samples} samples" + (f" (chance {t.chance_accuracy:.2g})" if t.chance_accuracy else "")
+        e = t.energy
+        if e is not None and e.measured:
+            s += f"; evaluation {fmt_num(e.energy_j)} J" + (" [ESTIMATED]" if e.estimated else "")
+        elif e is not None:
+            s += f"; evaluation energy n/a ({e.not_measured_reason})"
+        lines.append(s)
+        if t.quality_per_joule is not None:
+            ci = fmt_ci(t.quality_per_joule_ci95_low, t.quality_per_joule_ci95_high, t.quality_per_joule)
+            lines.append(f"    quality_per_joule {fmt_num(t.quality_per_joule)} correct/J"
+                         + (f", 95% CI {ci}" if ci else "")
+                         + (f"; {t.quality_per_joule_reason}" if t.quality_per_joule_reason else ""))
+        elif t.quality_per_joule_reason:
+            lines.append(f"    quality_per_joule n/a: {t.quality_per_joule_reason}")
+    return lines

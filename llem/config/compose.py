@@ -177,7 +177,7 @@ def _lexer_error(text: str) -> str:
             f"quote anything else, e.g. {quoted}")
 
 
-def format_hydra_error(err: Exception, config_dir: str | Path | None = None) -> str:
+def format_hydra_error(err: Exception, config_dir: str | Path | None = None, overrides=None) -> str:
     """Hydra's composition errors, reduced to one line that names field, value and options."""
     import yaml
 
@@ -195,6 +195,11 @@ def format_hydra_error(err: Exception, config_dir: str | Path | None = None) -> 
         allowed = ", ".join(opts) if opts else "see `llem run --info`"
         return f"{m.group(1)}={m.group(2)!r} is not an option of the {m.group(1)} group; allowed: {allowed}"
     m = re.search(r"Key '([^']+)' is not in struct", text) or re.search(r"Could not override '([^']+)'", text)
+    quality_off = overrides is not None and not any(str(o).lstrip("+").startswith("quality=") for o in overrides)
+    if m and m.group(1).startswith("quality.") and quality_off:
+        # the quality group's default (none) has no fields: they come with quality=lm_eval
+        return (f"{m.group(1)}: unknown key with quality=none; allowed: add quality=lm_eval (its keys: "
+                "`llem run quality=lm_eval --cfg job`)")
     if m:
         return unknown_key_message(m.group(1))
     m = re.search(r"Could not delete from config. '([^']+)' does not exist", text)
@@ -221,7 +226,7 @@ def compose(overrides: Iterable[str] = (), *, config_dir: str | Path | None = No
             cfg = hydra_compose(config_name=config_name, overrides=overrides,
                                 return_hydra_config=return_hydra_cfg)
     except compose_errors() as err:
-        raise ConfigError(format_hydra_error(err, cdir)) from None
+        raise ConfigError(format_hydra_error(err, cdir, overrides)) from None
     return cfg
 
 

@@ -12,6 +12,8 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from llem.config.quality_options import QualityConfig
+
 BACKENDS = ("pytorch", "vllm", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int4", "fp8")
 METERS = ("auto", "nvml", "nvml_power", "zeus", "codecarbon", "none")
@@ -382,6 +384,8 @@ class ExperimentConfig(_Strict):
     pytorch: Optional[PyTorchConfig] = None
     vllm: Optional[VLLMConfig] = None
     tensorrt: Optional[TensorRTConfig] = None
+    #: lm-eval on the measured engine after the measured cycles (llem/quality, docs/quality.md)
+    quality: QualityConfig = QualityConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "ExperimentConfig":
@@ -412,6 +416,9 @@ class ExperimentConfig(_Strict):
             from llem.config.tensorrt_options import check_config as trt_check  # pure checks, no TensorRT-LLM import
 
             trt_check(self)
+        from llem.config.quality_options import cross_check as quality_check
+
+        quality_check(self)
         return self
 
     @property
@@ -423,6 +430,9 @@ class ExperimentConfig(_Strict):
         where a job runs does not change what is measured)."""
         d = self.model_dump(mode="json")
         d.pop("runner", None)
+        if not self.quality.enabled:
+            # quality off: the hash of every config written before quality existed stays the same
+            d.pop("quality", None)
         return d
 
     @property

@@ -139,6 +139,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     stats, energy = summarize_cycles(config, meter, measured.cycles, baseline, load_reading)
     warnings.extend(measurement_caveats(config, meter, devices, environment, baseline, window, measured, stats, energy))
     steady = claim_steady_state(warm, window, measured.cycles, energy, methodology, warnings)
+    quality = evaluate_quality(config, backend, meter, baseline, measured, t0, job_dir, say, stats, energy)
     timeseries_path = write_timeseries(job_dir, measured.sampler)
     result = ExperimentResult(
         llem_version=__version__,
@@ -170,6 +171,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
         environment=environment,
         warnings=warnings,
         timeseries_path=timeseries_path,
+        quality=quality,
     )
     close_after_measurement(result, backend, meter, opened)
     return result
@@ -472,6 +474,17 @@ def claim_steady_state(warm, window: Window, cycles: list[CycleResult], energy: 
     methodology["steady_state_claimed"] = verdict.claimed
     methodology["steady_state_test"] = verdict.test
     return verdict.claimed
+
+
+def evaluate_quality(config: ExperimentConfig, backend, meter: Meter, baseline, measured, t0: float,
+                     job_dir: Optional[Path], say, stats: dict, energy: EnergySummary):
+    """quality=lm_eval (docs/quality.md): lm-eval on this same backend object, in its own meter
+    windows, after every measured window and pass above (so it cannot touch their numbers); the
+    sampler's rows inside those windows are tagged ``phase`` = "quality". None when quality=none."""
+    from llem.quality import run_quality
+
+    return run_quality(config, backend, meter, baseline, measured.sampler, t0, job_dir=job_dir, say=say,
+                       stats=stats, energy=energy)
 
 
 def write_timeseries(job_dir: Optional[Path], sampler) -> Optional[str]:

@@ -4,7 +4,8 @@ process) beside the measured windows.
 Every ``interval_s`` (default 0.1 s, the H100 counter's step) it reads, per GPU the job uses:
 power, temperature, SM clock, memory used, utilisation and throttle reasons. The rows go to
 ``timeseries.parquet`` next to result.json, each tagged with the measured cycle it fell in
-(``cycle`` = -1 between windows). The thread only reads NVML; it never touches the workload.
+(``cycle`` = -1 between windows); rows inside the quality evaluation's windows carry
+``phase`` = "quality" (null elsewhere). The thread only reads NVML; it never touches the workload.
 Its cost to the workload is measured by ``benchmarks/cpu_micro/overhead.py``.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Optional
 from llem.devices.nvml import nvml_module
 
 COLUMNS = ["t_s", "cycle", "gpu_index", "uuid", "power_w", "temperature_c", "sm_clock_mhz", "memory_used_mib",
-           "utilization_gpu_pct", "utilization_memory_pct", "throttle_reasons"]
+           "utilization_gpu_pct", "utilization_memory_pct", "throttle_reasons", "phase"]
 
 # nvmlClocksEventReason* bits that mean the clocks were held down by power or heat; the idle
 # (0x1), application-clock (0x2), sync-boost (0x10) and display (0x100) bits are not throttling.
@@ -78,6 +79,7 @@ class Sampler:
                 "utilization_gpu_pct": util.gpu if util is not None else None,
                 "utilization_memory_pct": util.memory if util is not None else None,
                 "throttle_reasons": self._safe(reasons, h),
+                "phase": None,
             })
 
     def _loop(self) -> None:
@@ -118,6 +120,12 @@ class Sampler:
                 if a <= r["t_s"] <= b:
                     r["cycle"] = idx
                     break
+
+    def tag_phase(self, phase: str, spans: list[tuple[float, float]]) -> None:
+        """Mark rows inside any (start_s, end_s) span, times from t0, with ``phase`` (e.g. "quality")."""
+        for r in self.rows:
+            if any(a <= r["t_s"] <= b for a, b in spans):
+                r["phase"] = phase
 
     def in_windows(self) -> list[dict]:
         return [r for r in self.rows if r["cycle"] >= 0]

@@ -125,6 +125,11 @@ def compare_frames(a: pd.DataFrame, b: pd.DataFrame, metrics: Optional[Sequence[
     if metrics is None:
         metrics = DEFAULT_METRICS if len(a) == 1 and len(b) == 1 else DEFAULT_STUDY_METRICS
         metrics = [m for m in metrics if m in a.columns and m in b.columns]
+        # --- quality (llem/results/quality.py): shared tasks' scores and quality_per_joule ---
+        from llem.results.quality import compare_metrics
+
+        metrics += compare_metrics(a, b)
+        # --- end quality ---
     else:
         metrics = check_metrics(metrics, a, b)
     recs: list[dict] = []

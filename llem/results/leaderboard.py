@@ -18,7 +18,7 @@ from llem.errors import ConfigError
 from llem.results.export import _jsonable, write_text_atomic
 from llem.results.table import coerce, higher_is_better, unit_of
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: quality metrics and entry.quality (docs/leaderboard-schema.md)
 STUDY_SCHEMA = "llem.leaderboard.study"
 INDEX_SCHEMA = "llem.leaderboard.index"
 RANK_METRIC = "energy_per_output_token_j"
@@ -89,6 +89,11 @@ def study_document(df: pd.DataFrame, *, name: str, design_hash: Optional[str] = 
     from llem._version import __version__
 
     carbon = "carbon_gco2e" in df.columns
+    # --- quality (llem/results/quality.py): each task's score and quality_per_joule ---
+    from llem.results.quality import leaderboard_columns, leaderboard_metric_keys
+
+    qkeys = leaderboard_metric_keys(df)
+    # --- end quality ---
     measured = df["energy_measured"].fillna(False).astype(bool) & df[RANK_METRIC].notna()
     ok = df["status"].fillna("") == "completed"
     ranked = df[measured & ok].sort_values([RANK_METRIC, "job_id"], kind="mergesort")
@@ -100,9 +105,9 @@ def study_document(df: pd.DataFrame, *, name: str, design_hash: Optional[str] = 
         v = float(row[RANK_METRIC])
         rank = rank if prev is not None and v == prev else n  # ties share a rank
         prev = v
-        entries.append(_entry(row, rank, carbon))
+        entries.append(_entry(row, rank, carbon, qkeys))
     for _, row in rest.iterrows():
-        entries.append(_entry(row, None, carbon))
+        entries.append(_entry(row, None, carbon, qkeys))
     status_counts = {str(k): int(v) for k, v in df["status"].fillna("unknown").value_counts().sort_index().items()}
     doc: dict[str, Any] = {
         "schema": STUDY_SCHEMA,
@@ -116,7 +121,7 @@ def study_document(df: pd.DataFrame, *, name: str, design_hash: Optional[str] = 
         "ranking": {"metric": RANK_METRIC, "order": "ascending",
                     "rule": "completed entries with measured energy, by point estimate; ties share a rank; "
                             "entries without measured energy follow, unranked (rank null)"},
-        "columns": columns_block(carbon),
+        "columns": columns_block(carbon) + leaderboard_columns(qkeys),
         "carbon": None,
         "entries": entries,
     }
@@ -129,7 +134,7 @@ def study_document(df: pd.DataFrame, *, name: str, design_hash: Optional[str] = 
     return doc
 
 
-def _entry(row: pd.Series, rank: Optional[int], carbon: bool) -> dict:
+def _entry(row: pd.Series, rank: Optional[int], carbon: bool, qkeys=()) -> dict:
     metrics = {}
     for k in METRICS:
         m = {"value": _opt(row, k)}
@@ -137,6 +142,12 @@ def _entry(row: pd.Series, rank: Optional[int], carbon: bool) -> dict:
             m.update({"ci95_low": _opt(row, f"{k}_ci95_low"), "ci95_high": _opt(row, f"{k}_ci95_high"),
                       "n": _opt(row, f"{k}_n")})
         metrics[k] = m
+    # --- quality (llem/results/quality.py) ---
+    if qkeys:
+        from llem.results.quality import leaderboard_metrics
+
+        metrics.update(leaderboard_metrics(row, list(qkeys), _opt))
+    # --- end quality ---
     warnings = _opt(row, "warnings")
     entry = {
         "rank": rank,
@@ -158,6 +169,10 @@ def _entry(row: pd.Series, rank: Optional[int], carbon: bool) -> dict:
     if carbon:
         entry["carbon"] = {v: _opt(row, k) for k, v in CARBON_KEYS.items()}
         entry["carbon"]["not_computed_reason"] = _opt(row, "carbon_not_computed_reason")
+    if qkeys:  # --- quality ---
+        from llem.results.quality import leaderboard_entry_block
+
+        entry["quality"] = leaderboard_entry_block(row, _opt)
     return entry
 
 
@@ -194,7 +209,7 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, *, name: str, desig
     return study_path, index_path
 
 
-def leaderboard_frame_columns(carbon: bool = False) -> list[str]:
+def leaderboard_frame_columns(carbon: bool = False, quality_keys=()) -> list[str]:
     cols = ["job_id", "config_hash", "status"] + CONFIG_KEYS + ["energy_measured", "energy_not_measured_reason",
                                                                 "energy_estimated", "energy_meter"]
     for k in METRICS:
@@ -204,6 +219,10 @@ def leaderboard_frame_columns(carbon: bool = False) -> list[str]:
     cols += ["error_type", "error_message", "synthetic"]
     if carbon:
         cols += list(CARBON_KEYS) + ["carbon_not_computed_reason"]
+    if quality_keys:  # --- quality (llem/results/quality.py) ---
+        from llem.results.quality import leaderboard_frame_columns as quality_frame_columns
+
+        cols += quality_frame_columns(list(quality_keys))
     return cols
 
 
@@ -214,6 +233,7 @@ def read_leaderboard_study(path: str | Path) -> pd.DataFrame:
         raise ConfigError(f"{str(path)!r} is not an llem leaderboard study file", field="path", value=str(path),
                           allowed=STUDY_SCHEMA)
     carbon = doc.get("carbon") is not None
+    qkeys = [(c["key"], c["task"]) for c in doc.get("columns", []) if c.get("group") == "quality"]
     rows = []
     for e in doc["entries"]:
         r = {"job_id": e["job_id"], "config_hash": e["config_hash"], "status": e["status"], **e["config"],
@@ -229,8 +249,13 @@ def read_leaderboard_study(path: str | Path) -> pd.DataFrame:
             for k, v in CARBON_KEYS.items():
                 r[k] = e["carbon"][v]
             r["carbon_not_computed_reason"] = e["carbon"]["not_computed_reason"]
+        for k, task in qkeys:  # --- quality ---
+            m = e["metrics"].get(k) or {}
+            r[f"quality_{task}_n"] = m.get("n")
+            if "stderr" in m:
+                r[f"{k}_stderr"] = m["stderr"]
         rows.append(r)
-    cols = leaderboard_frame_columns(carbon)
+    cols = leaderboard_frame_columns(carbon, qkeys)
     return coerce(pd.DataFrame([[r.get(c) for c in cols] for r in rows], columns=cols, dtype="object"))
 
 
@@ -240,5 +265,7 @@ def leaderboard_order(df: pd.DataFrame) -> pd.DataFrame:
     ok = df["status"].fillna("") == "completed"
     ranked = df[measured & ok].sort_values([RANK_METRIC, "job_id"], kind="mergesort")
     rest = df[~(measured & ok)].sort_values("job_id", kind="mergesort")
-    cols = leaderboard_frame_columns("carbon_gco2e" in df.columns)
+    from llem.results.quality import leaderboard_metric_keys
+
+    cols = leaderboard_frame_columns("carbon_gco2e" in df.columns, leaderboard_metric_keys(df))
     return pd.concat([ranked, rest])[cols].reset_index(drop=True)

@@ -14,7 +14,9 @@
   result lacks per-prompt values) from ``result.phases``, with +-1 standard error and every
   segment labelled (small ones beside the bar);
 - ``timeseries_<job>``: per-GPU power and temperature from the job's ``timeseries.parquet``,
-  with the measured window shaded.
+  with the measured window shaded;
+- ``quality_vs_energy`` (results with quality only): each task's score against J/output token,
+  error bars on both axes, Pareto frontier marked (llem/results/quality.py).
 
 Every figure's caption names the model(s), precision(s), device(s) and, for energy, its scope
 (the job's GPUs, or host CPU + DRAM) and whether it is an estimate. Missing data never becomes a
@@ -677,6 +679,12 @@ def build_plots(loaded, df: pd.DataFrame, *, progress: Optional[Callable[[int, i
     """Every figure for these results (skipped ones carry the reason)."""
     plots = [fig_energy_vs_batch(df), fig_pareto(df), fig_throughput_latency(df), fig_backends_side_by_side(df),
              fig_phases(df)]
+    # --- quality (llem/results/quality.py): only for results that evaluated quality ---
+    if any(c.startswith("quality_") for c in df.columns):
+        from llem.results.quality import fig_quality_vs_energy
+
+        plots.append(fig_quality_vs_energy(df))
+    # --- end quality ---
     ts_entries = [e for e in loaded.entries if e.timeseries_path() is not None]
     if timeseries_limit is not None:
         ts_entries = ts_entries[:timeseries_limit]

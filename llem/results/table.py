@@ -68,6 +68,12 @@ _FLOAT_SUFFIXES = ("_se_j", "_j", "_w", "_s", "_per_s", "_ci95_low", "_ci95_high
 
 def column_dtype(name: str) -> Optional[str]:
     """The nullable pandas dtype of a known column, or None for free-form (config) columns."""
+    # --- quality columns (llem/results/quality.py) ---
+    if name.startswith("quality_"):
+        from llem.results.quality import column_dtype as quality_dtype
+
+        return quality_dtype(name)
+    # --- end quality ---
     if name in _INT or name.endswith("_n"):
         return "Int64"
     if name in _BOOL or name.endswith("_overlap"):
@@ -205,6 +211,11 @@ def result_row(result: ExperimentResult) -> dict[str, Any]:
         for c in ("energy_j", "energy_adjusted_j", "energy_per_output_token_j",
                   "energy_adjusted_per_output_token_j", "tokens_per_joule"):
             row[c] = None if row.get(c) in (0, 0.0) else row.get(c)
+    # --- quality columns (llem/results/quality.py) ---
+    from llem.results.quality import quality_row
+
+    row.update(quality_row(r))
+    # --- end quality ---
     return row
 
 
@@ -247,6 +258,11 @@ _REPRESENTED = {"backend", "precision", "batch", "output_len", "device", "model.
 
 def _frame(rows: list[dict], configs: list[dict]) -> pd.DataFrame:
     cols = base_columns()
+    # --- quality columns (llem/results/quality.py): after the base ones, only when a job has them ---
+    from llem.results.quality import quality_columns
+
+    cols = cols + quality_columns(rows)
+    # --- end quality ---
     df = pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
     # config keys that differ between jobs are what a study sweeps: give each its own column
     flat = [flatten_config(c) for c in configs]

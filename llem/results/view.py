@@ -32,6 +32,8 @@ class ShowColumn:
     ci: bool = False                   # print the column's 95% CI after the value
     energy: bool = False               # an energy number: '*' marks an estimate
     max_width: Optional[int] = None    # text longer than this is cut when fitting
+    stderr: bool = False               # print " ± <name>_stderr" after the value (quality scores)
+    random_weights_mark: bool = False  # '†' where the row's quality was evaluated on random weights
 
 
 SHOW_COLUMNS: list[ShowColumn] = [
@@ -55,10 +57,10 @@ SHOW_COLUMNS: list[ShowColumn] = [
 CONSTANT_OK = {"model", "precision", "backend", "batch", "status"}
 
 
-def column_spec(name: str, available: Sequence[str] = ()) -> ShowColumn:
-    """The registered spec of ``name``, or a plain one (header = the column name; its CI shown
-    when the table has ``<name>_ci95_low``/``_ci95_high``)."""
-    for c in SHOW_COLUMNS:
+def column_spec(name: str, available: Sequence[str] = (), more: Sequence[ShowColumn] = ()) -> ShowColumn:
+    """The registered spec of ``name`` (in SHOW_COLUMNS or ``more``), or a plain one (header = the
+    column name; its CI shown when the table has ``<name>_ci95_low``/``_ci95_high``)."""
+    for c in [*SHOW_COLUMNS, *more]:
         if c.name == name:
             return c
     ci = f"{name}_ci95_low" in available and f"{name}_ci95_high" in available
@@ -92,11 +94,15 @@ def cell(row: dict, col: ShowColumn) -> str:
     if _isna(v):
         return "n/a"
     s = fmt_value(v)
-    if col.ci:
+    if col.stderr and not _isna(row.get(f"{col.name}_stderr")):
+        s += f" ± {fmt_num(float(row[f'{col.name}_stderr']), 2)}"
+    if col.ci and not isinstance(v, str):
         ci = fmt_ci(row.get(f"{col.name}_ci95_low"), row.get(f"{col.name}_ci95_high"), v)
         if ci:
             s += f" {ci}"
-    if col.energy and row.get("energy_estimated") is True:
+    if col.random_weights_mark and row.get("quality_meaningless") is True:
+        s += " †"
+    elif col.energy and row.get("energy_estimated") is True:
         s += " *"
     return s
 
@@ -131,16 +137,17 @@ class ShowTable:
 
 
 def show_table(df: pd.DataFrame, columns: Optional[Sequence[str]] = None, *, wide: bool = False,
-               width: int = DEFAULT_WIDTH, extra: Sequence[str] = ()) -> ShowTable:
+               width: int = DEFAULT_WIDTH, extra: Sequence[str] = (), more: Sequence[ShowColumn] = ()) -> ShowTable:
     """The ``show`` table of ``df``. ``columns``: exactly these (no fitting); ``wide``: every
     default column, unfitted; else the default columns fitted to ``width``. ``extra``: columns
-    the caller needs shown in any case (the ``--sort`` column)."""
+    the caller needs shown in any case (the ``--sort`` column). ``more``: default columns that
+    depend on the results (each quality task's score and quality_per_joule, llem/results/quality.py)."""
     records = df.to_dict("records")
     if columns:
-        specs = [column_spec(c, list(df.columns)) for c in columns]
+        specs = [column_spec(c, list(df.columns), more) for c in columns]
         return _table(records, specs, [], [], [])
-    specs = [c for c in SHOW_COLUMNS if c.name in df.columns]
-    specs += [column_spec(c, list(df.columns)) for c in extra if c not in {s.name for s in specs}]
+    specs = [c for c in [*SHOW_COLUMNS, *more] if c.name in df.columns]
+    specs += [column_spec(c, list(df.columns), more) for c in extra if c not in {s.name for s in specs}]
     if wide:
         return _table(records, specs, [], [], [])
     keep_names = set(extra)

