@@ -173,7 +173,7 @@ def test_lm_eval_is_pinned_once_everywhere_it_is_installed():
     pins = set(re.findall(r'"lm-eval(?:\[hf\])?==([0-9.]+)"', py))
     script = (REPO / "scripts" / "setup-vllm-env.sh").read_text()
     assert pins == set(re.findall(r"LM_EVAL_VERSION:-([0-9.]+)", script)) == {"0.4.13"}
-    assert 'quality = ["lm-eval[hf]==0.4.13"]' in py
+    assert 'quality = ["lm-eval[hf]==0.4.13"' in py
     import importlib.metadata
 
     assert importlib.metadata.version("lm_eval") in pins
