@@ -90,7 +90,8 @@ def test_leaderboard_index_keeps_other_studies(df, study_dir_b, tmp_path):
 
 def test_leaderboard_document_is_strict_json(df):
     doc = study_document(df, name="x")
-    json.dumps(doc, allow_nan=False)  # NaN would make the file unreadable in browsers
+    text = json.dumps(doc, allow_nan=False)  # raises on NaN, which would make the file unreadable in browsers
+    assert "NaN" not in text and "Infinity" not in text and json.loads(text) == json.loads(json.dumps(doc))
 
 
 FORMULAS = ["=HYPERLINK(\"http://x\",\"click\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)",
