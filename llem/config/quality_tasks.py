@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -174,18 +173,13 @@ def resolve_data_files(cfg: dict, yaml_path: Path) -> dict[str, Path]:
 
 def _count_rows(path: Path) -> tuple[int, Optional[float]]:
     """Rows of a JSONL file, and their mean number of ``choices`` when they have that field."""
+    from llem.datasets import jsonl_rows
+
     rows, choices = 0, []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"quality task data {path} line {n} is not JSON ({err.msg})") from None
-            rows += 1
-            if isinstance(row, dict) and isinstance(row.get("choices"), list):
-                choices.append(len(row["choices"]))
+    for _, row in jsonl_rows(path, f"quality task data {path}"):
+        rows += 1
+        if isinstance(row, dict) and isinstance(row.get("choices"), list):
+            choices.append(len(row["choices"]))
     return rows, (sum(choices) / len(choices) if choices and len(choices) == rows else None)
 
 

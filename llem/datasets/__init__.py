@@ -19,25 +19,31 @@ BUILTIN_PROMPTS = Path(__file__).with_name("builtin_prompts.txt")
 _FIRST_ORDINARY_ID = 3
 
 
+def jsonl_rows(path: Path, what: str):
+    """Yield ``(line number, parsed row)`` of a JSONL file, skipping blank lines; a line that is
+    not JSON raises ValueError naming ``what`` (e.g. "dataset.path='x.jsonl'") and the line."""
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield n, json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{what} line {n} is not JSON ({err.msg})") from None
+
+
 def check_jsonl(path: str, text_field: str) -> None:
     """Raise ValueError naming the line when the file is missing, unreadable or lacks the field."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise ValueError(f"dataset.path={path!r} does not exist or is not a file")
     rows = 0
-    with open(p, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"dataset.path={path!r} line {n} is not JSON ({err.msg})") from None
-            if not isinstance(row, dict) or text_field not in row:
-                keys = ", ".join(sorted(row)) if isinstance(row, dict) else type(row).__name__
-                raise ValueError(f"dataset.text_field={text_field!r} is missing in {path} line {n}; "
-                                 f"allowed (fields of that line): {keys}")
-            rows += 1
+    for n, row in jsonl_rows(p, f"dataset.path={path!r}"):
+        if not isinstance(row, dict) or text_field not in row:
+            keys = ", ".join(sorted(row)) if isinstance(row, dict) else type(row).__name__
+            raise ValueError(f"dataset.text_field={text_field!r} is missing in {path} line {n}; "
+                             f"allowed (fields of that line): {keys}")
+        rows += 1
     if rows == 0:
         raise ValueError(f"dataset.path={path!r} holds no prompts")
 
