@@ -7,6 +7,7 @@ loudly instead of being silently ignored.
 from __future__ import annotations
 
 import typing
+from functools import lru_cache
 from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator, model_validator
@@ -39,8 +40,11 @@ def _number_kind(annotation: Any) -> Optional[tuple[str, bool]]:
     return None
 
 
+@lru_cache(maxsize=None)
 def describe_number(model: type[BaseModel], name: str) -> Optional[str]:
-    """What a numeric field accepts, from its type and bounds: "an integer >= 1", ..."""
+    """What a numeric field accepts, from its type and bounds: "an integer >= 1", ...
+
+    Cached: the boolean check below asks it for every boolean field of every job planned."""
     f = model.model_fields[name]
     kind = _number_kind(f.annotation)
     if kind is None:
@@ -425,21 +429,57 @@ class ExperimentConfig(_Strict):
     def backend_section(self) -> BaseModel:
         return getattr(self, self.backend)
 
+    def semantic_keys(self) -> list[str]:
+        """The top-level fields that affect the measurement (runner placement excluded: where a
+        job runs does not change what is measured)."""
+        # quality off: the hash of every config written before quality existed stays the same
+        return [k for k in type(self).model_fields if k != "runner" and (k != "quality" or self.quality.enabled)]
+
     def semantic_dict(self) -> dict[str, Any]:
-        """The fields that affect the measurement, for hashing (runner placement excluded:
-        where a job runs does not change what is measured)."""
-        d = self.model_dump(mode="json")
-        d.pop("runner", None)
-        if not self.quality.enabled:
-            # quality off: the hash of every config written before quality existed stays the same
-            d.pop("quality", None)
-        return d
+        """The fields that affect the measurement, for hashing."""
+        return self.model_dump(mode="json", include=set(self.semantic_keys()))
+
+    def semantic_json(self, known: Optional[dict[str, tuple[BaseModel, str]]] = None) -> str:
+        """``canonical_json(self.semantic_dict())``, field by field. ``known`` maps a field to a
+        section instance and its canonical JSON already made: where this config holds that very
+        instance (a planned grid shares its unchanged sections), the text is reused."""
+        keys = sorted(self.semantic_keys())
+        known = known or {}
+        reused = {k: known[k][1] for k in keys if k in known and getattr(self, k) is known[k][0]}
+        dumped = self.model_dump(mode="json", include={k for k in keys if k not in reused})
+        parts = [_key_json(k) + ":" + (reused[k] if k in reused else _value_json(dumped[k])) for k in keys]
+        return "{" + ",".join(parts) + "}"
 
     @property
     def config_hash(self) -> str:
         from llem.config.hashing import config_hash
 
         return config_hash(self)
+
+
+@lru_cache(maxsize=None)
+def _key_json(key: str) -> str:
+    from llem.config.hashing import canonical_json
+
+    return canonical_json(key)
+
+
+_SCALAR_JSON: dict[tuple[type, Any], str] = {}
+
+
+def _value_json(value: Any) -> str:
+    """canonical_json(value), remembered for the scalars a grid repeats (batch=8, precision=bf16)."""
+    from llem.config.hashing import canonical_json
+
+    if value is None or type(value) in (bool, int, str):
+        key = (type(value), value)
+        hit = _SCALAR_JSON.get(key)
+        if hit is None:
+            hit = canonical_json(value)
+            if len(_SCALAR_JSON) < 100_000:
+                _SCALAR_JSON[key] = hit
+        return hit
+    return canonical_json(value)
 
 
 class StudyConfig(_Strict):

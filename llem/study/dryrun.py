@@ -8,18 +8,22 @@ from typing import Optional, TextIO
 
 
 def dry_run_rows(plan) -> tuple[list[dict], Optional[str], list[int]]:
-    from llem.study.memory import GIB, estimate, fits, gpu_capacities
+    from llem.study.memory import GIB, architecture_of, estimate, fits, gpu_capacities
 
     from llem.study.progress import shown, varying
 
     caps, none_reason = gpu_capacities()
     keys, _ = varying([j.overrides for j in plan.jobs])
-    rows, cache = [], {}
+    rows, cache, archs = [], {}, {}
     for j in plan.jobs:
         c = j.config
         key = j.config_hash
         if key not in cache:
-            est = estimate(c)
+            # jobs of one model share its validated section: its architecture is read once
+            arch = archs.get(id(c.model))
+            if arch is None:
+                arch = archs[id(c.model)] = (c.model, architecture_of(c))
+            est = estimate(c, arch[1])
             cache[key] = (est, fits(c, est, caps, none_reason))
         est, fit = cache[key]
         rows.append({"job": j.job_id, "overrides": shown(j.overrides, keys or None), "backend": c.backend,

@@ -59,7 +59,7 @@ def parameter_count(arch: dict) -> int:
     return layers * per_layer + embed + head + h
 
 
-def _architecture(config) -> tuple[Optional[dict], Optional[str]]:
+def architecture_of(config) -> tuple[Optional[dict], Optional[str]]:
     m = config.model
     if m.architecture:
         from llem.models.architectures import load_architecture
@@ -73,8 +73,10 @@ def _architecture(config) -> tuple[Optional[dict], Optional[str]]:
     return None, f"no architecture known for model.source={m.source} (no config.json to read)"
 
 
-def estimate(config) -> MemoryEstimate:
-    arch, why = _architecture(config)
+def estimate(config, architecture: Optional[tuple[Optional[dict], Optional[str]]] = None) -> MemoryEstimate:
+    """``architecture``: what ``architecture_of(config)`` returned, when the caller already has it
+    (a dry run estimates thousands of jobs of a few models)."""
+    arch, why = architecture if architecture is not None else architecture_of(config)
     if arch is None:
         return MemoryEstimate(None, None, None, reason=why)
     try:
@@ -92,16 +94,21 @@ def estimate(config) -> MemoryEstimate:
     b = config.batch
     kv_bytes = cb
     section = config.backend_section
-    if getattr(section, "kv_cache_dtype", "auto") in ("fp8", "fp8_e4m3", "fp8_e5m2"):
+    if _field(section, "kv_cache_dtype", "auto") in ("fp8", "fp8_e4m3", "fp8_e5m2"):
         kv_bytes = 1
     kv = 2 * layers * kv_heads * hd * seq * b * kv_bytes
     # Prefill peak: a few hidden-sized tensors and the MLP's two intermediate tensors for the
     # whole prompt, plus fp32 logits over the vocabulary for the last position.
     acts = b * config.dataset.input_len * (4 * h + 2 * arch["intermediate_size"]) * cb + b * arch["vocab_size"] * 4
-    tp = getattr(section, "tensor_parallel_size", 1) or 1
+    tp = _field(section, "tensor_parallel_size", 1) or 1
     est = MemoryEstimate(weights, kv, acts, gpus_needed=tp)
     est.per_gpu_bytes = int((weights + kv) / tp + acts + RUNTIME_OVERHEAD_BYTES)
     return est
+
+
+def _field(section, name: str, default):
+    # a field some backends' sections lack: pydantic's getattr miss raises and catches, slowly
+    return getattr(section, name) if name in type(section).model_fields else default
 
 
 def gpu_capacities() -> tuple[list[int], Optional[str]]:
@@ -131,8 +138,8 @@ def fits(config, est: MemoryEstimate, capacities: list[int], none_reason: Option
         return f"no (needs {est.gpus_needed} GPUs, {len(capacities)} found)"
     usable = sorted(capacities, reverse=True)[: est.gpus_needed]
     # vLLM and TensorRT-LLM only use their configured fraction of each GPU
-    frac = getattr(config.backend_section, "gpu_memory_utilization", None) or \
-        getattr(config.backend_section, "kv_cache_free_gpu_memory_fraction", None) or 1.0
+    frac = _field(config.backend_section, "gpu_memory_utilization", None) or \
+        _field(config.backend_section, "kv_cache_free_gpu_memory_fraction", None) or 1.0
     if config.backend == "tensorrt":
         frac = 1.0  # its fraction applies to the memory left after weights, not to the total
     cap = min(usable) * frac

@@ -24,6 +24,10 @@ def test_expand_grid_is_the_cartesian_product_in_hydra_order():
     ["+pytorch.extra_generate_kwargs.renormalize_logits=true", "batch=2,3"],
     ["++pytorch.extra_generate_kwargs={renormalize_logits:true},{}", "energy=none,auto"],
     ["measurement={cycles:3},{cycles:4,warmup_runs:0}", "seed=1,2"],
+    # sections shared with the base and sections an override touches, quality on (part of the
+    # hash), another backend's section, a non-ASCII value (escaped in the canonical JSON)
+    ["quality=lm_eval", "quality.allow_random_weights=true", "quality.limit=5,6", "batch=1,2", 'dataset.name="synthétique"'],
+    ["backend=vllm", "vllm.max_num_seqs=8,16", "output_len=4,5"],
 ])
 def test_fast_composition_equals_a_full_compose(grid):
     from llem.config.compose import load_config

@@ -18,7 +18,14 @@ def available_architectures() -> tuple[str, ...]:
 
 
 def load_architecture(name: str) -> dict:
+    """The shipped architecture's config (a fresh dict each call: callers may change it)."""
+    return json.loads(_architecture_text(name))
+
+
+@lru_cache(maxsize=None)
+def _architecture_text(name: str) -> str:
+    # read once per process: a 10,000-job dry run estimates every job from a handful of files
     path = _DIR / f"{name}.json"
     if not path.is_file():
         raise ValueError(f"architecture {name!r} is not shipped; allowed: {', '.join(available_architectures())}")
-    return json.loads(path.read_text())
+    return path.read_text()
