@@ -23,6 +23,7 @@ from llem._version import __version__
 from llem.backends import backend_class
 from llem.config.schema import ExperimentConfig
 from llem.devices import DeviceSet, resolve_devices, select_for_job
+from llem.measure.device_memory import with_device_peak
 from llem.measure.stats import headline_stats
 from llem.meters.base import Meter, NoMeter, WindowReading
 from llem.meters.select import select_meter
@@ -136,6 +137,7 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     latency, phases = measure_latency_and_phases(config, meter, backend, work, batches, baseline, window, measured,
                                                  methodology)
     flops, memory = describe_backend(config, backend, devices, methodology, warnings)
+    memory = with_device_peak(memory, measured.sampler)
     stats, energy = summarize_cycles(config, meter, measured.cycles, baseline, load_reading)
     warnings.extend(measurement_caveats(config, meter, devices, environment, baseline, window, measured, stats, energy))
     steady = claim_steady_state(warm, window, measured.cycles, energy, methodology, warnings)

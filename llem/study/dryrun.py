@@ -69,8 +69,9 @@ def print_dry_run(plan, stream: Optional[TextIO] = None) -> None:
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     out.write("\n".join(lines) + "\n")
-    out.write("estimate = weights + KV cache (input_len + output_len) + prefill activations + 0.75 GiB runtime; "
-              "vLLM counts against gpu_memory_utilization\n")
+    out.write("estimate = what NVML will report used: weights + KV cache (input_len + output_len; twice for "
+              "PyTorch) + prefill activations, or the load's peak if larger, + 1.3 GiB of CUDA context "
+              "and allocator cache; vLLM counts against gpu_memory_utilization\n")
     if any(r["quality"] for r in rows):
         out.write("quality eval = per task, samples/model requests the evaluation makes after the measured cycles "
                   "(multiple choice: one loglikelihood request per choice); its energy is measured in its own windows\n")

@@ -1,9 +1,21 @@
-"""Estimated GPU memory of one job, for the dry run: weights + KV cache + activations.
+"""Estimated GPU memory of one job, for the dry run, as NVML will report it used on the device.
 
 From the architecture's public shape (layers, hidden size, heads, vocabulary) and the bytes per
 value of the precision. An estimate to catch jobs that cannot fit before they run, not a
-measurement: it ignores allocator fragmentation and kernel workspaces beyond a fixed runtime
-allowance, and vLLM/TensorRT-LLM reserve a fixed fraction of the GPU regardless.
+measurement. Its parts, calibrated against the peak NVML memory of measured PyTorch jobs
+(Llama-3.2-1B, batches 1-128, bf16/int8/int4, on H100 and H200; tests/study/test_memory.py
+checks it against the committed results):
+
+- the CUDA context, driver reservations and library workspaces outside the framework's
+  allocator: NVML's "used" minus torch's peak reserved was 0.79-1.23 GiB on those GPUs (more
+  at larger batches, as more kernels load); counted as 1.2 GiB;
+- the allocator's cache: torch keeps what loading needed (the weights plus the largest tensor
+  being materialised, the vocabulary embedding) and what generation needed (the weights, about
+  two KV caches' worth, measured with static and dynamic caches alike, and the prefill
+  activations), whichever is larger, plus 0.1 GiB of rounding;
+- vLLM and TensorRT-LLM pre-allocate their KV pool from a fixed fraction of the GPU, so for them
+  the estimate is weights + one KV cache + activations + the context, compared against that
+  fraction.
 """
 from __future__ import annotations
 
@@ -17,8 +29,12 @@ GIB = 1024 ** 3
 WEIGHT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.53}
 # activations and KV cache stay in the compute dtype; weight-only quantisation computes in 16 bit
 COMPUTE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 2, "int8": 2, "int4": 2}
-# CUDA context, cuBLAS workspaces and the framework's own buffers
-RUNTIME_OVERHEAD_BYTES = int(0.75 * GIB)
+# CUDA context, driver reservations and workspaces outside the framework's allocator (see above)
+CONTEXT_BYTES = int(1.2 * GIB)
+# the caching allocator's rounding and block splitting
+ALLOCATOR_SLACK_BYTES = int(0.1 * GIB)
+#: kept for readers of the old name: everything the estimate adds beyond the model's own tensors
+RUNTIME_OVERHEAD_BYTES = CONTEXT_BYTES + ALLOCATOR_SLACK_BYTES
 
 
 @dataclass
@@ -30,6 +46,7 @@ class MemoryEstimate:
     per_gpu_bytes: Optional[int] = None
     gpus_needed: int = 1
     reason: Optional[str] = None   # why there is no estimate
+    load_transient_bytes: int = 0  # PyTorch: the largest tensor materialised while loading
 
     @property
     def total_bytes(self) -> Optional[int]:
@@ -101,8 +118,20 @@ def estimate(config, architecture: Optional[tuple[Optional[dict], Optional[str]]
     # whole prompt, plus fp32 logits over the vocabulary for the last position.
     acts = b * config.dataset.input_len * (4 * h + 2 * arch["intermediate_size"]) * cb + b * arch["vocab_size"] * 4
     tp = _field(section, "tensor_parallel_size", 1) or 1
-    est = MemoryEstimate(weights, kv, acts, gpus_needed=tp)
-    est.per_gpu_bytes = int((weights + kv) / tp + acts + RUNTIME_OVERHEAD_BYTES)
+    if config.backend != "pytorch":
+        # a pre-allocated KV pool out of a fixed fraction of the GPU (compared against it in fits)
+        est = MemoryEstimate(weights, kv, acts, gpus_needed=tp, overhead_bytes=CONTEXT_BYTES)
+        est.per_gpu_bytes = int((weights + kv) / tp + acts + CONTEXT_BYTES)
+        return est
+    # transformers materialises the embedding (and an untied head) in the load dtype before
+    # any quantisation; the allocator keeps that block cached for the rest of the job
+    load_bytes = 4 if config.precision == "fp32" else 2
+    transient = arch["vocab_size"] * h * load_bytes
+    # measured: torch's reserved memory holds about two KV caches by the end of a job, with the
+    # static cache and the dynamic one alike (a dynamic cache grows by concatenation, and blocks
+    # freed by one generate call are cached, not always reused, by the next)
+    est = MemoryEstimate(weights, kv, acts, gpus_needed=tp, load_transient_bytes=transient)
+    est.per_gpu_bytes = int(max(weights + transient, weights + 2 * kv + acts) / tp + RUNTIME_OVERHEAD_BYTES)
     return est
 
 
