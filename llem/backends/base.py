@@ -50,6 +50,11 @@ class Backend(ABC):
     @abstractmethod
     def version(self) -> Optional[str]: ...
 
+    def start(self) -> None:
+        """What a process pays once before any model loads: importing the framework and its model
+        code, creating the CUDA context. Timed by the harness as ``startup_s``, apart from the
+        load, so ``load_time_s`` compares with a script that loads a model in a warm process."""
+
     @abstractmethod
     def load(self) -> None:
         """Load model and tokenizer. Timed by the harness, outside every window."""

@@ -223,6 +223,10 @@ class VLLMBackend(Backend):
                               value=self.config.precision, allowed=list(DTYPES))
 
     # --- loading --------------------------------------------------------------------------
+    def start(self) -> None:
+        # importing vLLM takes seconds (torch, triton, its model registry): a process cost, not the engine's
+        import vllm  # noqa: F401
+
     def load(self) -> None:
         from llem.models.sources import load_tokenizer, write_config_dir
 

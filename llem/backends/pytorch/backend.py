@@ -53,6 +53,7 @@ class PyTorchBackend(LoadingMixin, DecodingMixin, GenerationMixin, TensorParalle
         self.model = None
         self.tokenizer = None
         self.load_notes: list[str] = []
+        self.load_steps_s: dict[str, float] = {}  # where load_time_s went, step by step
         #: said in the result's warnings (e.g. part of the model offloaded to the host)
         self.load_warnings: list[str] = []
         #: library, version and scheme of int8/int4 weights, for measurement_methodology

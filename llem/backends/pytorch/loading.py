@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,25 @@ class LoadingMixin:
                 tmp.rename(d)
         return d
 
+    def start(self) -> None:
+        """Import transformers and the architecture's model code, and create the CUDA context:
+        costs of a fresh process (seconds), not of loading this model."""
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+        import transformers.generation  # noqa: F401  (generate's machinery, imported lazily otherwise)
+
+        from llem.models.sources import architecture_config
+
+        self.device = self._device()
+        if str(self.device).startswith("cuda"):
+            torch.zeros(1, device=self.device)  # the CUDA context and the allocator
+        mc = self.config.model
+        if mc.source in ("builtin", "no_weights"):
+            # building the architecture on the meta device allocates nothing and imports its
+            # modelling module (transformers imports each architecture on first use)
+            with torch.device("meta"):
+                AutoModelForCausalLM.from_config(AutoConfig.for_model(**architecture_config(mc)))
+
     def load(self) -> None:
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM
@@ -203,13 +223,19 @@ class LoadingMixin:
         from llem.models.sources import architecture_config, load_tokenizer
 
         mc, pt = self.config.model, self.config.pytorch
+        steps = self.load_steps_s
+        t = time.perf_counter()
         if pt.tp_plan and self._world == 1 and self._rank == 0:
             self._start_tensor_parallel()
+            steps["tensor_parallel_start"] = time.perf_counter() - t
         self.device = self._device()
         torch.manual_seed(self.config.seed)
+        t = time.perf_counter()
         self.tokenizer = load_tokenizer(mc)
+        steps["tokenizer"] = time.perf_counter() - t
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         kw = self.load_kwargs()
+        t = time.perf_counter()
         if mc.source in ("builtin", "no_weights") and not self._needs_checkpoint():
             hf_cfg = AutoConfig.for_model(**architecture_config(mc))
             # Random init directly on the target device: an 8B model never touches host RAM.
@@ -236,9 +262,12 @@ class LoadingMixin:
                 if mc.revision:
                     kw["revision"] = mc.revision
             model = AutoModelForCausalLM.from_pretrained(src, **kw)
+        steps["model"] = time.perf_counter() - t
         placed = pt.device_map is not None or pt.tp_plan or self.config.precision in ("int8", "int4")
         if not placed:
+            t = time.perf_counter()
             model = model.to(self.device)
+            steps["to_device"] = time.perf_counter() - t
         self._check_placement(model)
         model.eval()
         if pt.torch_compile:
@@ -248,7 +277,9 @@ class LoadingMixin:
         self.vocab_size = int(model.config.vocab_size)
         # built once, outside every window: a bare loop passes a ready dict to generate too
         self._generate_kw = self.generate_kwargs()
+        t = time.perf_counter()
         self._cache_kwarg = self._shared_static_cache_kwarg(model)
+        steps["static_cache"] = time.perf_counter() - t
         if self._cache_kwarg:
             # the cache object goes in instead; transformers refuses both together
             del self._generate_kw["cache_implementation"]
