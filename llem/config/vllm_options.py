@@ -111,3 +111,32 @@ def check_config(config) -> None:
             raise ConfigError(f"vllm.extra_sampling_params.{key} is set by llem from {where}; allowed: any other "
                               f"SamplingParams field (set {where} instead)", field=f"vllm.extra_sampling_params.{key}",
                               value=v.extra_sampling_params[key], allowed=where)
+
+
+# --- engines shared between the jobs of a study (hydra.launcher.share_engine) ------------------
+#: the environment variable that tells a vLLM job it is one of a shared-engine group: the group's
+#: jobs in order, this job's place, the group's largest batch and the job's log
+SHARING_ENV = "LLEM_ENGINE_SHARING"
+# what an engine does not fix when it starts: these may differ between the jobs of one engine
+_NOT_ENGINE = ("batch", "output_len", "dataset", "measurement", "energy", "quality", "runner", "pytorch", "tensorrt")
+_NOT_ENGINE_VLLM = ("batching", *SAMPLING_TYPED, "extra_sampling_params")
+
+
+def engine_group_key(config) -> Optional[str]:
+    """Jobs with equal keys can share one vLLM engine; None for other backends. Everything that
+    reaches the engine's arguments (model, precision, seed, the engine fields of ``vllm:``) is in
+    the key; batch, prompts, sampling, output length and the measurement settings are not.
+    ``vllm.max_num_seqs`` unset (llem sets it from the batch) stays in as null: a shared engine
+    starts with the group's largest batch, and a static batch still hands ``batch`` prompts to
+    each call."""
+    import json
+
+    if config.backend != "vllm":
+        return None
+    d = config.model_dump(mode="json")
+    for k in _NOT_ENGINE:
+        d.pop(k, None)
+    for k in _NOT_ENGINE_VLLM:
+        d["vllm"].pop(k, None)
+    return json.dumps(d, sort_keys=True)
+

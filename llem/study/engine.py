@@ -188,6 +188,25 @@ def _record(study_dir: Path, e: JobEntry, job: PlannedJob, ret, launch_error: Op
     e.status, e.error_type, e.error_message = "lost", name, str(exc)[:500]
 
 
+def engine_groups(jobs: list[PlannedJob]) -> list[list[PlannedJob]]:
+    """``hydra.launcher.share_engine``: the jobs that can share one vLLM engine, together, in the
+    order their first job had; every other job alone. Jobs of a group run back to back."""
+    from llem.config.vllm_options import engine_group_key
+
+    groups: dict[str, list[PlannedJob]] = {}
+    out: list[list[PlannedJob]] = []
+    for j in jobs:
+        key = engine_group_key(j.config)
+        if key is None:
+            out.append([j])
+        elif key in groups:
+            groups[key].append(j)
+        else:
+            groups[key] = [j]
+            out.append(groups[key])
+    return out
+
+
 def _batch_size(launcher, max_batch_size: Optional[int], n: int) -> int:
     slots = getattr(launcher, "slots", None)
     if callable(slots):
@@ -297,6 +316,8 @@ def _execute(run: StudyRun, launcher, max_batch_size: Optional[int], hydra_confi
     progress = _progress(run, m, ex.cooldown_s)
     size = _batch_size(launcher, max_batch_size, len(todo))
     batches = [todo[i:i + size] for i in range(0, len(todo), size)]
+    if getattr(launcher, "share_engine", False):
+        batches = engine_groups(todo)
     per_job = hasattr(launcher, "on_job_end")  # llem's launcher: callbacks as each job starts and ends
     t_start: dict[str, float] = {}
     recorded: set[str] = set()
@@ -350,6 +371,9 @@ def _execute(run: StudyRun, launcher, max_batch_size: Optional[int], hydra_confi
                     start(j)
                 store.save()
             rets, err = None, None
+            if hasattr(launcher, "engine_group"):
+                launcher.engine_group = ({"jobs": [j.job_id for j in batch], "max_num_seqs": max(j.config.batch for j in batch)}
+                                         if len(batch) > 1 else None)
             try:
                 rets = launcher.launch([j.launch_overrides() for j in batch], initial_job_idx=batch[0].index)
             except StudyWriteError:

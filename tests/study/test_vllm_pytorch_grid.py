@@ -21,7 +21,10 @@ FAST = ["measurement.cycles=2", "measurement.warmup_runs=0", "measurement.min_wi
 @pytest.mark.vllm
 def test_vllm_and_pytorch_grid_gives_four_comparable_jobs(llem_cli, tmp_path):
     venv = vllm_python().parent.parent
-    r = llem_cli(["run", "-m", "backend=vllm,pytorch", "batch=1,8", *FAST], cwd=tmp_path,
+    # share_engine: the two vLLM jobs run in one process on one engine (the PyTorch jobs each in
+    # their own, as without it); everything below holds either way
+    r = llem_cli(["run", "-m", "backend=vllm,pytorch", "batch=1,8", "hydra.launcher.share_engine=true", *FAST],
+                 cwd=tmp_path,
                  env={"LLEM_VENV_VLLM": str(venv), "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")},
                  timeout=1200)
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
@@ -54,3 +57,14 @@ def test_vllm_and_pytorch_grid_gives_four_comparable_jobs(llem_cli, tmp_path):
     assert vllm_res.phases.method.split(":")[0] == pt_res.phases.method.split(":")[0]
     assert vllm_res.measurement_methodology["backend"]["batching"] == "static"
     assert vllm_res.extra.get("runner", {}).get("name") == "venv"  # vLLM really ran in its own venv
+    # the vLLM jobs shared one engine, started by the first: recorded in each result, in order
+    shared = [results[("vllm", b)].measurement_methodology["backend"]["engine_sharing"] for b in (1, 8)]
+    ids = [j["job_id"] for j in sorted(jobs, key=lambda j: j["job_id"]) if j["backend"] == "vllm"]
+    assert [s["jobs"] for s in shared] == [ids, ids] and [s["position"] for s in shared] == [0, 1]
+    assert [s["engine_reused"] for s in shared] == [False, True] and all(s["max_num_seqs"] == 8 for s in shared)
+    assert results[("vllm", 8)].load_time_s < results[("vllm", 1)].load_time_s
+    assert "engine_sharing" not in pt_res.measurement_methodology["backend"]
+    # each job kept its own log
+    logs = {j["job_id"]: (manifests[0].parent / j["job_id"] / "job.log").read_text() for j in jobs}
+    assert all(text.startswith(f"== llem job {int(jid)}:") for jid, text in logs.items())
+
