@@ -63,23 +63,23 @@ def _param_value(dist, text: str) -> Any:
 
 class _TrialLauncher:
     """Stands where the sweeper expects its launcher: runs the asked trials through the search
-    session (which uses the real launcher) and returns what the sampler should be told."""
+    searcher (which uses the real launcher) and returns what the sampler should be told."""
 
-    def __init__(self, impl: "LlemOptunaSweeperImpl", session) -> None:
-        self.impl, self.session = impl, session
+    def __init__(self, impl: "LlemOptunaSweeperImpl", searcher) -> None:
+        self.impl, self.searcher = impl, searcher
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from llem.study.search import params_of
 
-        space = self.session.spec.space
+        space = self.searcher.spec.space
         batch = []
         for k, ovr in enumerate(job_overrides):
             trial = self.impl._asked[k] if k < len(self.impl._asked) else None
             rerun = None
             if trial is not None and trial.system_attrs.get("fixed_params"):
-                rerun = self.session.take_rerun(params_of(list(ovr), space))
+                rerun = self.searcher.take_rerun(params_of(list(ovr), space))
             batch.append((rerun, list(ovr)))
-        results = self.session.run_trials(batch)
+        results = self.searcher.run_trials(batch)
         return [self._ret(r, ovr) for r, ovr in zip(results, job_overrides)]
 
     def _ret(self, r, overrides) -> JobReturn:
@@ -89,7 +89,7 @@ class _TrialLauncher:
             ret.cfg, ret.hydra_cfg, ret.working_dir, ret.task_name = (base.cfg, base.hydra_cfg, base.working_dir,
                                                                       base.task_name)
         o = r.outcome
-        objectives = self.session.spec.objectives
+        objectives = self.searcher.spec.objectives
         if o.feasible:
             vals = [o.values[m].value for m in objectives]
             ret.status, ret._return_value = JobStatus.COMPLETED, (vals[0] if len(vals) == 1 else vals)
@@ -143,20 +143,20 @@ class LlemOptunaSweeperImpl(OptunaSweeperImpl):
         self.study_name = self.study_name or run.study_name
         composer = GridComposer(self.hydra_context.config_loader, str(self.config.hydra.job.config_name))
 
-        def drive(session) -> None:
-            self.storage = self._replayed_storage(session, arguments)
-            self.n_trials = session.remaining()
-            self.launcher = _TrialLauncher(self, session)
+        def drive(searcher) -> None:
+            self.storage = self._replayed_storage(searcher, arguments)
+            self.n_trials = searcher.remaining()
+            self.launcher = _TrialLauncher(self, searcher)
             try:
                 OptunaSweeperImpl.sweep(self, arguments)
             except ValueError as err:
                 # the plugin's closing study.best_trial, when no trial gave a value: llem says so itself
-                if any(t.state == "complete" for t in session.history()):
+                if any(t.state == "complete" for t in searcher.history()):
                     raise
                 del err
             except (TrialFailed, InfeasibleTrial) as err:
                 # hydra.sweeper.max_failure_rate, set by the user, was exceeded by a batch
-                session.notes.append(f"the search stopped early: more than hydra.sweeper.max_failure_rate="
+                searcher.notes.append(f"the search stopped early: more than hydra.sweeper.max_failure_rate="
                                      f"{self.max_failure_rate:g} of a batch of trials failed ({err})")
             finally:
                 self.launcher = real
@@ -164,7 +164,7 @@ class LlemOptunaSweeperImpl(OptunaSweeperImpl):
         m = execute(run, real, composer, self.config, drive, confirm_batch=self.n_jobs)
         return m
 
-    def _replayed_storage(self, session, arguments: List[str]):
+    def _replayed_storage(self, searcher, arguments: List[str]):
         """An in-memory study holding the search's finished trials (a resume) and the ones to run again."""
         import optuna
         from optuna.exceptions import ExperimentalWarning
@@ -177,10 +177,10 @@ class LlemOptunaSweeperImpl(OptunaSweeperImpl):
             dists.pop(name, None)
         storage = InMemoryStorage()
         study = optuna.create_study(storage=storage, study_name=self.study_name, directions=self._get_directions())
-        objectives = session.spec.objectives
+        objectives = searcher.spec.objectives
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
-            for t in session.history():
+            for t in searcher.history():
                 try:
                     params = {k: _param_value(d, t.params[k]) for k, d in dists.items()}
                 except (KeyError, ValueError):
@@ -192,7 +192,7 @@ class LlemOptunaSweeperImpl(OptunaSweeperImpl):
                 else:
                     study.add_trial(create_trial(state=TrialState.FAIL, params=params, distributions=dists,
                                                  user_attrs=attrs))
-            for p in session.rerun_params():
+            for p in searcher.rerun_params():
                 try:
                     study.enqueue_trial({k: _param_value(d, p[k]) for k, d in dists.items() if k in p})
                 except ValueError:

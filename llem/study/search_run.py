@@ -64,7 +64,7 @@ def _finished(saved: Optional[JobEntry], now: JobEntry) -> bool:
     return e.status in ("failed", "lost") and bool(e.error_type) and e.error_type not in INTERRUPTED_ERRORS
 
 
-class SearchSession:
+class Searcher:
     """One run (or resume) of a search: the manifest, the jobs, the record."""
 
     def __init__(self, run: SearchRun, launcher, composer, hydra_config=None) -> None:
@@ -394,10 +394,10 @@ class SearchSession:
         self.current = []
 
 
-def execute(run: SearchRun, launcher, composer, hydra_config, drive: Callable[[SearchSession], None],
+def execute(run: SearchRun, launcher, composer, hydra_config, drive: Callable[[Searcher], None],
             confirm_batch: int = 1) -> Optional[StudyResult]:
-    """Run the search: ``drive(session)`` asks the sampler for trials and runs them through
-    ``session.run_trials`` until the search's trials are done; then the confirmations, the
+    """Run the search: ``drive(searcher)`` asks the sampler for trials and runs them through
+    ``searcher.run_trials`` until the search's trials are done; then the confirmations, the
     record and the summary. Returns the manifest, or None (``run.error`` says why)."""
     from llem.errors import LlemError
     from llem.study.lock import StudyLock
@@ -416,7 +416,7 @@ def execute(run: SearchRun, launcher, composer, hydra_config, drive: Callable[[S
 
 
 def _execute(run: SearchRun, launcher, composer, hydra_config, drive, confirm_batch: int) -> Optional[StudyResult]:
-    s = SearchSession(run, launcher, composer, hydra_config)
+    s = Searcher(run, launcher, composer, hydra_config)
     try:
         s.open()
     except (OSError, StudyWriteError) as err:
