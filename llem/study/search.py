@@ -528,6 +528,12 @@ def choose(trials: list[TrialRecord], confirmations: dict[int, TrialRecord], spe
                             values_from="search") for t in pool]
         cands = usable
     ranked = pareto_front(usable, spec) if multi else rank(usable, spec)
+    if multi and confirmations:
+        for c in usable:
+            if c not in ranked:
+                by = [d.job_id for d in ranked if dominates(d.values, c.values, spec)]
+                notes.append(f"candidate {c.job_id} ({_config_text(c.params)}) is off the Pareto front once measured "
+                             f"again: {', '.join(by)} beats it on every objective")
     best = ranked[0]
     m = spec.objectives[0]
     best.tied_with = [c.job_id for c in usable if c is not best and overlaps(c.values[m], best.values[m])]
@@ -569,11 +575,13 @@ def summary_text(rec: SearchRecord) -> str:
     if rec.best is None:
         lines.append("no configuration named: no trial " + ("met the constraints" if spec.constraints else "gave a value"))
     else:
-        shown = rec.pareto_front if rec.pareto_front is not None else (rec.candidates if spec.confirm else [rec.best])
-        head = ["", "job", "config", *[f"{m} [95% CI]" for m in spec.objectives], "from"]
+        multi = rec.pareto_front is not None
+        shown = rec.candidates if spec.confirm and rec.candidates else (rec.pareto_front if multi else [rec.best])
+        on_front = {c.job_id for c in rec.pareto_front or []}
+        head = ["", "job", "config", *[f"{m} [95% CI]" if m in _CI_METRICS else m for m in spec.objectives], "from"]
         rows = [head]
         for c in shown:
-            mark = "*" if c.job_id == rec.best.job_id else ""
+            mark = "*" if c.job_id == rec.best.job_id else ("f" if multi and spec.confirm and c.job_id in on_front else "")
             if c.values_from == "confirmation":
                 src = f"confirmation {c.confirm_job_id}"
             elif not spec.confirm:
@@ -584,8 +592,13 @@ def summary_text(rec: SearchRecord) -> str:
                 src = f"search (confirmation {'infeasible' if c.confirmed_violations else c.confirm_status})"
             rows.append([mark, c.job_id, _config_text(c.params), *_vals(c.values, spec), src])
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        title = ("Pareto front (* best on " + spec.objectives[0] + ")" if rec.pareto_front is not None
-                 else ("candidates measured again (* best)" if spec.confirm else "best configuration"))
+        if multi and spec.confirm:
+            title = (f"candidates measured again (* best on {spec.objectives[0]}, f: on the Pareto front of the "
+                     "confirmed values)")
+        elif multi:
+            title = f"Pareto front (* best on {spec.objectives[0]})"
+        else:
+            title = "candidates measured again (* best)" if spec.confirm else "best configuration"
         lines.append(title + ":")
         for k, r in enumerate(rows):
             lines.append("  " + "  ".join(r[i].ljust(widths[i]) for i in range(len(r))).rstrip())
