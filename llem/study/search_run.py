@@ -443,9 +443,11 @@ def _execute(run: SearchRun, launcher, composer, hydra_config, drive, confirm_ba
         s.store.reserve.release()
     last_error = None
     rec = None
+    stopped = run.interrupted or write_error is not None
     try:
         s.store.save()
-        rec = s._save_record(final=True)
+        # a search cut short names nothing yet (its record still lists every trial so far)
+        rec = s._save_record(final=not stopped)
     except StudyWriteError as err:
         last_error = err
         write_error = write_error or err

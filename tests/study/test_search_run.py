@@ -172,3 +172,18 @@ def test_resume_replays_finished_trials_and_runs_the_cut_short_one_again(tmp_pat
                                                      ("0002", "completed"), ("0003", "completed")]
     assert all((tmp_path / p / "result.json").read_bytes() == b for p, b in before.items())
     assert SearchRecord.load(tmp_path).best.params == {"batch": "8"}
+
+
+def test_a_search_stopped_by_ctrl_c_records_the_running_trial_and_names_nothing_yet(tmp_path):
+    run = make_run(tmp_path, n_trials=4)
+    launcher = FakeLauncher(tmp_path)
+
+    def drive(searcher):
+        searcher.run_trials([(None, ["batch=8", "output_len=4"])])
+        raise KeyboardInterrupt  # Ctrl-C (or SIGTERM) between two trials
+
+    with standalone_composer() as c:
+        m = search_run.execute(run, launcher, c, None, drive)
+    assert run.exit_code == 130 and run.interrupted and m.finished_at is None
+    rec = SearchRecord.load(tmp_path)
+    assert [t.state for t in rec.trials] == ["complete"] and rec.best is None and rec.finished_at is None
