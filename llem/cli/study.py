@@ -67,6 +67,10 @@ def plan_from_args(overrides: list[str], *, config_dir: Optional[str], config_na
 
     hydra_ovr = [a for a in overrides if _is_hydra_override(a)]
     task_ovr = [a for a in overrides if not _is_hydra_override(a)]
+    if "hydra/sweeper=optuna" in hydra_ovr and not search_plugin_installed():
+        raise ConfigError("hydra/sweeper=optuna needs hydra-optuna-sweeper, which is not installed; install llem's "
+                          "search extra: pip install 'llenergymeasure[search]' (or bash scripts/setup.sh --search)",
+                          field="hydra/sweeper", value="optuna", allowed="llem (or optuna, once installed)")
     with standalone_composer(config_dir, config_name) as composer:
         try:
             primary = composer.loader.load_configuration(config_name, hydra_ovr, run_mode=RunMode.MULTIRUN,
@@ -124,6 +128,15 @@ def plan_from_args(overrides: list[str], *, config_dir: Optional[str], config_na
                 raise ConfigError(f"{what}: {err}") from None
     return plan, {"sweep_dir": sweep_dir.resolve(), "launcher": launcher, "sweeper": sweeper, "primary": primary,
                   "search": is_search}
+
+
+def search_plugin_installed() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _check_search_unchanged(previous, composer) -> None:

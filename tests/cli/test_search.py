@@ -178,3 +178,13 @@ def test_a_search_of_8_trials_killed_and_resumed(tmp_path, monkeypatch):
     # a second resume has nothing to do
     again = run_llem(["run", "--resume", str(study)], cwd=tmp_path)
     assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def test_a_search_without_the_plugin_installed_says_what_to_install(monkeypatch):
+    from llem.cli import study
+    from llem.errors import ConfigError
+
+    monkeypatch.setattr(study, "search_plugin_installed", lambda: False)
+    with pytest.raises(ConfigError, match=r"needs hydra-optuna-sweeper.*llenergymeasure\[search\]") as e:
+        study.plan_from_args(["hydra/sweeper=optuna", "batch=choice(1,2)"], config_dir=None, config_name="config")
+    assert e.value.field == "hydra/sweeper" and e.value.value == "optuna"
