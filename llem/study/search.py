@@ -161,7 +161,10 @@ def _axis_values(o) -> list[str]:
     if isinstance(v, RangeSweep):
         return [str(v.start), str(v.stop)]
     if isinstance(v, IntervalSweep):
-        return [str(v.start), str(v.end)]
+        # hydra-optuna-sweeper samples an interval as floats (Hydra reads interval(1,256) as
+        # 1.0..256.0): a value inside it with a fraction catches a key that takes integers
+        inside = float(v.start) + (float(v.end) - float(v.start)) * 0.4142135623730951
+        return [str(v.start), str(v.end), f"{inside:.6g}"]
     raise ConfigError(f"{o.input_line}: this sweep cannot be searched; allowed: choice(...), a,b,c, range(...), "
                       f"interval(...)", field=key, value=o.input_line, allowed="choice, range or interval")
 
@@ -212,11 +215,18 @@ def plan_search(arguments: list[str], composer, sweeper_cfg, *, objectives: list
     first = [f"{a.key}={a.check_values[0]}" for a in axes]
     checked: list[tuple[list[str], Any]] = []
 
+    intervals = {a.key for a in axes if a.expression.replace(" ", "").startswith(("interval(", "tag("))
+                 and "interval(" in a.expression}
+
     def check(ovr: list[str], what: str) -> None:
         try:
             cfg = composer.compose(ovr)
         except ConfigError as err:
-            raise ConfigError(f"search space {what}: {err}") from None
+            key = what.split("=", 1)[0]
+            hint = ("; interval(...) proposes floats: for a key that takes integers use range(start,stop,step) "
+                    "or choice(...)") if key in intervals and "integer" in str(err) else ""
+            raise ConfigError(f"search space {what}: {err}{hint}", field=key, value=what.split("=", 1)[-1],
+                              allowed=getattr(err, "allowed", None)) from None
         checked.append((ovr, cfg))
 
     check(fixed + first, " ".join(first))

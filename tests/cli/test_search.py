@@ -188,3 +188,10 @@ def test_a_search_without_the_plugin_installed_says_what_to_install(monkeypatch)
     with pytest.raises(ConfigError, match=r"needs hydra-optuna-sweeper.*llenergymeasure\[search\]") as e:
         study.plan_from_args(["hydra/sweeper=optuna", "batch=choice(1,2)"], config_dir=None, config_name="config")
     assert e.value.field == "hydra/sweeper" and e.value.value == "optuna"
+
+
+def test_an_interval_on_an_integer_key_is_refused_before_the_search(tmp_path):
+    # hydra-optuna-sweeper samples interval(1,256) as floats: batch=106.6 would fail every trial
+    r = run_llem(["run", *SEARCH, "batch=interval(1,256)"], cwd=tmp_path)
+    assert r.returncode == 2 and "valid integer" in r.stderr and "use range(start,stop,step) or choice" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and list(tmp_path.rglob("*")) == []
