@@ -2,10 +2,12 @@
 # Set up llem in ./.venv and, with --run, run the default experiment.
 #
 #   bash scripts/setup.sh            # .venv with llem[pytorch]
-#   bash scripts/setup.sh --dev      # + test/dev extras (pytest, zeus, codecarbon, hadolint, matplotlib, datasets, lm-eval)
+#   bash scripts/setup.sh --dev      # + test/dev extras (pytest, zeus, codecarbon, hadolint, matplotlib, datasets, lm-eval,
+#                                    #   hydra-optuna-sweeper)
 #   bash scripts/setup.sh --quality  # + lm-eval, for quality=lm_eval (docs/quality.md)
+#   bash scripts/setup.sh --search   # + hydra-optuna-sweeper, for hydra/sweeper=optuna (docs/search.md)
 #   bash scripts/setup.sh --run [llem run args...]   # set up, then `llem run` offline
-#                                    # (run args with quality=lm_eval install lm-eval too)
+#                                    # (run args with quality=lm_eval or hydra/sweeper=optuna install what they need)
 #
 # torch is pinned to 2.13.0, from pip's configured index (PyPI: on Linux a CUDA build) unless
 # LLEM_TORCH_INDEX names another. On a machine without an NVIDIA GPU use the CPU build, which is
@@ -18,14 +20,15 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 venv=${LLEM_VENV:-$root/.venv}
 py=${PYTHON:-python3}
-dev=0; run=0; quality=0; run_args=()
+dev=0; run=0; quality=0; search=0; run_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --dev) dev=1 ;;
     --quality) quality=1 ;;
+    --search) search=1 ;;
     --run) run=1; shift; run_args=("$@"); break ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown option $1 (allowed: --dev, --quality, --run)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $1 (allowed: --dev, --quality, --search, --run)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -48,10 +51,14 @@ if ! "$venv/bin/python" -c 'import torch, sys; sys.exit(0 if torch.__version__.s
 fi
 extras=pytorch
 for a in "${run_args[@]+"${run_args[@]}"}"; do
-  case "$a" in quality=lm_eval*) quality=1 ;; esac
+  case "$a" in
+    quality=lm_eval*) quality=1 ;;
+    hydra/sweeper=optuna) search=1 ;;
+  esac
 done
-[ "$quality" = 1 ] && extras="pytorch,quality"
-[ "$dev" = 1 ] && extras="pytorch,dev,zeus,codecarbon,plot,hf,quality"
+[ "$quality" = 1 ] && extras="$extras,quality"
+[ "$search" = 1 ] && extras="$extras,search"
+[ "$dev" = 1 ] && extras="pytorch,dev,zeus,codecarbon,plot,hf,quality,search"
 echo "setup.sh: installing llem[$extras] (editable)" >&2
 # The constraint keeps pip from replacing the torch chosen above.
 log=$(mktemp)

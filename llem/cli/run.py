@@ -16,11 +16,15 @@ _VALUE_FLAGS = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config
 _NO_VALIDATE = {"-h", "--help", "--hydra-help", "--info", "-i", "-sc", "--shell-completion", "--version"}
 # llem's own flags, removed before Hydra sees the arguments
 LLEM_FLAGS = {"--dry-run", "--quiet", "-q", "--rebuild-manifest"}
+# llem's flags that take a value (``--objective X`` or ``--objective=X``); the last three shape a
+# search (hydra/sweeper=optuna, docs/search.md) and may be repeated where a list makes sense
+LLEM_VALUE_FLAGS = {"--resume": "resume", "--objective": "objective", "--constraint": "constraint",
+                    "--confirm": "confirm"}
 # every flag Hydra's command line takes (hydra/_internal/utils.py get_args_parser)
 HYDRA_FLAGS = {"-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "--resolve", "-p", "--package", "-r", "--run",
                "-m", "--multirun", "-sc", "--shell-completion", "-cp", "--config-path", "-cn", "--config-name",
                "-cd", "--config-dir", "--experimental-rerun", "-i", "--info"}
-KNOWN_FLAGS = LLEM_FLAGS | HYDRA_FLAGS | {"--resume"}
+KNOWN_FLAGS = LLEM_FLAGS | HYDRA_FLAGS | set(LLEM_VALUE_FLAGS)
 
 
 def _unknown_flag(flag: str) -> ConfigError:
@@ -28,7 +32,8 @@ def _unknown_flag(flag: str) -> ConfigError:
 
     close = difflib.get_close_matches(flag.split("=", 1)[0], sorted(KNOWN_FLAGS), n=1, cutoff=0.7)
     hint = f" (did you mean {close[0]}?)" if close else ""
-    return ConfigError(f"{flag}: unknown flag{hint}; allowed: llem's --dry-run, --quiet/-q, --resume DIR, --rebuild-manifest and Hydra's "
+    return ConfigError(f"{flag}: unknown flag{hint}; allowed: llem's --dry-run, --quiet/-q, --resume DIR, --rebuild-manifest, "
+                       "--objective, --constraint, --confirm and Hydra's "
                        "-m, --cfg job|hydra|all, --resolve, -p, -cd, -cn, -cp, --info, --help; overrides are key=value",
                        field="flag", value=flag, allowed=sorted(KNOWN_FLAGS))
 
@@ -42,6 +47,11 @@ llem's flags:
   --dry-run            with -m: list the study's jobs and check each one, run nothing
   --resume DIR         finish a study: run its jobs that did not complete (DIR: multirun/<date>/<time>)
   -q, --quiet          no progress or summary on the terminal; llem's warnings and errors still show
+  with -m hydra/sweeper=optuna (a search for the best configuration, docs/search.md):
+  --objective METRIC   what the search optimises (default energy_per_output_token_j); several
+                       (comma-separated or repeated) give a Pareto front
+  --constraint C       METRIC>=NUMBER or METRIC<=NUMBER, e.g. 'output_tokens_per_s>=1000' (repeatable)
+  --confirm K          measure the K best candidates again before naming one (default 0)
   --cfg job            print the composed config and run nothing (a Hydra flag)
   -h, --help           this help, then Hydra's: config groups and every field you can override
 
@@ -49,9 +59,20 @@ examples:
   llem run                                     # the default experiment (tiny model, no download)
   llem run model=llama-3.2-1b batch=8          # override any field as key=value
   llem run -m backend=vllm,pytorch batch=1,8   # a study of four jobs under multirun/
+  llem run -m hydra/sweeper=optuna hydra.sweeper.n_trials=20 'batch=choice(1,8,32,128)' \
+      'output_len=choice(64,128,256)' --constraint 'output_tokens_per_s>=1000' --confirm 3
+                                               # search 20 configurations for the least J/token
   llem run --resume multirun/2026-12-07/10-00-00
 
 """
+
+
+_VALUE_HINTS = {
+    "--resume": "--resume needs the study directory, e.g. --resume multirun/<study>",
+    "--objective": "--objective needs a metric, e.g. --objective energy_per_output_token_j",
+    "--constraint": "--constraint needs METRIC>=NUMBER or METRIC<=NUMBER, e.g. --constraint 'output_tokens_per_s>=1000'",
+    "--confirm": "--confirm needs how many candidates to measure again, e.g. --confirm 3",
+}
 
 
 def split_args(args: list[str]) -> dict:
@@ -67,13 +88,27 @@ def split_args(args: list[str]) -> dict:
             out["llem"]["quiet"] = True
         elif a == "--rebuild-manifest":
             out["llem"]["rebuild_manifest"] = True
-        elif a == "--resume":
-            if i + 1 >= len(args):
-                raise ConfigError("--resume needs the study directory, e.g. --resume multirun/<study>")
-            out["llem"]["resume"] = args[i + 1]
-            i += 1
-        elif a.startswith("--resume="):
-            out["llem"]["resume"] = a.split("=", 1)[1]
+        elif a in LLEM_VALUE_FLAGS or a.split("=", 1)[0] in LLEM_VALUE_FLAGS:
+            flag = a.split("=", 1)[0]
+            if "=" in a:
+                value = a.split("=", 1)[1]
+            elif i + 1 >= len(args):
+                raise ConfigError(_VALUE_HINTS[flag], field=flag, value=None, allowed=_VALUE_HINTS[flag])
+            else:
+                value = args[i + 1]
+                i += 1
+            name = LLEM_VALUE_FLAGS[flag]
+            if name in ("objective", "constraint"):
+                out["llem"].setdefault(name, []).append(value)
+            elif name == "confirm":
+                try:
+                    out["llem"]["confirm"] = int(value)
+                except ValueError:
+                    raise ConfigError(f"--confirm={value}: allowed: an integer >= 0 (how many of the best candidates "
+                                      "are measured again before one is named)", field="--confirm", value=value,
+                                      allowed="an integer >= 0") from None
+            else:
+                out["llem"][name] = value
         elif a in ("-m", "--multirun"):
             out["multirun"] = True
             out["hydra_flags"].append(a)
@@ -137,6 +172,10 @@ def run_command(args: list[str]) -> int:
         return study_command(args, parsed)
     if parsed["llem"].get("dry_run"):
         raise ConfigError("--dry-run previews a study grid: use it with -m (e.g. llem run -m batch=1,8 --dry-run)")
+    for flag in ("objective", "constraint", "confirm"):
+        if flag in parsed["llem"]:
+            raise ConfigError(f"--{flag} shapes a search: use it with -m hydra/sweeper=optuna (docs/search.md)",
+                              field=f"--{flag}", value=parsed["llem"][flag], allowed="with -m hydra/sweeper=optuna")
     skip_validation = any(f in _NO_VALIDATE for f in parsed["hydra_flags"])
     if not skip_validation:
         from omegaconf import open_dict
@@ -203,10 +242,10 @@ def args_without_llem_flags(args: list[str]) -> list[str]:
             continue
         if a in LLEM_FLAGS:
             continue
-        if a == "--resume":
+        if a in LLEM_VALUE_FLAGS:
             skip = True
             continue
-        if a.startswith("--resume="):
+        if a.split("=", 1)[0] in LLEM_VALUE_FLAGS:
             continue
         out.append(a)
     return out

@@ -49,19 +49,28 @@ def _study_name(sweeper_cfg, study_dir: Path) -> str:
         return study_dir.name
 
 
-def plan_from_args(overrides: list[str], *, config_dir: Optional[str], config_name: str):
-    """Compose the Hydra node and the grid; validate every job and its runner.
+def plan_from_args(overrides: list[str], *, config_dir: Optional[str], config_name: str,
+                   search_flags: Optional[dict] = None, previous=None):
+    """Compose the Hydra node and the grid (or the search: hydra/sweeper=optuna); validate every
+    job (every value of a search's space) and its runner.
 
-    Returns (plan, hydra_cfg). Raises ConfigError / BackendUnavailableError (exit 2)."""
+    ``search_flags``: llem's --objective/--constraint/--confirm. ``previous``: the manifest of a
+    search being resumed, whose completed trials must still compose to the config they measured.
+    Returns (plan, info). Raises ConfigError / BackendUnavailableError (exit 2)."""
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
     from llem.backends import check_runs_here
     from llem.config.compose import check_launcher, format_hydra_error, launcher_runs_jobs_here
     from llem.study.plan import ExecutionOptions, check_runners, plan_grid, standalone_composer
+    from llem.study.search import LLEM_OPTUNA_SWEEPER, OPTUNA_SWEEPER
 
     hydra_ovr = [a for a in overrides if _is_hydra_override(a)]
     task_ovr = [a for a in overrides if not _is_hydra_override(a)]
+    if "hydra/sweeper=optuna" in hydra_ovr and not search_plugin_installed():
+        raise ConfigError("hydra/sweeper=optuna needs hydra-optuna-sweeper, which is not installed; install llem's "
+                          "search extra: pip install 'llenergymeasure[search]' (or bash scripts/setup.sh --search)",
+                          field="hydra/sweeper", value="optuna", allowed="llem (or optuna, once installed)")
     with standalone_composer(config_dir, config_name) as composer:
         try:
             primary = composer.loader.load_configuration(config_name, hydra_ovr, run_mode=RunMode.MULTIRUN,
@@ -69,6 +78,7 @@ def plan_from_args(overrides: list[str], *, config_dir: Optional[str], config_na
             hc = primary.hydra
             sweeper = hc.sweeper
             is_llem = str(sweeper.get("_target_", "")).endswith("LlemSweeper")
+            is_search = str(sweeper.get("_target_", "")) in (OPTUNA_SWEEPER, LLEM_OPTUNA_SWEEPER)
             raw = sweeper.get("params") if is_llem else None
             params = OmegaConf.to_container(raw, resolve=True) if raw else {}
             ex = ExecutionOptions(**{k: sweeper.get(k) for k in ("grid_cycles", "order", "shuffle_seed", "cooldown_s")}) \
@@ -81,19 +91,71 @@ def plan_from_args(overrides: list[str], *, config_dir: Optional[str], config_na
             raise
         except Exception as err:  # OmegaConf raises plain AttributeError/TypeError on some bad merges
             raise ConfigError(format_hydra_error(err, config_dir)) from None
-        if not is_llem:
+        flags = {k: v for k, v in (search_flags or {}).items() if v not in (None, [])}
+        if flags and not is_search:
+            flag = next(iter(flags))
+            raise ConfigError(f"--{flag} shapes a search: add hydra/sweeper=optuna (docs/search.md)",
+                              field=f"--{flag}", value=flags[flag], allowed="with -m hydra/sweeper=optuna")
+        if is_search:
+            from llem.study.search import plan_search
+
+            plan = plan_search(task_ovr, composer, OmegaConf.to_container(sweeper, resolve=True),
+                               objectives=flags.get("objective") or [], constraints=flags.get("constraint") or [],
+                               confirm=flags.get("confirm"), given_hydra=hydra_ovr)
+            configs = [(f"search space ({' '.join(o) or '(no overrides)'})", c) for o, c in plan.checked]
+            if previous is not None:
+                _check_search_unchanged(previous, composer)
+        elif not is_llem:
             return None, primary
-        plan = plan_grid([f"{k}={v}" for k, v in (params or {}).items()] + task_ovr, composer, ex)
-    check_runners(plan)
+        else:
+            plan = plan_grid([f"{k}={v}" for k, v in (params or {}).items()] + task_ovr, composer, ex)
+            configs = [(f"job {p.grid_index} ({' '.join(p.overrides) or '(no overrides)'})", p.config)
+                       for p in plan.points]
+    if is_search:
+        from llem.runners import resolve_runner
+
+        for key in dict.fromkeys((c.backend, getattr(c.runner, c.backend)) for _, c in configs):
+            resolve_runner(*key).describe()
+    else:
+        check_runners(plan)
     if here:
         # jobs run on this machine (not on Slurm's compute nodes): what its hardware cannot do
         # is refused now, in a --dry-run too
-        for p in plan.points:
+        for what, cfg in configs:
             try:
-                check_runs_here(p.config)
+                check_runs_here(cfg)
             except ConfigError as err:
-                raise ConfigError(f"job {p.grid_index} ({' '.join(p.overrides) or '(no overrides)'}): {err}") from None
-    return plan, {"sweep_dir": sweep_dir.resolve(), "launcher": launcher, "sweeper": sweeper, "primary": primary}
+                raise ConfigError(f"{what}: {err}") from None
+    return plan, {"sweep_dir": sweep_dir.resolve(), "launcher": launcher, "sweeper": sweeper, "primary": primary,
+                  "search": is_search}
+
+
+def search_plugin_installed() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _check_search_unchanged(previous, composer) -> None:
+    """A search's completed trials measured the configs their overrides composed to then; if the
+    config files changed since, the search cannot go on mixing the two (as for a grid)."""
+    changed = []
+    for e in previous.jobs:
+        if e.status != "completed" or not e.config_hash:
+            continue
+        try:
+            h = composer.compose(list(e.overrides)).config_hash
+        except ConfigError:
+            h = "(no longer valid)"
+        if h != e.config_hash:
+            changed.append(f"{e.job_id} ({' '.join(e.overrides)}): config_hash {e.config_hash[:12]} -> {h[:12]}")
+    if changed:
+        raise ConfigError("the search's config changed since it ran (completed trials): " + "; ".join(changed[:5])
+                          + (f" (+{len(changed) - 5} more)" if len(changed) > 5 else "")
+                          + ". Start a new search (another hydra.sweep.dir) to measure the new config")
 
 
 def study_command(args: list[str], parsed: dict) -> int:
@@ -112,6 +174,7 @@ def _study_command(args: list[str], parsed: dict, held) -> int:
 
     flags = parsed["llem"]
     quiet, dry_run, resume = flags.get("quiet", False), flags.get("dry_run", False), flags.get("resume")
+    search_flags = {k: flags[k] for k in ("objective", "constraint", "confirm") if k in flags}
     rebuild_manifest = flags.get("rebuild_manifest", False)
     if rebuild_manifest and not resume:
         raise ConfigError("--rebuild-manifest rebuilds a study's manifest.json before resuming it: "
@@ -142,6 +205,15 @@ def _study_command(args: list[str], parsed: dict, held) -> int:
             raise ConfigError(f"--resume {study_dir}: the study is still running (pid {prev.owner.get('pid')}); "
                               "stop it first (Ctrl-C)")
         extra = parsed["overrides"]
+        if search_flags:
+            flag = next(iter(search_flags))
+            raise ConfigError(f"--resume continues the search as it was planned; --{flag} cannot be changed "
+                              "(allowed with --resume: hydra.launcher.* settings such as timeout_s)",
+                              field=f"--{flag}", value=search_flags[flag], allowed="hydra.launcher.* settings")
+        if prev.search:
+            sp = prev.search
+            search_flags = {"objective": list(sp.get("objectives") or []), "confirm": int(sp.get("confirm") or 0),
+                            "constraint": [f"{c['metric']}{c['op']}{float(c['bound'])!r}" for c in sp.get("constraints") or []]}
         bad = [a for a in extra if not _key(a).startswith("hydra.launcher.")]
         if bad:
             raise ConfigError(f"--resume reruns the study as it was planned; {bad[0]!r} cannot be changed "
@@ -154,18 +226,23 @@ def _study_command(args: list[str], parsed: dict, held) -> int:
         hydra_args = args_without_llem_flags(args)
         overrides = parsed["overrides"]
 
-    plan, info = plan_from_args(overrides, config_dir=config_dir, config_name=config_name)
+    plan, info = plan_from_args(overrides, config_dir=config_dir, config_name=config_name, search_flags=search_flags,
+                                previous=prev if resume and prev.search else None)
     if plan is None:
         print("llem: hydra/sweeper is not llem's: running Hydra's sweep without llem's manifest", file=sys.stderr)
         hydra_main(hydra_args)
         return 0
+    search = info["search"]
     if dry_run:
-        from llem.study.dryrun import print_dry_run
+        from llem.study.dryrun import print_dry_run, print_search_dry_run
 
-        print_dry_run(plan)
+        print_search_dry_run(plan) if search else print_dry_run(plan)
         return 0
     study_dir = study_dir if resume else info["sweep_dir"]
-    if resume:
+    if resume and search:
+        if (code := _search_finished(study_dir, prev, quiet)) is not None:
+            return code
+    elif resume:
         _report_changes(prev, plan, quiet)
         if (done := _all_completed(study_dir, plan, quiet)) is not None:
             engine.LAST = done  # what resume_study() returns, as after a run
@@ -174,13 +251,26 @@ def _study_command(args: list[str], parsed: dict, held) -> int:
         _claim_new_study_dir(study_dir, held)
     # the resolved directory replaces any hydra.sweep.dir given, so Hydra and the plan agree
     hydra_args = [a for a in hydra_args if not _key(a).startswith("hydra.sweep.dir")]
-    run = engine.StudyRun(plan=plan, study_dir=study_dir,
-                          study_name=prev.study_name if prev else _study_name(info["sweeper"], study_dir),
-                          launcher_name=info["launcher"], quiet=quiet, resume=bool(resume),
-                          command_args=list(hydra_args),
-                          config_dir=config_dir, config_name=config_name)
+    if search:
+        from llem.study.search_run import SearchRun as run_class
+    else:
+        run_class = engine.StudyRun
+    run = run_class(plan=plan, study_dir=study_dir,
+                    study_name=prev.study_name if prev else _study_name(info["sweeper"], study_dir),
+                    launcher_name=info["launcher"], quiet=quiet, resume=bool(resume),
+                    command_args=list(hydra_args),
+                    config_dir=config_dir, config_name=config_name)
     if "-m" not in hydra_args and "--multirun" not in hydra_args:
         hydra_args = ["-m", *hydra_args]
+    if search:
+        from llem.study.search import LLEM_OPTUNA_SWEEPER
+
+        # hydra-optuna-sweeper's own keys, sampler and loop, with each trial run as a llem study job
+        hydra_args = [*hydra_args, f"hydra.sweeper._target_={LLEM_OPTUNA_SWEEPER}"]
+        import logging
+
+        # Optuna imports alembic, which logs every plugin it sets up at INFO through Hydra's console handler
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     engine.CURRENT = run
     try:
         hydra_main([*hydra_args, f"hydra.sweep.dir={_quote(str(study_dir))}"]
@@ -247,6 +337,32 @@ def _all_completed(study_dir: Path, plan, quiet: bool):
         print(f"nothing to do: all {n} job{'s' if n != 1 else ''} completed ({study_dir})", flush=True)
         print(summary_table(m), flush=True)
     return m
+
+
+def _search_finished(study_dir: Path, prev, quiet: bool) -> Optional[int]:
+    """Resuming a search that ran to its end runs nothing and says so; returns its exit code
+    then (0 when it named a configuration), else None."""
+    if prev.finished_at is None:
+        return None
+    from llem.study import engine
+    from llem.study.manifest import rebuild
+    from llem.study.search import SearchRecord, summary_text
+
+    m = rebuild(study_dir, save=False)
+    engine.LAST = m
+    try:
+        rec = SearchRecord.load(study_dir)
+    except Exception:
+        rec = None
+    if not quiet:
+        from llem.study.progress import summary_table
+
+        print(f"nothing to do: the search finished ({study_dir}); start another (a new hydra.sweep.dir) to search more",
+              flush=True)
+        print(summary_table(m), flush=True)
+        if rec is not None:
+            print(summary_text(rec), flush=True)
+    return 0 if rec is not None and rec.best is not None else 1
 
 
 def _strip_flag_values(args: list[str]) -> list[str]:

@@ -78,6 +78,9 @@ class StudyResult(BaseModel):
     config_dir: Optional[str] = None
     config_name: str = "config"
     owner: dict[str, Any] = {}       # host and pid of the process running the study
+    # a search (hydra/sweeper=optuna) instead of a grid: what it optimises (llem.study.search.SearchSpec);
+    # its trials are the jobs above, its record search.json beside this file
+    search: Optional[dict[str, Any]] = None
 
     def save(self, study_dir: str | Path | None = None) -> Path:
         path = Path(study_dir or self.study_dir) / MANIFEST_NAME

@@ -75,3 +75,33 @@ def print_dry_run(plan, stream: Optional[TextIO] = None) -> None:
     if any(r["quality"] for r in rows):
         out.write("quality eval = per task, samples/model requests the evaluation makes after the measured cycles "
                   "(multiple choice: one loglikelihood request per choice); its energy is measured in its own windows\n")
+
+
+def print_search_dry_run(plan, stream: Optional[TextIO] = None) -> None:
+    """A search's dry run: what it optimises, its space, and the configs checked at the space's
+    edges (every choice, each range's ends), with their estimated GPU memory."""
+    from llem.study.memory import GIB, estimate, fits, gpu_capacities
+
+    out = stream or sys.stdout
+    spec = plan.spec
+    caps, none_reason = gpu_capacities()
+    gpus = "no GPU found" if not caps else ", ".join(f"{c / GIB:.0f} GiB" for c in caps)
+    cons = ", ".join(f"{c['metric']}{c['op']}{float(c['bound']):g}" for c in spec.constraints) or "none"
+    print(f"llem dry run: a search of {spec.n_trials} trials ({spec.sampler}); GPUs: {gpus}; nothing was run or written",
+          file=out)
+    print("objectives: " + ", ".join(f"{m} ({d})" for m, d in zip(spec.objectives, spec.directions))
+          + f"; constraints: {cons}; confirm: {spec.confirm}", file=out)
+    print("space: " + " ".join(f"{k}={v}" for k, v in spec.space.items()), file=out)
+    if spec.fixed:
+        print("every trial: " + " ".join(spec.fixed), file=out)
+    rows = [["checked", "est. GPU GiB", "fits"]]
+    for ovr, c in plan.checked:
+        est = estimate(c)
+        fit = fits(c, est, caps, none_reason) if est.per_gpu_bytes is not None else f"unknown ({est.reason})"
+        rows.append([" ".join(o for o in ovr if o.split("=", 1)[0] in spec.space),
+                     "" if est.per_gpu_bytes is None else f"{est.per_gpu_bytes / GIB:.2f}", str(fit)])
+    widths = [min(60, max(len(r[i]) for r in rows)) for i in range(3)]
+    for n, r in enumerate(rows):
+        out.write("  ".join(r[i][:widths[i]].ljust(widths[i]) for i in range(3)).rstrip() + "\n")
+        if n == 0:
+            out.write("  ".join("-" * w for w in widths) + "\n")

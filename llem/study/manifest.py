@@ -59,6 +59,8 @@ class StudyPlanRecord(BaseModel):
     config_dir: Optional[str] = None
     config_name: str = "config"
     jobs: list[PlanEntry] = []
+    # a search: its spec (the jobs above are its trials so far; plan.json is rewritten as they are asked)
+    search: Optional[dict[str, Any]] = None
 
     @classmethod
     def from_manifest(cls, m: StudyResult) -> "StudyPlanRecord":
@@ -66,7 +68,8 @@ class StudyPlanRecord(BaseModel):
                    created_at=m.created_at, study_dir=m.study_dir, launcher=m.launcher, execution=dict(m.execution),
                    sweep_overrides=list(m.sweep_overrides), command_args=list(m.command_args),
                    config_dir=m.config_dir, config_name=m.config_name,
-                   jobs=[PlanEntry(**{k: getattr(j, k) for k in _PLAN_ENTRY_KEYS}) for j in m.jobs])
+                   jobs=[PlanEntry(**{k: getattr(j, k) for k in _PLAN_ENTRY_KEYS}) for j in m.jobs],
+                   search=m.search)
 
     def to_manifest(self, study_dir: str | Path) -> StudyResult:
         """A manifest with every job pending, as it was before the first job ran."""
@@ -76,7 +79,7 @@ class StudyPlanRecord(BaseModel):
                            study_dir=str(study_dir), launcher=self.launcher, execution=dict(self.execution),
                            sweep_overrides=list(self.sweep_overrides), jobs=jobs, summary=summarize(jobs),
                            command_args=list(self.command_args), config_dir=self.config_dir,
-                           config_name=self.config_name)
+                           config_name=self.config_name, search=self.search)
 
     def save(self, study_dir: str | Path) -> Path:
         path = Path(study_dir) / PLAN_NAME
