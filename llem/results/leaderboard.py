@@ -239,7 +239,8 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, *, name: str, desig
         from llem.results.job_detail import write_job_documents
 
         write_job_documents(doc, loaded, out)
-    study_path = write_text_atomic(out / f"{sid}.json", json.dumps(doc, indent=1, allow_nan=False))
+    # compact: a web page loads every study file at once (10,000 entries: ~25% fewer bytes than indented)
+    study_path = write_text_atomic(out / f"{sid}.json", json.dumps(doc, allow_nan=False, separators=(",", ":")))
     index_path = out / "index.json"
     studies = []
     if index_path.is_file():

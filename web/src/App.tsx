@@ -1,14 +1,17 @@
-import { useEffect, useMemo, useRef, useState } from "react";
+import { lazy, Suspense, useEffect, useMemo, useRef, useState } from "react";
 import { tableColumns } from "./data/columns";
 import { applyFilters, sortRows } from "./data/filter";
 import { DATA_META, dataUrlSetting, loadDataset } from "./data/load";
 import type { Dataset } from "./data/types";
 import { formatHash, parseHash, type ViewState } from "./data/urlstate";
 import { useHash } from "./router";
-import { Compare } from "./views/Compare";
-import { JobPage } from "./views/JobPage";
 import { Leaderboard } from "./views/Leaderboard";
-import { ParetoView } from "./views/Pareto";
+
+// the charts (and d3-scale) load when a chart view is opened: the leaderboard's first render waits
+// only for the table's code
+const ParetoView = lazy(() => import("./views/Pareto").then((m) => ({ default: m.ParetoView })));
+const JobPage = lazy(() => import("./views/JobPage").then((m) => ({ default: m.JobPage })));
+const Compare = lazy(() => import("./views/Compare").then((m) => ({ default: m.Compare })));
 
 type Load = { state: "loading" } | { state: "error"; message: string } | { state: "ready"; ds: Dataset };
 
@@ -48,7 +51,11 @@ export function App() {
   const main = useRef<HTMLElement>(null);
 
   useEffect(() => {
-    loadDataset(url).then((ds) => setLoad({ state: "ready", ds }), (err: Error) => setLoad({ state: "error", message: err.message }));
+    performance.mark("llem:load-start");
+    loadDataset(url).then((ds) => {
+      performance.mark("llem:data-loaded");
+      setLoad({ state: "ready", ds });
+    }, (err: Error) => setLoad({ state: "error", message: err.message }));
   }, [url]);
 
   const ds = load.state === "ready" ? load.ds : null;
@@ -124,9 +131,11 @@ export function App() {
           </div>
         ) : null}
         {ds && state.view === "table" ? <Leaderboard ds={ds} rows={sorted} columns={columns} state={state} /> : null}
-        {ds && state.view === "pareto" ? <ParetoView ds={ds} rows={sorted} state={state} /> : null}
-        {ds && state.view === "compare" ? <Compare ds={ds} state={state} /> : null}
-        {ds && state.view === "job" ? <JobPage ds={ds} row={row} state={state} /> : null}
+        <Suspense fallback={<p role="status">Loading…</p>}>
+          {ds && state.view === "pareto" ? <ParetoView ds={ds} rows={sorted} state={state} /> : null}
+          {ds && state.view === "compare" ? <Compare ds={ds} state={state} /> : null}
+          {ds && state.view === "job" ? <JobPage ds={ds} row={row} state={state} /> : null}
+        </Suspense>
       </main>
       <footer>
         {ds ? (
