@@ -27,10 +27,10 @@ function SortHeader({ col, state }: { col: TableColumn; state: ViewState }) {
 
 function Cell({ row, col, state }: { row: Row; col: TableColumn; state: ViewState }) {
   const e = row.entry;
-  if (col.kind === "rank") return <td className="rank">{e.rank ?? <span className="muted" title="not ranked">—</span>}</td>;
+  if (col.kind === "rank") return <td className="rank" data-col={col.id}>{e.rank ?? <span className="muted" title="not ranked">—</span>}</td>;
   if (col.id === "model") {
     return (
-      <td className="model">
+      <td className="model" data-col={col.id}>
         <a href={jobHref(state, row.key)} data-testid="job-link">{plainValue(e.config?.model ?? e.label)}</a>{" "}
         <EntryBadges row={row} />
       </td>
@@ -38,12 +38,15 @@ function Cell({ row, col, state }: { row: Row; col: TableColumn; state: ViewStat
   }
   if (col.kind === "config" || col.kind === "study") {
     const v = columnValue(row, col);
-    return <td className={col.id === "gpu_name" ? "gpu" : undefined}>{col.id === "gpu_name" && v === null ? <span className="muted">no GPU</span> : plainValue(v)}</td>;
+    return <td className={col.id === "gpu_name" ? "gpu" : undefined} data-col={col.id}>{col.id === "gpu_name" && v === null ? <span className="muted">no GPU</span> : plainValue(v)}</td>;
   }
-  if (col.id === RANK_METRIC || col.id === "energy_adjusted_per_output_token_j") {
-    return <td className="numcol"><EnergyCell row={row} metric={col.id} /></td>;
+  // the reason energy is missing is spelled out once, in the J/token column; the adjusted column
+  // spells out its own reason only when the raw energy was measured (e.g. no idle baseline)
+  const rawMeasured = typeof e.metrics?.[RANK_METRIC]?.value === "number";
+  if (col.id === RANK_METRIC || (col.id === "energy_adjusted_per_output_token_j" && rawMeasured)) {
+    return <td className="numcol" data-col={col.id}><EnergyCell row={row} metric={col.id} /></td>;
   }
-  return <td className="numcol"><MetricValue m={e.metrics?.[col.id]} /></td>;
+  return <td className="numcol" data-col={col.id}><MetricValue m={e.metrics?.[col.id]} /></td>;
 }
 
 function Pager({ state, page, pages }: { state: ViewState; page: number; pages: number }) {
