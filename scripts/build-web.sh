@@ -5,6 +5,7 @@
 #   bash scripts/build-web.sh            # npm ci (from web/package-lock.json), vite build, copy
 #   bash scripts/build-web.sh --check    # build into a temporary folder and compare with the
 #                                        # shipped files; exit 1 if they differ
+#   bash scripts/build-web.sh --deps     # only npm ci (what the tests need: vitest, a fresh build)
 #
 # Needs Node.js >= 20.19 and npm. The build is deterministic (content-hashed file names, a locked
 # dependency tree): the same sources give byte-identical files, which tests/web/test_assets.py checks.
@@ -12,12 +13,13 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 web=$root/web
 dest=$root/llem/assets/site
-check=0
+check=0; deps=0
 case "${1:-}" in
   --check) check=1 ;;
+  --deps) deps=1 ;;
   "") ;;
-  -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-  *) echo "build-web.sh: unknown option $1 (allowed: --check)" >&2; exit 2 ;;
+  -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+  *) echo "build-web.sh: unknown option $1 (allowed: --check, --deps)" >&2; exit 2 ;;
 esac
 command -v node >/dev/null && command -v npm >/dev/null \
   || { echo "build-web.sh: needs Node.js >= 20.19 and npm (https://nodejs.org)" >&2; exit 2; }
@@ -29,6 +31,7 @@ if ! cmp -s package-lock.json node_modules/.llem-installed-lock 2>/dev/null; the
   npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json node_modules/.llem-installed-lock
 fi
+[ "$deps" = 1 ] && { echo "build-web.sh: web/node_modules matches web/package-lock.json" >&2; exit 0; }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 npx --no-install tsc --noEmit

@@ -35,6 +35,27 @@ function Metrics({ row, columns }: { row: Row; columns: Column[] }) {
   );
 }
 
+const CARDS: [string, string][] = [
+  ["energy_per_output_token_j", "Energy per output token (J)"],
+  ["energy_adjusted_per_output_token_j", "Baseline-adjusted (J/token)"],
+  ["output_tokens_per_s", "Throughput (tokens/s)"],
+  ["tokens_per_joule", "Tokens per joule"],
+];
+
+/** The headline numbers first, each with its 95% interval (or why it is missing). */
+function Cards({ row }: { row: Row }) {
+  return (
+    <dl className="cards" data-testid="headline">
+      {CARDS.map(([k, label]) => (
+        <div key={k} className="card">
+          <dt>{label}</dt>
+          <dd>{k === RANK_METRIC ? <EnergyCell row={row} metric={k} /> : <MetricValue m={row.entry.metrics?.[k]} />}</dd>
+        </div>
+      ))}
+    </dl>
+  );
+}
+
 function Phases({ phases }: { phases: Obj | null | undefined }) {
   if (!phases) return <p className="muted">No prefill/decode split recorded (measurement.phase_split was off, or the job did not finish).</p>;
   const pre = phases.prefill ?? {};
@@ -206,6 +227,13 @@ export function JobPage({ ds, row, state }: { ds: Dataset; row: Row | undefined;
   const e = row.entry;
   const result = load.state === "ready" ? load.doc.result : null;
   const url = jobUrl(row);
+  const warnings = (
+    <section aria-labelledby="w-h">
+      <h3 id="w-h">Warnings ({e.warnings.length})</h3>
+      {e.warnings.length ? <ul className="warnings" data-testid="warnings">{e.warnings.map((w, i) => <li key={i}>{w}</li>)}</ul>
+        : <p className="muted">none</p>}
+    </section>
+  );
   return (
     <article aria-labelledby="job-h" data-testid="job-page">
       <p><a href={back}>← Leaderboard</a></p>
@@ -219,19 +247,25 @@ export function JobPage({ ds, row, state }: { ds: Dataset; row: Row | undefined;
       {!e.energy_measured ? <p className="missing" data-testid="not-measured-reason">Energy not measured: {e.energy_not_measured_reason ?? "not recorded"}</p> : null}
       {e.energy_estimated ? <p className="banner banner-estimated">Estimated energy: modelled by {e.energy_meter}, not read from a hardware counter.</p> : null}
 
-      <h3>Metrics</h3>
-      <Metrics row={row} columns={ds.columns} />
-      <KeyValues label="Energy" items={[["meter", e.energy_meter], ["source", e.energy_source], ["scope", e.energy_scope],
-        ["estimated", e.energy_estimated], ["baseline-adjusted energy missing because", e.energy_adjusted_reason]]} />
+      <Cards row={row} />
+      {e.warnings.length ? (
+        <p>
+          <button type="button" className="linklike" onClick={() => document.getElementById("w-h")?.scrollIntoView()}>
+            {e.warnings.length} measurement {e.warnings.length === 1 ? "warning" : "warnings"}
+          </button>{" "}weaken these numbers: listed below.
+        </p>
+      ) : null}
+      {load.state !== "ready" ? warnings : null}
 
-      <section aria-labelledby="w-h">
-        <h3 id="w-h">Warnings ({e.warnings.length})</h3>
-        {e.warnings.length ? <ul className="warnings" data-testid="warnings">{e.warnings.map((w, i) => <li key={i}>{w}</li>)}</ul>
-          : <p className="muted">none</p>}
-      </section>
 
       {load.state === "loading" ? <p role="status">Loading the job file…</p> : null}
       {load.state === "error" ? <p className="missing" role="alert">Could not read the job file: {load.message}</p> : null}
+      {load.state === "none" || load.state === "error" || (load.state === "ready" && !load.doc.result) ? (
+        <section aria-labelledby="all-h">
+          <h3 id="all-h">All metrics</h3>
+          <Metrics row={row} columns={ds.columns} />
+        </section>
+      ) : null}
       {load.state === "none" ? <p className="muted">This export has no job file for the job (exported without job files).</p> : null}
 
       {load.state === "ready" ? (
@@ -244,8 +278,15 @@ export function JobPage({ ds, row, state }: { ds: Dataset; row: Row | undefined;
             <h3 id="ph-h">Prefill / decode split</h3>
             <Phases phases={result?.phases} />
           </section>
+          {warnings}
           {result ? (
             <>
+              <section aria-labelledby="all-h">
+                <h3 id="all-h">All metrics</h3>
+                <Metrics row={row} columns={ds.columns} />
+                <KeyValues label="Energy" items={[["meter", e.energy_meter], ["source", e.energy_source], ["scope", e.energy_scope],
+                ["estimated", e.energy_estimated], ["baseline-adjusted energy missing because", e.energy_adjusted_reason]]} />
+              </section>
               <section aria-labelledby="env-h">
                 <h3 id="env-h">Environment</h3>
                 <Environment env={result.environment} />
