@@ -13,7 +13,8 @@ visible to Playwright is reported beside it.
 
 Needs Chromium (Debian: ``apt-get install chromium``; ``--chromium PATH`` elsewhere) and the
 Python ``playwright`` package (the ``dev`` extra). The target (issue 31): under 1,500 ms on a
-2-core machine. Results: docs/validation/web-first-render.md.
+2-core machine, read as the median of the runs (the maximum is reported beside it); the script exits
+1 when it is missed. Results: docs/validation/web-first-render.md.
 """
 from __future__ import annotations
 
@@ -173,6 +174,9 @@ def main(argv=None) -> int:
     else:
         tmp = tempfile.TemporaryDirectory(prefix="llem-bench-site-")
         site = Path(tmp.name)
+    import os
+
+    load_before = os.getloadavg()[0]
     try:
         t0 = time.perf_counter()
         info = write_site(site, a.studies, a.entries)
@@ -188,8 +192,6 @@ def main(argv=None) -> int:
         if tmp is not None:
             tmp.cleanup()
     fr = [r["first_render_ms"] for r in runs]
-    import os
-
     from llem._version import __version__
 
     result = {
@@ -199,17 +201,20 @@ def main(argv=None) -> int:
         "data_bytes": info["data_bytes"], "site_written_s": round(write_s, 1), "runs": runs,
         "first_render_ms": {"median": round(statistics.median(fr), 1), "max": round(max(fr), 1),
                             "min": round(min(fr), 1)},
-        "target_ms": TARGET_MS, "meets_target": max(fr) < TARGET_MS,
+        "target_ms": TARGET_MS, "meets_target": statistics.median(fr) < TARGET_MS,
+        # other processes compete for the 2 cores: the load average says how much
+        "load_average_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     print(f"{info['entries']} entries in {info['studies']} studies ({info['data_bytes'] / 1e6:.1f} MB of JSON): "
           f"first render median {result['first_render_ms']['median']:.0f} ms, max {result['first_render_ms']['max']:.0f} ms "
-          f"over {len(runs)} runs (target < {TARGET_MS:.0f} ms: {'met' if result['meets_target'] else 'NOT met'})")
+          f"over {len(runs)} runs (target: median < {TARGET_MS:.0f} ms: {'met' if result['meets_target'] else 'NOT met'}; "
+          f"load average {result['load_average_1m_before_after'][0]} before, {result['load_average_1m_before_after'][1]} after)")
     for r in runs:
         print(f"  run {r['run']}: first render {r['first_render_ms']:.0f} ms, first row visible after "
               f"{r['wall_to_first_row_ms']:.0f} ms; {r['count_text']}")
     if a.out:
         Path(a.out).write_text(json.dumps(result, indent=1) + "\n")
-    return 0
+    return 0 if result["meets_target"] else 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 import { lazy, Suspense, useEffect, useMemo, useRef, useState } from "react";
 import { tableColumns } from "./data/columns";
 import { applyFilters, sortRows } from "./data/filter";
-import { DATA_META, dataUrlSetting, loadDataset } from "./data/load";
+import { dataset, setting } from "./boot";
 import type { Dataset } from "./data/types";
 import { formatHash, parseHash, type ViewState } from "./data/urlstate";
 import { useHash } from "./router";
@@ -14,11 +14,6 @@ const JobPage = lazy(() => import("./views/JobPage").then((m) => ({ default: m.J
 const Compare = lazy(() => import("./views/Compare").then((m) => ({ default: m.Compare })));
 
 type Load = { state: "loading" } | { state: "error"; message: string } | { state: "ready"; ds: Dataset };
-
-function setting() {
-  const meta = document.querySelector(`meta[name="${DATA_META}"]`)?.getAttribute("content") ?? null;
-  return dataUrlSetting(window.location.href, meta);
-}
 
 /** performance.mark("llem:first-render") once the first data has been painted (benchmarks/web/
  * reads it): after the commit, the next frame, and a task after that frame's paint. */
@@ -45,18 +40,14 @@ function Tabs({ state, nSel }: { state: ViewState; nSel: number }) {
 export function App() {
   const hash = useHash();
   const state = useMemo(() => parseHash(hash), [hash]);
-  const [{ url, note }] = useState(setting);
+  const { url, note } = setting;
   const [load, setLoad] = useState<Load>({ state: "loading" });
   const marked = useRef(false);
   const main = useRef<HTMLElement>(null);
 
   useEffect(() => {
-    performance.mark("llem:load-start");
-    loadDataset(url).then((ds) => {
-      performance.mark("llem:data-loaded");
-      setLoad({ state: "ready", ds });
-    }, (err: Error) => setLoad({ state: "error", message: err.message }));
-  }, [url]);
+    dataset.then((ds) => setLoad({ state: "ready", ds }), (err: Error) => setLoad({ state: "error", message: err.message }));
+  }, []);
 
   const ds = load.state === "ready" ? load.ds : null;
   const columns = useMemo(() => (ds ? tableColumns(ds) : []), [ds]);

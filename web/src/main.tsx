@@ -1,3 +1,4 @@
+import "./boot"; // first: starts loading the data
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App";
