@@ -193,7 +193,12 @@ def _entry(row: pd.Series, rank: Optional[int], carbon: bool, qkeys=(), warning_
     if qkeys:
         from llem.results.quality import leaderboard_metrics
 
-        metrics.update(leaderboard_metrics(row, list(qkeys), _opt))
+        qm = leaderboard_metrics(row, list(qkeys), _opt)
+        for m in qm.values():
+            if m["value"] is None:  # a missing score says why, like every other metric
+                m["not_measured_reason"] = (metric_reason(row, "quality") if _opt(row, "status") not in (None, "completed")
+                                            else _opt(row, "quality_reason") or "no quality result for this task")
+        metrics.update(qm)
     # --- end quality ---
     warnings = _opt(row, "warnings")
     entry = {

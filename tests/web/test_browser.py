@@ -261,3 +261,52 @@ def test_compare_downloads_keyboard_and_phone_width(web, browser, site, export, 
         p.screenshot(path=str(artifacts / "site-phone.png"), full_page=True)
     finally:
         phone.close()
+
+
+def test_quality_columns_and_the_quality_pareto(browser, site, export, tmp_path):
+    """Quality renders where a study has it: score ± stderr and correct answers per joule as columns,
+    the random-weights label, and quality as the Pareto chart's y axis. The study run here evaluated
+    no quality (lm-eval's run is covered by tests/results/test_quality_results.py), so its export
+    is given quality results of the shape llem writes: SYNTHETIC TEST DATA, on entries the page
+    already labels synthetic."""
+    import shutil
+    import threading
+
+    from llem.results.quality import leaderboard_columns
+    from llem.results.site import make_server, site_url
+
+    out = tmp_path / "qsite"
+    shutil.copytree(site[1], out)
+    sid, doc = next((s, d) for s, d in export.items() if d["study"]["study_design_hash"])
+    key, pj = "quality_llem_easy_mc_acc", "quality_llem_easy_mc_per_joule"
+    doc["columns"] += leaderboard_columns([(key, "llem_easy_mc"), (pj, "llem_easy_mc")])
+    for i, e in enumerate(doc["entries"]):
+        acc, se = 0.25 + 0.1 * i, 0.05
+        e["metrics"][key] = {"value": acc, "stderr": se, "ci95_low": acc - 1.96 * se, "ci95_high": acc + 1.96 * se, "n": 8}
+        e["metrics"][pj] = {"value": 0.01 * (i + 1), "ci95_low": 0.008 * (i + 1), "ci95_high": 0.012 * (i + 1), "n": 8}
+        e["quality"] = {"status": "completed", "meaningless": True, "task": "llem_easy_mc", "reason": None}
+    index = json.loads((out / "data" / "index.json").read_text())
+    (out / "data" / next(s["file"] for s in index["studies"] if s["id"] == sid)).write_text(json.dumps(doc))
+    server = make_server(out, 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pg = Page(browser, site_url(server))
+    try:
+        page = pg.open()
+        headers = page.locator("thead th").all_inner_texts()
+        assert "llem_easy_mc acc" in headers and "llem_easy_mc correct/J" in headers
+        first = f"{sid}/{doc['entries'][0]['job_id']}"
+        assert pg.cell(first, key) == "0.2500 ± 0.0500"
+        assert pg.cell(first, pj).startswith("0.01000 [0.00800, 0.01200]")
+        assert page.locator(".badge-meaningless").count() == len(doc["entries"])
+        page.goto(pg.base + "#/pareto")
+        page.locator("select").select_option(key)
+        page.wait_for_function(f"location.hash.includes('y={key}')")
+        ranked = [e for e in doc["entries"] if e["rank"] is not None]
+        assert page.locator("[data-testid=point]").count() == len(ranked)
+        assert page.locator("path.err-y").count() == len(ranked)
+        assert "llem easy mc acc" in page.locator("h2").first.inner_text()
+        assert pg.dialogs == [] and pg.errors == []
+    finally:
+        pg.close()
+        server.shutdown()
+        server.server_close()
