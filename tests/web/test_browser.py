@@ -285,6 +285,8 @@ def test_quality_columns_and_the_quality_pareto(browser, site, export, tmp_path)
         e["metrics"][key] = {"value": acc, "stderr": se, "ci95_low": acc - 1.96 * se, "ci95_high": acc + 1.96 * se, "n": 8}
         e["metrics"][pj] = {"value": 0.01 * (i + 1), "ci95_low": 0.008 * (i + 1), "ci95_high": 0.012 * (i + 1), "n": 8}
         e["quality"] = {"status": "completed", "meaningless": True, "task": "llem_easy_mc", "reason": None}
+    # and one entry's energy labelled estimated, as a CodeCarbon reading is
+    doc["entries"][0]["energy_estimated"] = True
     index = json.loads((out / "data" / "index.json").read_text())
     (out / "data" / next(s["file"] for s in index["studies"] if s["id"] == sid)).write_text(json.dumps(doc))
     server = make_server(out, 0)
@@ -298,12 +300,15 @@ def test_quality_columns_and_the_quality_pareto(browser, site, export, tmp_path)
         assert pg.cell(first, key) == "0.2500 ± 0.0500"
         assert pg.cell(first, pj).startswith("0.01000 [0.00800, 0.01200]")
         assert page.locator(".badge-meaningless").count() == len(doc["entries"])
+        assert page.locator(f"[data-testid=row][data-key='{first}'] .badge-estimated").count() == 3  # model, J/token, adjusted J/token
+        assert "1 entry has estimated energy" in page.locator(".banner-estimated").inner_text()
         page.goto(pg.base + "#/pareto")
         page.locator("select").select_option(key)
         page.wait_for_function(f"location.hash.includes('y={key}')")
         ranked = [e for e in doc["entries"] if e["rank"] is not None]
         assert page.locator("[data-testid=point]").count() == len(ranked)
         assert page.locator("path.err-y").count() == len(ranked)
+        assert page.locator("circle.estimated").count() == (1 if doc["entries"][0]["rank"] is not None else 0)
         assert "llem easy mc acc" in page.locator("h2").first.inner_text()
         assert pg.dialogs == [] and pg.errors == []
     finally:
