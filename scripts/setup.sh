@@ -3,7 +3,8 @@
 #
 #   bash scripts/setup.sh            # .venv with llem[pytorch]
 #   bash scripts/setup.sh --dev      # + test/dev extras (pytest, zeus, codecarbon, hadolint, matplotlib, datasets, lm-eval,
-#                                    #   hydra-optuna-sweeper)
+#                                    #   hydra-optuna-sweeper, playwright) and, where Node.js is installed, the front
+#                                    #   end's npm packages (web/)
 #   bash scripts/setup.sh --quality  # + lm-eval, for quality=lm_eval (docs/quality.md)
 #   bash scripts/setup.sh --search   # + hydra-optuna-sweeper, for hydra/sweeper=optuna (docs/search.md)
 #   bash scripts/setup.sh --run [llem run args...]   # set up, then `llem run` offline
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
     --quality) quality=1 ;;
     --search) search=1 ;;
     --run) run=1; shift; run_args=("$@"); break ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $1 (allowed: --dev, --quality, --search, --run)" >&2; exit 2 ;;
   esac
   shift
@@ -67,6 +68,17 @@ if ! "${pip[@]}" -e ".[$extras]" "torch==2.13.0" >"$log" 2>&1; then
 fi
 rm -f "$log"
 "$venv/bin/python" -c 'import llem, torch; print(f"setup.sh: llem {llem.__version__}, torch {torch.__version__}")' >&2
+if [ "$dev" = 1 ]; then
+  # The leaderboard front end ships prebuilt in llem/assets/site; its tests (vitest, and the check
+  # that the shipped files equal a fresh build) need web/node_modules. Rebuilding the shipped files
+  # is a deliberate step after changing web/ (scripts/build-web.sh), never a side effect of setup.
+  if command -v node >/dev/null && command -v npm >/dev/null; then
+    echo "setup.sh: installing the front end's npm packages (web/)" >&2
+    bash "$root/scripts/build-web.sh" --deps
+  else
+    echo "setup.sh: no Node.js: the front-end tests (tests/web) will be skipped; install Node.js >= 20.19 for them" >&2
+  fi
+fi
 echo "setup.sh: ready in $(( $(date +%s) - t0 )) s ($venv)" >&2
 
 if [ "$run" = 1 ]; then

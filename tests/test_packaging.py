@@ -36,13 +36,19 @@ def test_wheel_carries_yaml_and_plugins(wheel):
               "llem/quality/tasks/llem_easy_mc.yaml", "llem/quality/tasks/llem_easy_mc.jsonl",
               "llem/quality/tasks/llem_easy_gen.yaml", "llem/quality/tasks/llem_easy_gen.jsonl",
               # the protocol's package, and the follower entry `python -m llem.backends.pytorch` runs
-              "llem/measure/harness.py", "llem/backends/pytorch/__main__.py", "llem/backends/tensorrt_api.json"):
+              "llem/measure/harness.py", "llem/backends/pytorch/__main__.py", "llem/backends/tensorrt_api.json",
+              # the prebuilt leaderboard front end (scripts/build-web.sh): `llem results site` needs no Node.js
+              "llem/assets/site/index.html"):
         assert f in names, f
+    assert any(n.startswith("llem/assets/site/assets/") and n.endswith(".js") for n in names)
+    assert not any("node_modules" in n for n in names)
     assert not any(n.startswith("conf/") for n in names), "conf/ must live inside the llem package"
 
 
-def test_installed_wheel_runs_cfg_job(wheel, tmp_path):
-    env_dir = tmp_path / "venv"
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory) -> tuple[Path, Path]:
+    """The wheel unpacked into a fresh venv (no editable llem on its path): its python and site-packages."""
+    env_dir = tmp_path_factory.mktemp("venv")
     venv.EnvBuilder(with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
     r = subprocess.run([str(py), "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True)
@@ -52,6 +58,11 @@ def test_installed_wheel_runs_cfg_job(wheel, tmp_path):
     (target / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     with zipfile.ZipFile(wheel) as z:  # a wheel is installed by unpacking it (no network, no pip)
         z.extractall(target)
+    return py, target
+
+
+def test_installed_wheel_runs_cfg_job(installed, tmp_path):
+    py, target = installed
     work = tmp_path / "work"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -64,3 +75,18 @@ def test_installed_wheel_runs_cfg_job(wheel, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "batch: 4" in r.stdout and "backend: pytorch" in r.stdout
     assert list(work.iterdir()) == []
+
+
+def test_installed_wheel_builds_a_site_without_node(installed, tmp_path):
+    from tests.results.results_fixtures import write_real_job
+
+    job = write_real_job(tmp_path / "jobs")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PATH"] = "/usr/bin/nonexistent"  # no node, no npm: the installed package alone
+    py, target = installed
+    r = subprocess.run([str(py), "-m", "llem", "results", "site", str(job), "--out", str(tmp_path / "site"), "-q"],
+                       cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    site = tmp_path / "site"
+    assert (site / "index.html").read_text() == (target / "llem" / "assets" / "site" / "index.html").read_text()
+    assert (site / "data" / "index.json").is_file() and list((site / "assets").glob("*.js"))

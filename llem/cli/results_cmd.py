@@ -11,12 +11,14 @@ from pathlib import Path
 
 from llem.errors import ConfigError
 
-USAGE = """usage: llem results <show|compare|export|plot> ...
+USAGE = """usage: llem results <show|compare|export|plot|site> ...
 
   show DIR [--sort METRIC] [--desc] [--wide | --columns a,b,...] [--warnings] [carbon options]
   compare A B [--metric METRIC ...]     (quality scores and quality_per_joule included when both have them)
   export DIR --format csv|parquet|json|leaderboard [--out PATH] [carbon options]
   plot DIR [--out DIR]
+  site DIR... [--out SITE] [--serve [--port 8000]]   a static leaderboard site (docs/site.md); --serve
+                                        serves it on 127.0.0.1 (without --out, from a temporary folder)
 
 DIR is a study directory (manifest.json), a job directory or a result.json.
 carbon options: --carbon COUNTRY|auto [--pue 1.0] [--carbon-intensity G_PER_KWH]
@@ -70,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("path", metavar="DIR")
     pl.add_argument("--out", metavar="DIR")
     pl.add_argument("--quiet", "-q", action="store_true")
+    st = sub.add_parser("site", prog="llem results site")
+    st.add_argument("paths", metavar="DIR", nargs="+")
+    st.add_argument("--out", metavar="SITE", help="the site directory (new, empty, or an earlier site: studies are added)")
+    st.add_argument("--serve", action="store_true", help="serve the site on 127.0.0.1 and print its URL (Ctrl-C stops)")
+    st.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000; 0: any free port)")
+    st.add_argument("--quiet", "-q", action="store_true")
     return p
 
 
@@ -77,12 +85,13 @@ def results_command(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0 if argv else 2
-    if argv[0] not in ("show", "compare", "export", "plot"):
-        raise ConfigError(f"results: unknown action {argv[0]!r}; allowed: show, compare, export, plot",
-                          field="action", value=argv[0], allowed=["show", "compare", "export", "plot"])
+    actions = ("show", "compare", "export", "plot", "site")
+    if argv[0] not in actions:
+        raise ConfigError(f"results: unknown action {argv[0]!r}; allowed: {', '.join(actions)}",
+                          field="action", value=argv[0], allowed=list(actions))
     args = _parser().parse_args(argv)
     _precheck(args)
-    return {"show": _show, "compare": _compare, "export": _export, "plot": _plot}[args.action](args)
+    return {"show": _show, "compare": _compare, "export": _export, "plot": _plot, "site": _site}[args.action](args)
 
 
 def _precheck(args) -> None:
@@ -90,14 +99,25 @@ def _precheck(args) -> None:
     from llem.results.carbon import CARBON_COLUMNS
     from llem.results.table import base_columns, column_dtype
 
-    for attr in ("path", "a", "b"):
-        p = getattr(args, attr, None)
+    for p in [getattr(args, a, None) for a in ("path", "a", "b")] + list(getattr(args, "paths", None) or []):
         if p is not None and not Path(p).expanduser().exists():
             raise ConfigError(f"DIR: {p!r} does not exist; expected a study directory (manifest.json), "
                               f"a job directory or a result.json", field="DIR", value=p,
                               allowed="study dir | job dir | result.json")
     out = getattr(args, "out", None)
-    if out is not None:
+    if args.action == "site":
+        from llem.results.site import assets_dir, check_out
+
+        if out is None and not args.serve:
+            raise ConfigError("--out: give the site directory (or --serve to serve a temporary one)", field="out",
+                              value=None, allowed="a new or empty directory, or an earlier llem site")
+        if out is not None:
+            check_out(Path(out))
+        if not 0 <= args.port <= 65535:
+            raise ConfigError(f"--port: {args.port} is not a port; allowed: 0 (any free port) to 65535",
+                              field="port", value=args.port, allowed="0-65535")
+        assets_dir()
+    elif out is not None:
         wants_dir = args.action == "plot" or getattr(args, "format", None) == "leaderboard"
         o = Path(out)
         if wants_dir and o.is_file():
@@ -313,7 +333,7 @@ def _export(args) -> int:
                     "llem_version": study.llem_version}
         sp, ip = write_leaderboard(df, out, name=loaded.label,
                                    design_hash=study.study_design_hash if study is not None else None,
-                                   study_meta=meta)
+                                   study_meta=meta, loaded=loaded)
         print(sp)
         print(ip)
         return 0
@@ -322,6 +342,49 @@ def _export(args) -> int:
         meta.update({"study_name": loaded.study.study_name, "study_design_hash": loaded.study.study_design_hash})
     print(export_table(df, fmt, out, meta))
     return 0
+
+
+# --- site ---------------------------------------------------------------------------------------
+
+def _site(args) -> int:
+    import tempfile
+
+    from llem.results.site import build_site, make_server, serve
+
+    def load(p):
+        loaded, df = _load(p, args.quiet)
+        return loaded, df
+
+    tmp = None
+    out = Path(args.out) if args.out else None
+    if out is None:
+        tmp = tempfile.TemporaryDirectory(prefix="llem-site-")
+        out = Path(tmp.name)
+    try:
+        server = make_server(out, args.port) if args.serve else None  # a busy port fails before writing
+        info = build_site(args.paths, out, load=load, quiet=args.quiet)
+        print(info.out)
+        if server is None:
+            return 0
+
+        def ready(url: str) -> None:
+            print(f"serving {info.out} at {url} (Ctrl-C stops)", flush=True)
+
+        import signal
+
+        def stop(signum, frame):  # SIGTERM ends the server like Ctrl-C: the temporary site is removed
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
+
+        try:
+            serve(server, ready)
+        except KeyboardInterrupt:
+            print("llem results site: stopped", file=sys.stderr)
+        return 0
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
 
 
 # --- plot ---------------------------------------------------------------------------------------

@@ -120,6 +120,7 @@ def snapshot(devices) -> dict:
     errors: list[str] = []
     gpus: list[dict] = []
     driver = cuda_driver = None
+    simulated_nvml = False
     if devices:
         from llem.devices.nvml import nvml_module
 
@@ -135,6 +136,7 @@ def snapshot(devices) -> dict:
             errors.append(f"cuda driver: {type(err).__name__}")
         gpus = [gpu_facts(nv, d, errors) for d in devices]
         if getattr(nv, "is_simulated", False):
+            simulated_nvml = True
             errors.append("GPU facts come from llem's simulated NVML (LLEM_SIMULATED_NVML), a test double")
     torch_cuda = None
     if "torch" in sys.modules:  # never import torch just to snapshot (seconds, and CUDA init)
@@ -157,6 +159,8 @@ def snapshot(devices) -> dict:
         "torch_cuda_version": torch_cuda,
         "gpus": gpus,
         "gpu_unavailable_reason": devices.unavailable_reason,
+        # true when the GPU facts and counters came from llem's NVML test double: such results are synthetic
+        "simulated_nvml": simulated_nvml,
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "container": container_facts(),
         "slurm": slurm_facts(),

@@ -18,7 +18,9 @@ from llem.errors import ConfigError
 from llem.results.export import _jsonable, write_text_atomic
 from llem.results.table import coerce, higher_is_better, unit_of
 
-SCHEMA_VERSION = "1.1"  # 1.1: quality metrics and entry.quality (docs/leaderboard-schema.md)
+# 1.1: quality metrics and entry.quality; 1.2: job files (environment, methodology, time series,
+# phase split), p99 latencies, reasons for missing metrics, synthetic_reason (docs/leaderboard-schema.md)
+SCHEMA_VERSION = "1.2"
 STUDY_SCHEMA = "llem.leaderboard.study"
 INDEX_SCHEMA = "llem.leaderboard.index"
 RANK_METRIC = "energy_per_output_token_j"
@@ -37,7 +39,9 @@ METRICS: dict[str, tuple[str, str]] = {
     "baseline_power_w": ("Idle baseline power", "idle power measured before the model loaded"),
     "ttft_ms_p50": ("TTFT p50", "time to first token, median"),
     "ttft_ms_p95": ("TTFT p95", "time to first token, 95th percentile"),
+    "ttft_ms_p99": ("TTFT p99", "time to first token, 99th percentile"),
     "itl_ms_p50": ("ITL p50", "inter-token latency, median"),
+    "itl_ms_p99": ("ITL p99", "inter-token latency, 99th percentile"),
     "tpot_ms_mean": ("TPOT mean", "time per output token, mean"),
     "e2e_latency_ms_p50": ("End-to-end latency p50", "request latency, median"),
     "prefill_energy_per_prompt_j": ("Prefill energy per prompt", "prefill phase energy per prompt"),
@@ -45,7 +49,15 @@ METRICS: dict[str, tuple[str, str]] = {
 }
 CI_METRICS = ["energy_per_output_token_j", "energy_adjusted_per_output_token_j", "tokens_per_joule",
               "output_tokens_per_s"]
+# metrics with one standard error beside the value (metrics[key].se, 1.2)
+SE_METRICS = {"prefill_energy_per_prompt_j": "prefill_energy_per_prompt_se_j",
+              "decode_energy_per_output_token_j": "decode_energy_per_output_token_se_j"}
 CARBON_KEYS = {"carbon_gco2e": "gco2e", "carbon_gco2e_per_output_token": "gco2e_per_output_token"}
+# entry keys copied from the table as they are (1.2 added the last four)
+ENTRY_TEXT_KEYS = ["energy_not_measured_reason", "energy_estimated", "energy_meter", "energy_source", "energy_scope",
+                   "energy_adjusted_reason", "synthetic_reason"]
+_ENERGY_KEYS = {"energy_per_output_token_j", "tokens_per_joule", "energy_j"}
+_ADJUSTED_KEYS = {"energy_adjusted_per_output_token_j", "energy_adjusted_j", "baseline_power_w"}
 
 
 def study_slug(name: str, design_hash: Optional[str]) -> str:
@@ -84,8 +96,12 @@ def columns_block(carbon: bool) -> list[dict]:
 
 
 def study_document(df: pd.DataFrame, *, name: str, design_hash: Optional[str] = None,
-                   study_meta: Optional[dict] = None) -> dict:
-    """The leaderboard document for one study, from its results table."""
+                   study_meta: Optional[dict] = None, loaded=None) -> dict:
+    """The leaderboard document for one study, from its results table.
+
+    With ``loaded`` (what ``df`` was made from) each entry's warnings are the result's own list; from
+    the table alone they are its ``"; "``-joined text split again, which also splits a warning
+    that itself holds ``"; "``."""
     from llem._version import __version__
 
     carbon = "carbon_gco2e" in df.columns
@@ -98,6 +114,8 @@ def study_document(df: pd.DataFrame, *, name: str, design_hash: Optional[str] = 
     ok = df["status"].fillna("") == "completed"
     ranked = df[measured & ok].sort_values([RANK_METRIC, "job_id"], kind="mergesort")
     rest = df[~(measured & ok)].sort_values("job_id", kind="mergesort")
+    warnings = ({e.job_id: list(e.result.warnings) for e in loaded.entries if e.result is not None}
+                if loaded is not None else {})
     entries = []
     rank = 0
     prev = None
@@ -105,9 +123,9 @@ def study_document(df: pd.DataFrame, *, name: str, design_hash: Optional[str] = 
         v = float(row[RANK_METRIC])
         rank = rank if prev is not None and v == prev else n  # ties share a rank
         prev = v
-        entries.append(_entry(row, rank, carbon, qkeys))
+        entries.append(_entry(row, rank, carbon, qkeys, warnings.get(_opt(row, "job_id"))))
     for _, row in rest.iterrows():
-        entries.append(_entry(row, None, carbon, qkeys))
+        entries.append(_entry(row, None, carbon, qkeys, warnings.get(_opt(row, "job_id"))))
     status_counts = {str(k): int(v) for k, v in df["status"].fillna("unknown").value_counts().sort_index().items()}
     doc: dict[str, Any] = {
         "schema": STUDY_SCHEMA,
@@ -134,19 +152,53 @@ def study_document(df: pd.DataFrame, *, name: str, design_hash: Optional[str] = 
     return doc
 
 
-def _entry(row: pd.Series, rank: Optional[int], carbon: bool, qkeys=()) -> dict:
+def metric_reason(row: pd.Series, key: str) -> str:
+    """Why ``key`` has no value in this row: the job's state, the energy's own reason, or the step
+    that did not run. A missing number always says why (it is never shown as 0)."""
+    status = _opt(row, "status")
+    if status not in (None, "completed"):
+        err = ": ".join(str(x) for x in (_opt(row, "error_type"), _opt(row, "error_message")) if x)
+        return f"job {status}" + (f" ({err})" if err else "")
+    if _opt(row, "result_problem"):
+        return str(_opt(row, "result_problem"))
+    energy = _opt(row, "energy_not_measured_reason")
+    if key in _ENERGY_KEYS:
+        return energy or "energy not recorded"
+    if key in _ADJUSTED_KEYS:
+        return _opt(row, "energy_adjusted_reason") or energy or "no idle baseline recorded"
+    if key in SE_METRICS:
+        if _opt(row, "phase_energy_not_measured_reason"):
+            return str(_opt(row, "phase_energy_not_measured_reason"))
+        if energy:
+            return energy
+        return "no prefill/decode split recorded" if _opt(row, "phase_method") is None else "not recorded"
+    if "_ms_" in key:
+        return "no latency pass recorded"
+    return "not recorded"
+
+
+def _entry(row: pd.Series, rank: Optional[int], carbon: bool, qkeys=(), warning_list=None) -> dict:
     metrics = {}
     for k in METRICS:
         m = {"value": _opt(row, k)}
         if k in CI_METRICS:
             m.update({"ci95_low": _opt(row, f"{k}_ci95_low"), "ci95_high": _opt(row, f"{k}_ci95_high"),
                       "n": _opt(row, f"{k}_n")})
+        if k in SE_METRICS:
+            m["se"] = _opt(row, SE_METRICS[k])
+        if m["value"] is None:
+            m["not_measured_reason"] = metric_reason(row, k)
         metrics[k] = m
     # --- quality (llem/results/quality.py) ---
     if qkeys:
         from llem.results.quality import leaderboard_metrics
 
-        metrics.update(leaderboard_metrics(row, list(qkeys), _opt))
+        qm = leaderboard_metrics(row, list(qkeys), _opt)
+        for m in qm.values():
+            if m["value"] is None:  # a missing score says why, like every other metric
+                m["not_measured_reason"] = (metric_reason(row, "quality") if _opt(row, "status") not in (None, "completed")
+                                            else _opt(row, "quality_reason") or "no quality result for this task")
+        metrics.update(qm)
     # --- end quality ---
     warnings = _opt(row, "warnings")
     entry = {
@@ -157,14 +209,13 @@ def _entry(row: pd.Series, rank: Optional[int], carbon: bool, qkeys=()) -> dict:
         "label": _label(row),
         "config": {k: _opt(row, k) for k in CONFIG_KEYS},
         "energy_measured": _opt(row, "energy_measured"),
-        "energy_not_measured_reason": _opt(row, "energy_not_measured_reason"),
-        "energy_estimated": _opt(row, "energy_estimated"),
-        "energy_meter": _opt(row, "energy_meter"),
+        **{k: _opt(row, k) for k in ENTRY_TEXT_KEYS},
         "metrics": metrics,
-        "warnings": warnings.split("; ") if warnings else [],
+        "warnings": warning_list if warning_list is not None else (warnings.split("; ") if warnings else []),
         "error": ({"type": _opt(row, "error_type"), "message": _opt(row, "error_message")}
                   if _opt(row, "error_type") or _opt(row, "error_message") else None),
         "synthetic": _opt(row, "synthetic"),
+        "detail": None,  # the job file, relative to the study file (write_leaderboard fills it in)
     }
     if carbon:
         entry["carbon"] = {v: _opt(row, k) for k, v in CARBON_KEYS.items()}
@@ -177,15 +228,24 @@ def _entry(row: pd.Series, rank: Optional[int], carbon: bool, qkeys=()) -> dict:
 
 
 def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, *, name: str, design_hash: Optional[str] = None,
-                      study_meta: Optional[dict] = None) -> tuple[Path, Path]:
-    """Write ``<out_dir>/<study id>.json`` and add/replace its line in ``<out_dir>/index.json``."""
+                      study_meta: Optional[dict] = None, loaded=None) -> tuple[Path, Path]:
+    """Write ``<out_dir>/<study id>.json`` and add/replace its line in ``<out_dir>/index.json``.
+
+    Given ``loaded`` (the :class:`llem.results.load.LoadedResults` ``df`` was made from), also one
+    job file per entry, ``<out_dir>/<study id>/<job id>.json`` (llem/results/job_detail.py), which
+    each entry's ``detail`` names; they are written before the study file that points at them."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {str(out)!r} is a file; the leaderboard export writes a directory",
                           field="out", value=str(out), allowed="a directory")
-    doc = study_document(df, name=name, design_hash=design_hash, study_meta=study_meta)
+    doc = study_document(df, name=name, design_hash=design_hash, study_meta=study_meta, loaded=loaded)
     sid = doc["study"]["id"]
-    study_path = write_text_atomic(out / f"{sid}.json", json.dumps(doc, indent=1, allow_nan=False))
+    if loaded is not None:
+        from llem.results.job_detail import write_job_documents
+
+        write_job_documents(doc, loaded, out)
+    # compact: a web page loads every study file at once (10,000 entries: ~25% fewer bytes than indented)
+    study_path = write_text_atomic(out / f"{sid}.json", json.dumps(doc, allow_nan=False, separators=(",", ":")))
     index_path = out / "index.json"
     studies = []
     if index_path.is_file():
@@ -210,12 +270,13 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, *, name: str, desig
 
 
 def leaderboard_frame_columns(carbon: bool = False, quality_keys=()) -> list[str]:
-    cols = ["job_id", "config_hash", "status"] + CONFIG_KEYS + ["energy_measured", "energy_not_measured_reason",
-                                                                "energy_estimated", "energy_meter"]
+    cols = ["job_id", "config_hash", "status"] + CONFIG_KEYS + ["energy_measured"] + ENTRY_TEXT_KEYS
     for k in METRICS:
         cols.append(k)
         if k in CI_METRICS:
             cols += [f"{k}_ci95_low", f"{k}_ci95_high", f"{k}_n"]
+        if k in SE_METRICS:
+            cols.append(SE_METRICS[k])
     cols += ["error_type", "error_message", "synthetic"]
     if carbon:
         cols += list(CARBON_KEYS) + ["carbon_not_computed_reason"]
@@ -237,14 +298,15 @@ def read_leaderboard_study(path: str | Path) -> pd.DataFrame:
     rows = []
     for e in doc["entries"]:
         r = {"job_id": e["job_id"], "config_hash": e["config_hash"], "status": e["status"], **e["config"],
-             "energy_measured": e["energy_measured"], "energy_not_measured_reason": e["energy_not_measured_reason"],
-             "energy_estimated": e["energy_estimated"], "energy_meter": e["energy_meter"],
+             "energy_measured": e["energy_measured"], **{k: e.get(k) for k in ENTRY_TEXT_KEYS},
              "error_type": (e["error"] or {}).get("type"), "error_message": (e["error"] or {}).get("message"),
              "synthetic": e["synthetic"]}
         for k, m in e["metrics"].items():
             r[k] = m["value"]
             if "ci95_low" in m:
                 r[f"{k}_ci95_low"], r[f"{k}_ci95_high"], r[f"{k}_n"] = m["ci95_low"], m["ci95_high"], m["n"]
+            if k in SE_METRICS:
+                r[SE_METRICS[k]] = m.get("se")
         if carbon:
             for k, v in CARBON_KEYS.items():
                 r[k] = e["carbon"][v]

@@ -38,7 +38,7 @@ PHASE_COLUMNS = ["phase_method", "phase_error", "prefill_duration_s", "prefill_e
                  "decode_energy_adjusted_j", "decode_tokens", "prefill_energy_per_prompt_j",
                  "decode_energy_per_output_token_j", "prefill_energy_per_prompt_se_j",
                  "decode_energy_per_output_token_se_j", "phase_per", "phase_energy_not_measured_reason"]
-META_COLUMNS = ["n_warnings", "warnings", "synthetic", "llem_version", "schema_version", "started_at",
+META_COLUMNS = ["n_warnings", "warnings", "synthetic", "synthetic_reason", "llem_version", "schema_version", "started_at",
                 "ended_at", "job_dir"]
 
 
@@ -171,7 +171,8 @@ def result_row(result: ExperimentResult) -> dict[str, Any]:
         "input_tokens": r.input_tokens, "output_tokens": r.output_tokens, "duration_s": r.duration_s,
         "n_cycles": len(r.cycles), "load_time_s": r.load_time_s,
         "n_warnings": len(r.warnings), "warnings": "; ".join(r.warnings) if r.warnings else None,
-        "synthetic": bool(r.extra.get("synthetic_test_data")) if r.extra else False,
+        "synthetic": synthetic_reason(r) is not None,
+        "synthetic_reason": synthetic_reason(r),
         "llem_version": r.llem_version, "schema_version": r.schema_version,
         "started_at": r.started_at, "ended_at": r.ended_at,
     }
@@ -217,6 +218,23 @@ def result_row(result: ExperimentResult) -> dict[str, Any]:
     row.update(quality_row(r))
     # --- end quality ---
     return row
+
+
+SIMULATED_NVML_NOTE = ("GPU facts and energy come from llem's simulated NVML (LLEM_SIMULATED_NVML), a test double: "
+                       "the energy values are fabricated, not measured")
+
+
+def synthetic_reason(r: ExperimentResult) -> Optional[str]:
+    """Why a result's numbers are not measurements (fabricated test data, or energy from the simulated
+    NVML), or None for a real result."""
+    mark = (r.extra or {}).get("synthetic_test_data")
+    if mark:
+        return mark if isinstance(mark, str) else "synthetic test data: the energy values are fabricated, not measured"
+    env = r.environment or {}
+    # results written before the snapshot had the key say so only among its errors
+    if env.get("simulated_nvml") or any("simulated NVML" in str(e) for e in env.get("errors") or []):
+        return SIMULATED_NVML_NOTE
+    return None
 
 
 def table_stats(r: ExperimentResult) -> dict:

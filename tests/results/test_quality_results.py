@@ -111,14 +111,16 @@ def test_results_compare_compares_quality(qstudy, tmp_path):
 
 
 def test_leaderboard_export_carries_quality_and_round_trips(qstudy, tmp_path):
-    from llem.results.leaderboard import leaderboard_order, read_leaderboard_study
+    from llem.results.leaderboard import SCHEMA_VERSION, leaderboard_order, read_leaderboard_study
 
     p = run_llem(["results", "export", str(qstudy), "--format", "leaderboard", "--out", str(tmp_path / "lb")],
                  cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     index = json.loads((tmp_path / "lb" / "index.json").read_text())
     doc = json.loads((tmp_path / "lb" / index["studies"][0]["file"]).read_text())
-    assert doc["schema_version"] == "1.1" and index["schema_version"] == "1.1"
+    # quality came with 1.1; later MINOR versions only add keys
+    assert doc["schema_version"] == index["schema_version"] == SCHEMA_VERSION
+    assert SCHEMA_VERSION.split(".")[0] == "1" and int(SCHEMA_VERSION.split(".")[1]) >= 1
     qcols = [c for c in doc["columns"] if c["group"] == "quality"]
     assert {c["key"] for c in qcols} >= {f"{T}_acc", f"{T}_per_joule"} and all(c["has_ci"] for c in qcols)
     e = doc["entries"][0]
