@@ -129,7 +129,7 @@ def measurement_warnings(*, meter, bounds: list[float], target: float, durations
     out = []
     if bounds and max(bounds) > target:
         out.append(f"short window: quantisation bound {max(bounds):.2%} exceeds the {target:.2%} target "
-                   "(max_repeats_per_cycle reached or the workload pass is longer than planned)")
+                   "(the window stopped at max_repeats_per_cycle passes' worth of calls before its target length)")
     if durations_s and min(durations_s) < MIN_WINDOW_WARN_S:
         out.append(f"short window: the shortest measured window lasted {min(durations_s):.3g} s "
                    f"(< {MIN_WINDOW_WARN_S:g} s)")
