@@ -15,7 +15,10 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 # 1.1: stats.* carry ``value`` (the ratio of totals) with a CI of that value; ``mean`` became
 # ``cycle_mean`` (1.0 files still read); + ``quality`` (lm-eval scores, the evaluation's energy,
 # quality_per_joule), additive
-SCHEMA_VERSION = "1.1"
+# 1.2: windows count generate calls: cycles[].calls (new) and cycles[].repeats as a float (workload
+# passes, fractional where a window ends inside a pass); latency carries the latency pass's own
+# calls, requests, duration, throughput and ``latency_throughput_ratio``; 1.0 and 1.1 files still read
+SCHEMA_VERSION = "1.2"
 
 
 class _Model(BaseModel):
@@ -60,8 +63,12 @@ class DeviceEnergy(_Model):
 
 
 class CycleResult(_Model):
+    """One measured window. ``calls``: the generate calls it held (one prepared batch each; None in
+    files before schema 1.2); ``repeats``: the workload passes they make (calls / calls per pass,
+    fractional when the window ended inside a pass; whole passes before 1.2)."""
+
     index: int
-    repeats: int
+    repeats: float
     start_s: float  # relative to the experiment start
     duration_s: float
     input_tokens: int
@@ -74,6 +81,7 @@ class CycleResult(_Model):
     energy_per_output_token_j: Optional[float] = None
     output_tokens_per_s: float
     tokens_per_joule: Optional[float] = None
+    calls: Optional[int] = None
 
 
 class EnergySummary(_Model):
@@ -119,12 +127,27 @@ class Phases(_Model):
 
 
 class Latency(_Model):
+    """Per-request latency from the latency pass (llem/measure/latency.py), outside every window.
+
+    ``output_tokens_per_s`` is the pass's own throughput (its output tokens / the summed duration
+    of its calls) and ``latency_throughput_ratio`` that divided by the measured windows'
+    ``output_tokens_per_s``: near 1 when the timed pass decoded at the windows' speed, so that its
+    TTFT/ITL/TPOT describe the measured workload. ``precision`` says on how many values the
+    percentiles rest. The fields after ``e2e_latency_ms`` are None in files before schema 1.2."""
+
     method: str
     ttft_ms: Percentiles = Percentiles()
     itl_ms: Percentiles = Percentiles()
     itl_trimmed_ms: Percentiles = Percentiles()
     tpot_ms: Percentiles = Percentiles()
     e2e_latency_ms: Percentiles = Percentiles()
+    calls: Optional[int] = None
+    requests: Optional[int] = None
+    output_tokens: Optional[int] = None
+    duration_s: Optional[float] = None
+    output_tokens_per_s: Optional[float] = None
+    latency_throughput_ratio: Optional[float] = None
+    precision: Optional[str] = None
 
 
 # --- quality (llem/quality; docs/quality.md) ---------------------------------------------------

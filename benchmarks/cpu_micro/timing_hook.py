@@ -1,4 +1,4 @@
-"""Cost of the per-token timing hook (the streamer that timestamps each step) on throughput.
+"""Cost of the per-token timing hook (the stopping criterion that timestamps each step) on throughput.
 
 Target: the hook costs at most 1% of output-token throughput. Timed and untimed generate calls
 alternate (ABAB...) over the same batch so drift hits both arms equally; the overhead is the
@@ -66,25 +66,24 @@ def main(argv=None) -> int:
     boot.sort()
     lo, hi = boot[int(0.025 * len(boot))], boot[int(0.975 * len(boot)) - 1]
     tokens = a.batch * a.output_len
-    # Component bound, robust to a noisy shared machine: the hook's own cost per step (the put()
-    # call and the host copy transformers makes for it) against the measured time per step.
-    import torch
+    # Component bound, robust to a noisy shared machine: the hook's own cost per step (one call of
+    # the step clock: a CUDA event recorded, or a host clock read on the CPU) against the measured
+    # time per step.
+    from llem.backends.pytorch.generation import _StepClock
 
-    from llem.backends.pytorch.generation import _TimingStreamer
-
-    step_tokens = torch.zeros(a.batch, dtype=torch.long, device=batch.payload["input_ids"].device)
-    st = _TimingStreamer()
-    st.put(None)
+    ids = batch.payload["input_ids"]
     n_put = 20000
+    clock = _StepClock(n_put, ids.device)
+    clock.start()
     be.synchronize()
     t = time.perf_counter()
     for _ in range(n_put):
-        st.put(step_tokens.cpu())
+        clock(ids)
     be.synchronize()
     put_s = (time.perf_counter() - t) / n_put
     step_s = statistics.fmean(plain) / a.output_len
     res = {
-        "what": "throughput cost of llem's per-token timing hook (transformers streamer)",
+        "what": "throughput cost of llem's per-token timing hook (a stopping criterion: CUDA event or host clock per step)",
         "model": a.model, "precision": a.precision, "device": be.device_label(), "batch": a.batch,
         "input_len": a.input_len, "output_len": a.output_len, "pairs": a.pairs,
         "plain_tok_per_s": tokens / statistics.fmean(plain), "timed_tok_per_s": tokens / statistics.fmean(timed),

@@ -318,7 +318,7 @@ def run_llem(args, batch: int, observers: list, job_dir: Path, between_cycles=No
         if timer is not None:
             timer.restore()
     r.save(job_dir / "result.json")
-    cycles = [{"duration_s": c.duration_s, "calls": c.repeats * r.measurement_methodology["window"]["batches_per_pass"],
+    cycles = [{"duration_s": c.duration_s, "calls": c.calls,
                "output_tokens": c.output_tokens, "energy_j": c.energy_j} for c in r.cycles]
     for c, end in zip(cycles, window_ends):
         c["call_s"] = timer.calls[end - c["calls"]:end]
@@ -330,7 +330,7 @@ def run_llem(args, batch: int, observers: list, job_dir: Path, between_cycles=No
             "baseline_power_w": r.energy.baseline_power_w,
             "counter_update_period_s": m["window"]["counter_update_period_s"],
             "quantisation_bound_max": m.get("quantisation_bound_max"),
-            "repeats": m["window"]["repeats_per_cycle"], "warnings": r.warnings,
+            "calls_per_window": m["window"]["calls_per_window"], "warnings": r.warnings,
             "energy_per_output_token_ci95": [r.stats["energy_per_output_token_j"].ci95_low,
                                              r.stats["energy_per_output_token_j"].ci95_high]}
 
@@ -565,9 +565,9 @@ def _validate_batch(args, batch: int, out: Path, raw, compiles: CompileEvents) -
         if index == 0 and args.switch_warmup:
             switched.update(switch_warmup(args, batch, backend, loops[0]))
         # after llem window 2k: the block's two bare windows, each with as many calls as that
-        # llem window made (its repeats x the batches of one pass: 1 here)
+        # llem window made (llem's windows end at the first call boundary past their target)
         if index % 2 == 0:
-            loops[0].windows(2, calls=cycle.repeats)
+            loops[0].windows(2, calls=cycle.calls)
             print(f"  bare: windows {index + 1}-{index + 2}: "
                   + ", ".join(f"{c['output_tokens'] / c['duration_s']:.1f} tok/s" for c in loops[0].cycles[-2:]),
                   flush=True)

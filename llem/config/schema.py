@@ -212,27 +212,40 @@ class EnergyConfig(_Strict):
 
 
 class MeasurementConfig(_Strict):
-    warmup_runs: int = Field(2, ge=0)
+    # Warm-up and windows count generate calls of the workload (one call = one prepared batch),
+    # never whole passes over num_prompts (docs/measurement.md)
+    warmup_runs: int = Field(2, ge=0)             # warm-up generate calls (at least)
     warmup_cv_target: Optional[float] = Field(None, gt=0)
-    warmup_max_runs: PositiveInt = 20
-    warmup_window: int = Field(3, ge=2)
-    # seconds of passes after the first one that warm-up lasts at least (0: count only)
-    warmup_min_s: float = Field(0.0, ge=0)
+    warmup_max_runs: PositiveInt = 20             # calls
+    warmup_window: int = Field(3, ge=2)           # calls whose latency CV is judged
+    # seconds of calls after the first one that warm-up lasts at least (0: count only)
+    warmup_min_s: float = Field(2.0, ge=0)
     cycles: PositiveInt = 5
-    # window length (s) where the meter has no counter period to size it from (CPU jobs,
-    # CodeCarbon, energy=none); with a counter, quantisation_target sizes the window instead
+    # every measured window lasts at least this (s); with a counter the quantisation target sets
+    # the window when it asks for more (edge_uncertainty_s / quantisation_target: 20 s on an H100)
     min_window_s: float = Field(2.0, ge=0)
     quantisation_target: float = Field(0.005, gt=0, lt=1)
+    # a window takes at most this many workload passes' worth of calls (x calls per pass)
     max_repeats_per_cycle: PositiveInt = 1000
     # 95% CI of each headline ratio of totals over cycles: Student's t on the log scale (right for
     # a few cycles) or a seeded bootstrap of the ratio (llem/measure/stats.py)
     ci_method: Literal["t", "bootstrap"] = "t"
     bootstrap_samples: PositiveInt = 2000
     cv_warn_threshold: float = Field(0.05, gt=0)
+    # judged on the windows' average temperatures, not on single samples
     temperature_drift_warn_c: float = Field(5.0, gt=0)
-    # prefill/decode split: prefill-only windows (see llem/measure/phases.py); each costs one window
+    # prefill/decode split: prefill-only windows (see llem/measure/phases.py)
     phase_split: bool = True
     phase_cycles: PositiveInt = 2
+    # the prefill windows' own, looser quantisation target: with a counter each lasts
+    # edge_uncertainty_s / phase_quantisation_target (4 s on an H100)
+    phase_quantisation_target: float = Field(0.025, gt=0, lt=1)
+    # the latency pass and the phase split together cost about this share of the measured windows'
+    # time: the phase windows are sized by their target, the latency pass takes what is left
+    # (at least one generate call, at most one pass)
+    outside_windows_share: float = Field(0.10, gt=0, le=1)
+    # warn when the latency pass's throughput differs from the windows' by more than this
+    latency_throughput_tolerance: float = Field(0.05, gt=0)
     # after warm-up: one full garbage collection, then the surviving heap frozen, so that no
     # collection inside a window walks the whole heap (llem/measure/gcfreeze.py)
     gc_freeze: bool = True

@@ -6,10 +6,13 @@ window -> measured cycles (heap frozen; meter window bracketed by device synchro
 sampler beside it) -> latency pass -> phase split -> statistics and warnings -> ``ExperimentResult``.
 
 Nothing runs inside a measured window that a bare generate loop would not run: the window
-holds only ``backend.generate`` calls on batches prepared beforehand.
+holds only ``backend.generate`` calls on batches prepared beforehand. Warm-up and windows count
+generate calls (one prepared batch each), not whole passes over ``num_prompts``: a window ends
+at the first call boundary at which it has lasted its target length.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -37,19 +40,36 @@ def _now() -> str:
 
 
 class Workload:
-    """One pass over the prepared batches; the unit a measured window repeats."""
+    """The prepared batches. Warm-up and measured windows take generate calls on them in
+    rotation (call ``k`` uses batch ``k mod calls_per_pass``); one pass is every batch once."""
 
     def __init__(self, backend, batches) -> None:
         self.backend = backend
         self.batches = batches
-        self.input_tokens = sum(b.input_tokens for b in batches)
+        self.calls_per_pass = len(batches)
+        self.input_tokens = sum(b.input_tokens for b in batches)  # of one pass
 
     def run(self) -> int:
+        """One pass: every batch once (benchmarks time passes)."""
         out = 0
         gen = self.backend.generate
         for b in self.batches:
             out += gen(b).output_tokens
         return out
+
+    def call(self, k: int) -> int:
+        """The ``k``-th call of the rotation; its output tokens."""
+        return self.backend.generate(self.batches[k % self.calls_per_pass]).output_tokens
+
+    def rotation_from(self, k: int) -> list:
+        """The batches in call order, starting at call ``k`` of the rotation."""
+        i = k % self.calls_per_pass
+        return self.batches[i:] + self.batches[:i]
+
+    def input_tokens_of(self, first: int, n: int) -> int:
+        """Input tokens of ``n`` calls starting at call ``first`` of the rotation."""
+        whole, rest = divmod(n, self.calls_per_pass)
+        return whole * self.input_tokens + sum(b.input_tokens for b in self.rotation_from(first)[:rest])
 
 
 def prepare_batches(config: ExperimentConfig, backend, texts=None) -> list:
@@ -66,16 +86,48 @@ def prepare_batches(config: ExperimentConfig, backend, texts=None) -> list:
 
 
 def window_target_s(edge_s: Optional[float], mcfg) -> tuple[float, str]:
-    """How long a measured window must last, and what set that length.
+    """How long every measured window must last, and what set that length.
 
     With a counter (``edge_s``: the energy missed or added at the window's edges is at most
     ``edge_s`` x power) the relative bound is ``edge_s / window`` (docs/measurement.md), so the
-    window needs ``edge_s / quantisation_target``. A meter without a counter period (CodeCarbon,
-    none, a CPU job) gives nothing to size from; then ``measurement.min_window_s`` sets it, so
-    that a window is not one pass of a fraction of a second whose timing noise swamps the cycle."""
+    window needs ``edge_s / quantisation_target``. ``measurement.min_window_s`` is a floor on every
+    window, so that a window is never a few calls of a fraction of a second whose timing noise
+    swamps the cycle; a meter without a counter period (CodeCarbon, none, a CPU job) gives only
+    that floor to size from."""
+    floor = mcfg.min_window_s
     if edge_s:
-        return edge_s / mcfg.quantisation_target, "counter quantisation bound (edge_uncertainty_s / quantisation_target)"
-    return mcfg.min_window_s, "measurement.min_window_s (the meter has no counter period)"
+        q = edge_s / mcfg.quantisation_target
+        if q >= floor:
+            return q, "counter quantisation bound (edge_uncertainty_s / quantisation_target)"
+        return floor, "measurement.min_window_s (longer than the counter quantisation bound needs)"
+    return floor, "measurement.min_window_s (the meter has no counter period)"
+
+
+def phase_window_target_s(edge_s: Optional[float], mcfg) -> tuple[float, str]:
+    """How long each prefill-only window of the phase split lasts: the measured windows' target
+    scaled by ``quantisation_target / phase_quantisation_target`` (1/5 by default). With a counter
+    that is ``edge_s / phase_quantisation_target`` (its bound is that target); without one, the
+    same ratio to ``min_window_s``."""
+    needed, _ = window_target_s(edge_s, mcfg)
+    scale = mcfg.quantisation_target / mcfg.phase_quantisation_target
+    return needed * scale, (f"the measured windows' target x quantisation_target / phase_quantisation_target "
+                            f"({mcfg.quantisation_target:g} / {mcfg.phase_quantisation_target:g})")
+
+
+def timed_calls(gen, rotation, t_open: float, needed_s: float, max_calls: int) -> tuple[int, int]:
+    """The calls of one window, in ``rotation`` order (cycled), until the window has lasted
+    ``needed_s`` since ``t_open`` at a call boundary, or ``max_calls``. Returns (calls, output
+    tokens). The clock is the one the backend already stamps each call with (``end_time``), so
+    the loop adds no host work per call beyond a comparison; the device is synchronised after the
+    last call, so the window lasts at least ``needed_s``."""
+    n = out = 0
+    for b in itertools.cycle(rotation):
+        o = gen(b)
+        out += o.output_tokens
+        n += 1
+        if n >= max_calls or (o.end_time or time.perf_counter()) - t_open >= needed_s:
+            return n, out
+    return n, out  # an empty rotation: no call at all
 
 
 def _wants_gpu(config: ExperimentConfig) -> bool:
@@ -131,16 +183,17 @@ def _run(config: ExperimentConfig, job_dir, progress, observers, opened: list, b
     batches = prepare_batches(config, backend, texts)
     work = Workload(backend, batches)
     warm = warm_up_backend(config, work, backend, methodology)
-    window = size_window(config, meter, backend, work, warm, batches, methodology)
+    window = size_window(config, meter, work, warm, methodology)
     measured = measure_cycles(config, meter, devices, backend, work, window, baseline, observers, between_cycles,
                               t0, methodology, say)
-    latency, phases = measure_latency_and_phases(config, meter, backend, work, batches, baseline, window, measured,
-                                                 methodology)
+    latency, phases = measure_latency_and_phases(config, meter, backend, work, baseline, window, measured,
+                                                 methodology, say)
     flops, memory = describe_backend(config, backend, devices, methodology, warnings)
     memory = with_device_peak(memory, measured.sampler)
     stats, energy = summarize_cycles(config, meter, measured.cycles, baseline, load_reading)
-    warnings.extend(measurement_caveats(config, meter, devices, environment, baseline, window, measured, stats, energy))
-    steady = claim_steady_state(warm, window, measured.cycles, energy, methodology, warnings)
+    warnings.extend(measurement_caveats(config, meter, devices, environment, baseline, window, measured, stats, energy,
+                                        latency))
+    steady = claim_steady_state(warm, measured.cycles, energy, methodology, warnings)
     quality = evaluate_quality(config, backend, meter, baseline, measured, t0, job_dir, say, stats, energy)
     timeseries_path = write_timeseries(job_dir, measured.sampler)
     result = ExperimentResult(
@@ -259,7 +312,8 @@ def load_model(config: ExperimentConfig, devices: DeviceSet, meter: Meter, opene
 
 
 def warm_up_backend(config: ExperimentConfig, work: Workload, backend, methodology: dict):
-    """6. Full-length passes until latency settles (or ``measurement.warmup_runs`` of them)."""
+    """6. Generate calls until latency settles (or ``measurement.warmup_runs`` of them), and for at
+    least ``measurement.warmup_min_s`` seconds after the first."""
     from llem.measure.warmup import warm_up
 
     warm = warm_up(work, config.measurement, backend.synchronize)
@@ -269,54 +323,50 @@ def warm_up_backend(config: ExperimentConfig, work: Workload, backend, methodolo
 
 @dataclass
 class Window:
-    """How long each measured window is, and from what."""
+    """How long each measured window is, and from what. A window takes generate calls until it
+    has lasted ``needed_s`` (at a call boundary), or ``max_calls``."""
 
-    pass_s: float              # one workload pass, the faster of the last two timed
-    repeats: int               # planned passes per window
-    max_repeats: int
-    needed_s: float            # the length the quantisation bound needs
-    edge_s: Optional[float]    # the meter's edge uncertainty (one counter period)
-    target: float              # measurement.quantisation_target
-    calibration_passes: int    # passes timed here because warm-up timed fewer than two
-
-    @property
-    def calibration_pass(self) -> bool:
-        return self.calibration_passes > 0
+    needed_s: float               # every window lasts at least this (quantisation bound, min_window_s)
+    edge_s: Optional[float]       # the meter's edge uncertainty (one counter period)
+    target: float                 # measurement.quantisation_target
+    max_calls: int                # max_repeats_per_cycle x calls per pass
+    calls_per_pass: int
+    call_s: Optional[float]       # one generate call: the faster of the last two warm-up calls
+    expected_calls: Optional[int]  # calls a window should take at call_s (for the record)
 
 
-def size_window(config: ExperimentConfig, meter: Meter, backend, work: Workload, warm, batches: list,
-                methodology: dict) -> Window:
-    """7. Calibrate the window: long enough for the counter's quantisation bound."""
+def size_window(config: ExperimentConfig, meter: Meter, work: Workload, warm, methodology: dict) -> Window:
+    """7. The window's target length: the counter's quantisation bound, and at least
+    ``measurement.min_window_s``. Each window then ends at the first call boundary past it, so
+    nothing is planned here beyond the record: the calls and tokens a window should take at the
+    warm-up's call time."""
+    mc = config.measurement
     period = meter.update_period_s()
     edge_s = meter.edge_uncertainty_s()
-    target = config.measurement.quantisation_target
-    needed_s, sized_by = window_target_s(edge_s, config.measurement)
-    # Size from the faster of the last two timed passes: one cold pass alone would size the
-    # window too short. Fewer than two warm-up passes -> untimed-by-the-meter calibration passes.
+    needed_s, sized_by = window_target_s(edge_s, mc)
     timed = list(warm.durations_s)
-    calibration_passes = max(0, 2 - len(timed))
-    for _ in range(calibration_passes):
-        backend.synchronize()
-        ts = time.perf_counter()
-        work.run()
-        backend.synchronize()
-        timed.append(time.perf_counter() - ts)
-    pass_s = min(timed[-2:])
-    # 3% headroom: a pass a little faster than the calibrating one must not drop the window
-    # under the target; more would only spend GPU time
-    max_repeats = config.measurement.max_repeats_per_cycle
-    repeats = max(1, min(max_repeats,
-                         math.ceil(needed_s * 1.03 / max(pass_s, 1e-9)) if needed_s > 0 else 1))
+    call_s = min(timed[-2:]) if timed else None
+    tokens_per_call = warm.output_tokens[-1] if warm.output_tokens else None
+    max_calls = mc.max_repeats_per_cycle * work.calls_per_pass
+    expected = (max(1, min(max_calls, math.ceil(needed_s / call_s))) if call_s and call_s > 0 else None)
     methodology["window"] = {
-        "workload_pass_s": pass_s, "repeats_per_cycle": repeats, "target_window_s": needed_s, "sized_by": sized_by,
-        "counter_update_period_s": period, "edge_uncertainty_s": edge_s, "quantisation_target": target,
-        "batches_per_pass": len(batches), "prompts_per_pass": sum(len(x.prompts) for x in batches),
-        "calibration_passes": calibration_passes,
+        "unit": "generate calls (one prepared batch each), in rotation over the batches of a pass",
+        "rule": "a window takes calls until it has lasted target_window_s, ending at that call boundary "
+                "(or at max_calls_per_window)",
+        "target_window_s": needed_s, "sized_by": sized_by, "min_window_s": mc.min_window_s,
+        "counter_update_period_s": period, "edge_uncertainty_s": edge_s, "quantisation_target": mc.quantisation_target,
+        "call_s": call_s, "call_s_from": "the faster of the last two warm-up calls" if call_s else None,
+        "output_tokens_per_call": tokens_per_call,
+        "expected_calls_per_window": expected,
+        "expected_output_tokens_per_window": expected * tokens_per_call if expected and tokens_per_call else None,
+        "max_calls_per_window": max_calls,
+        "calls_per_pass": work.calls_per_pass, "batches_per_pass": work.calls_per_pass,
+        "prompts_per_pass": sum(len(x.prompts) for x in work.batches),
         "bound_formula": "edge_uncertainty_s / window_duration_s (opening edge aligned to a counter step: "
                          "edge_uncertainty_s = one counter period)",
     }
-    return Window(pass_s=pass_s, repeats=repeats, max_repeats=max_repeats, needed_s=needed_s, edge_s=edge_s,
-                  target=target, calibration_passes=calibration_passes)
+    return Window(needed_s=needed_s, edge_s=edge_s, target=mc.quantisation_target, max_calls=max_calls,
+                  calls_per_pass=work.calls_per_pass, call_s=call_s, expected_calls=expected)
 
 
 @dataclass
@@ -358,35 +408,32 @@ def measure_cycles(config: ExperimentConfig, meter: Meter, devices: DeviceSet, b
     heap.freeze()
     if heap.enabled:
         heap.workers = backend.freeze_workers_heap()
-    repeats, max_repeats, needed_s = window.repeats, window.max_repeats, window.needed_s
+    max_calls, needed_s = window.max_calls, window.needed_s
+    gen = backend.generate
     cycles: list[CycleResult] = []
     readings: list[WindowReading] = []
-    say(f"measuring {config.measurement.cycles} cycles x {repeats} passes")
+    say(f"measuring {config.measurement.cycles} cycles of >= {needed_s:.3g} s"
+        + (f" (~{window.expected_calls} calls each)" if window.expected_calls else ""))
     sampler.start()
     steady_start = time.perf_counter() - t0
-    extended = 0
+    first = 0  # where in the rotation of batches the next window starts: every batch gets its share
     try:
         for c in range(config.measurement.cycles):
+            rotation = work.rotation_from(first)  # prepared before the window opens
             backend.synchronize()
             h = meter.begin()
             for o in observers:
                 o.begin()
-            out_tokens = 0
-            n = 0
             t_open = time.perf_counter()
-            # The planned passes; only if they ran faster than calibrated (a noisy host) does the
-            # window take more passes until it reaches the length the bound needs. On a quiet
-            # GPU the clock is read once per cycle, after the planned passes.
-            while n < repeats or (n < max_repeats and time.perf_counter() - t_open < needed_s):
-                out_tokens += work.run()
-                n += 1
+            n, out_tokens = timed_calls(gen, rotation, t_open, needed_s, max_calls)
             backend.synchronize()
             for o in reversed(observers):
                 o.end()
             reading = meter.end(h)
             readings.append(reading)
-            extended += n > repeats
-            cycles.append(_cycle(c, n, reading, t0, work.input_tokens * n, out_tokens, baseline))
+            cycles.append(_cycle(c, reading, t0, work.input_tokens_of(first, n), out_tokens, baseline,
+                                 calls=n, calls_per_pass=work.calls_per_pass))
+            first += n
             say(f"cycle {c + 1}/{config.measurement.cycles}: {cycles[-1].output_tokens_per_s:.1f} tok/s"
                 + (f", {cycles[-1].energy_per_output_token_j:.4g} J/token" if cycles[-1].energy_per_output_token_j else ""))
             if between_cycles is not None:
@@ -402,7 +449,9 @@ def measure_cycles(config: ExperimentConfig, meter: Meter, devices: DeviceSet, b
     methodology["window_bracketing"] = "device synchronize before meter.begin() and before meter.end()"
     # from the first window opening to the last closing, in seconds from the experiment start
     methodology["measured_span_s"] = [steady_start, steady_end]
-    methodology["cycles_extended_past_planned_passes"] = extended
+    methodology["window"]["calls_per_window"] = [c.calls for c in cycles]
+    methodology["window"]["output_tokens_per_window"] = [c.output_tokens for c in cycles]
+    methodology["window"]["windows_at_max_calls"] = sum(c.calls >= max_calls for c in cycles)
     bounds = [edge_s / r.duration_s for r in readings if edge_s and r.duration_s > 0]
     methodology["quantisation_bound_per_cycle"] = bounds or None
     methodology["quantisation_bound_max"] = max(bounds) if bounds else None
@@ -413,20 +462,46 @@ def measure_cycles(config: ExperimentConfig, meter: Meter, devices: DeviceSet, b
                           span_s=(steady_start, steady_end), bounds=bounds)
 
 
-def measure_latency_and_phases(config: ExperimentConfig, meter: Meter, backend, work: Workload, batches: list,
-                               baseline, window: Window, measured: MeasuredCycles, methodology: dict):
-    """9. Latency pass and prefill/decode split: separate passes, outside the measured windows.
-    The heap stays frozen through them and is released after."""
+def measure_latency_and_phases(config: ExperimentConfig, meter: Meter, backend, work: Workload, baseline,
+                               window: Window, measured: MeasuredCycles, methodology: dict, say=None):
+    """9. Latency pass and prefill/decode split: separate passes, outside the measured windows,
+    costing together about ``measurement.outside_windows_share`` of the measured windows' time.
+    The phase windows are sized by their own quantisation target; the latency pass takes what the
+    budget leaves (at least one call, at most one pass). The heap stays frozen through them and
+    is released after."""
     from llem.measure.latency import measure_latency
-
-    latency = measure_latency(backend, batches)
     from llem.measure.phases import measure_phases
 
-    phases = measure_phases(backend, work, batches, meter, baseline, window.repeats, config, cycles=measured.cycles)
+    mc = config.measurement
+    measured_s = measured.duration_s
+    windows_tok_s = measured.output_tokens / measured_s if measured_s > 0 else None
+    budget_s = mc.outside_windows_share * measured_s
+    phase_s, phase_sized_by = phase_window_target_s(window.edge_s, mc)
+    phase_planned_s = mc.phase_cycles * phase_s if mc.phase_split else 0.0
+    latency_budget_s = max(0.0, budget_s - phase_planned_s)
+    if say is not None:
+        say("latency pass" + (f" and phase split ({mc.phase_cycles} prefill windows of >= {phase_s:.3g} s)"
+                              if mc.phase_split else ""))
+    t = time.perf_counter()
+    latency = measure_latency(backend, work.batches, budget_s=latency_budget_s, windows_output_tokens_per_s=windows_tok_s)
+    latency_s = time.perf_counter() - t
+    t = time.perf_counter()
+    phases = measure_phases(backend, work, meter, baseline, config, cycles=measured.cycles,
+                            window_s=phase_s, sized_by=phase_sized_by)
+    phases_s = time.perf_counter() - t
     from llem.measure import gcfreeze
 
     gcfreeze.release()
     methodology["gc"] = measured.heap.describe()
+    methodology["outside_windows"] = {
+        "share_target": mc.outside_windows_share, "measured_windows_s": measured_s, "budget_s": budget_s,
+        "phase_windows_planned_s": phase_planned_s, "latency_budget_s": latency_budget_s,
+        "latency_pass_s": latency_s, "phase_split_s": phases_s,
+        "share_of_measured_windows": (latency_s + phases_s) / measured_s if measured_s > 0 else None,
+        "rule": "phase windows sized by measurement.phase_quantisation_target; the latency pass takes calls while "
+                "the budget left after the planned phase windows allows the next one (at least one call, at most "
+                "one pass over the prepared batches)",
+    }
     return latency, phases
 
 
@@ -452,9 +527,11 @@ def summarize_cycles(config: ExperimentConfig, meter: Meter, cycles: list[CycleR
 
 
 def measurement_caveats(config: ExperimentConfig, meter: Meter, devices: DeviceSet, environment: dict, baseline,
-                        window: Window, measured: MeasuredCycles, stats: dict, energy: EnergySummary) -> list[str]:
+                        window: Window, measured: MeasuredCycles, stats: dict, energy: EnergySummary,
+                        latency=None) -> list[str]:
     """10. Warnings for anything that weakens the number."""
-    from llem.measure.warnings_check import environment_warnings, foreign_process_warnings, measurement_warnings
+    from llem.measure.warnings_check import (environment_warnings, foreign_process_warnings, latency_warnings,
+                                             measurement_warnings)
 
     warnings: list[str] = []
     warnings.extend(measurement_warnings(
@@ -463,6 +540,7 @@ def measurement_caveats(config: ExperimentConfig, meter: Meter, devices: DeviceS
         cv_threshold=config.measurement.cv_warn_threshold, throughput_cv=stats["output_tokens_per_s"].cv))
     warnings.extend(environment_warnings(environment, measured.sampler, config))
     warnings.extend(foreign_process_warnings(environment, devices))
+    warnings.extend(latency_warnings(latency, config.measurement.latency_throughput_tolerance))
     if baseline is not None and baseline.settle.get("settled") is False:
         warnings.append(f"unsettled baseline: GPU power was still falling after {baseline.settle.get('waited_s')} s "
                         "of waiting, so baseline_power_w may be too high and energy_adjusted_j too low "
@@ -473,14 +551,14 @@ def measurement_caveats(config: ExperimentConfig, meter: Meter, devices: DeviceS
     return warnings
 
 
-def claim_steady_state(warm, window: Window, cycles: list[CycleResult], energy: EnergySummary, methodology: dict,
+def claim_steady_state(warm, cycles: list[CycleResult], energy: EnergySummary, methodology: dict,
                        warnings: list[str]) -> bool:
     """Whether the measured span may be called steady state (``steady_state_window``), and why:
     the warm-up must have settled and the cycles must pass the tests of ``stability.py``."""
     from llem.measure.stability import judge_steady_state
     from llem.measure.warmup import steady_state_claim
 
-    verdict = judge_steady_state(*steady_state_claim(warm, window.calibration_pass), cycles, energy.measured)
+    verdict = judge_steady_state(*steady_state_claim(warm), cycles, energy.measured)
     warnings.extend(verdict.warnings)
     methodology["steady_state"] = verdict.text
     methodology["steady_state_claimed"] = verdict.claimed
@@ -518,7 +596,7 @@ def close_after_measurement(result: ExperimentResult, backend, meter: Meter, ope
     meter.close()
 
 
-def _cycle(index, repeats, r: WindowReading, t0, in_tok, out_tok, baseline) -> CycleResult:
+def _cycle(index, r: WindowReading, t0, in_tok, out_tok, baseline, *, calls: int, calls_per_pass: int) -> CycleResult:
     dur = r.duration_s
     e = r.energy_j
     adj = None
@@ -529,7 +607,7 @@ def _cycle(index, repeats, r: WindowReading, t0, in_tok, out_tok, baseline) -> C
     if e is not None and baseline is not None and baseline.total_power_w is not None:
         adj = e - baseline.total_power_w * dur
     return CycleResult(
-        index=index, repeats=repeats, start_s=r.start_time - t0, duration_s=dur,
+        index=index, calls=calls, repeats=calls / calls_per_pass, start_s=r.start_time - t0, duration_s=dur,
         input_tokens=in_tok, output_tokens=out_tok, energy_j=e, energy_adjusted_j=adj,
         cpu_energy_j=r.cpu_energy_j, dram_energy_j=r.dram_energy_j, per_device=per_dev,
         energy_per_output_token_j=(e / out_tok) if e is not None and out_tok else None,

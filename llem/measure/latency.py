@@ -1,8 +1,18 @@
 """Per-request latency from per-token timestamps, in a separate pass outside every measured window.
 
-The backend records one host timestamp per generated token (``GenerationOutput.token_times``)
-during a timed pass over the same batches; this module turns them into TTFT, ITL, TPOT and
-end-to-end latency afterwards, so no aggregation work runs while tokens are being timed.
+The backend records one timestamp per generated token (``GenerationOutput.token_times``, on the
+host's ``perf_counter`` clock) during timed generate calls over the same batches, perturbing
+decoding as little as it can (the PyTorch backend records a CUDA event per decoding step and
+reads them once after the call, so no per-token host synchronisation is added); this module
+turns them into TTFT, ITL, TPOT and end-to-end latency afterwards, so no aggregation work runs
+while tokens are being timed.
+
+Cost and precision: the pass takes calls in the order of the prepared batches while the time
+budget it is given allows the next one (at least one call, at most one pass over the batches),
+so at batch 1 on a GPU it is often a single request. ``Latency.precision`` states how many
+requests and gaps the percentiles rest on. ``latency_throughput_ratio`` (the pass's output tokens
+per second over the measured windows') says whether the timed calls decoded at the windows'
+speed; the harness warns when it is off by more than ``measurement.latency_throughput_tolerance``.
 
 Definitions, per request (``t0``: the generate call's start, ``t_i``: token ``i`` on the host):
 - ``ttft_ms`` = t_1 - t0 (includes prefill and the first sampling step);
@@ -48,17 +58,39 @@ def aggregate(outputs, method: str) -> Latency:
                    itl_trimmed_ms=percentiles(itl_trim), tpot_ms=percentiles(tpot), e2e_latency_ms=percentiles(e2e))
 
 
-def measure_latency(backend, batches, passes: int = 1) -> Optional[Latency]:
-    """One timed pass (or ``passes``) over ``batches``; never inside a measured window."""
+def measure_latency(backend, batches, passes: int = 1, *, budget_s: Optional[float] = None,
+                    windows_output_tokens_per_s: Optional[float] = None) -> Optional[Latency]:
+    """Timed generate calls over ``batches`` (``passes`` times over at most); never inside a
+    measured window. With ``budget_s``, the next call starts only while the calls so far plus one
+    more at their mean duration stay within it; the first call always runs."""
     outs = []
+    spent_s = 0.0
     try:
-        for _ in range(passes):
-            for b in batches:
-                backend.synchronize()
-                outs.append(backend.generate(b, timing=True))
+        for k, b in enumerate(b for _ in range(passes) for b in batches):
+            if k and budget_s is not None and spent_s + spent_s / k > budget_s:
+                break
+            backend.synchronize()
+            o = backend.generate(b, timing=True)
+            outs.append(o)
+            spent_s += (o.end_time - o.start_time) if o.end_time is not None and o.start_time is not None else 0.0
     except NotImplementedError as err:
         return Latency(method=f"not measured: {err}")
     batching = backend.latency_batching() if hasattr(backend, "latency_batching") else "batching not reported"
-    method = (f"{backend.name}: host timestamp per generated token in a separate timed pass after the measured "
-              f"windows; {batching}; itl_trimmed drops each request's first and last gap")
-    return aggregate(outs, method)
+    path = getattr(backend, "latency_path", None) or "host timestamp per generated token"
+    method = (f"{backend.name}: {path}; in a separate timed pass after the measured windows; {batching}; "
+              "itl_trimmed drops each request's first and last gap")
+    lat = aggregate(outs, method)
+    out_tok = sum(o.output_tokens for o in outs)
+    tok_s = out_tok / spent_s if spent_s > 0 else None
+    lat.calls = len(outs)
+    lat.requests = sum(o.num_requests for o in outs)
+    lat.output_tokens = out_tok
+    lat.duration_s = spent_s
+    lat.output_tokens_per_s = tok_s
+    if tok_s is not None and windows_output_tokens_per_s:
+        lat.latency_throughput_ratio = tok_s / windows_output_tokens_per_s
+    lat.precision = (f"{lat.ttft_ms.n} requests (TTFT, TPOT, E2E) and {lat.itl_ms.n} inter-token gaps from "
+                     f"{lat.calls} generate call(s) lasting {spent_s:.3g} s"
+                     + (f" (time budget {budget_s:.3g} s)" if budget_s is not None else "")
+                     + "; percentiles above p50 of fewer than ~20 values are close to the maximum")
+    return lat

@@ -30,16 +30,33 @@ def environment_warnings(environment: dict, sampler, config) -> list[str]:
     return out
 
 
+def window_means(rows: list[dict], key: str) -> dict[int, float]:
+    """Per measured window (the rows' ``cycle``), the mean of ``key`` over its samples."""
+    acc: dict[int, list[float]] = {}
+    for r in rows:
+        v = r.get(key)
+        if v is not None and r.get("cycle", -1) >= 0:
+            acc.setdefault(r["cycle"], []).append(v)
+    return {c: sum(v) / len(v) for c, v in sorted(acc.items())}
+
+
 def sampler_warnings(rows: list[dict], drift_threshold_c: float) -> list[str]:
     out: list[str] = []
     by_gpu: dict = {}
     for r in rows:
         by_gpu.setdefault(r["gpu_index"], []).append(r)
     for idx, rs in sorted(by_gpu.items()):
-        temps = [r["temperature_c"] for r in rs if r["temperature_c"] is not None]
-        if temps and max(temps) - min(temps) > drift_threshold_c:
-            out.append(f"temperature drift: GPU {idx} went from {min(temps):g} to {max(temps):g} C during the "
-                       f"measured windows (threshold {drift_threshold_c:g} C)")
+        # Drift is judged on each window's average temperature: the number a window reports
+        # averages over it, and single 0.1 s samples swing by several degrees with the load of
+        # the moment (45->51 C of raw samples while every window averaged 45-46 C)
+        means = window_means(rs, "temperature_c")
+        if len(means) >= 2:
+            lo_c, hi_c = min(means, key=means.get), max(means, key=means.get)
+            if means[hi_c] - means[lo_c] > drift_threshold_c:
+                temps = [r["temperature_c"] for r in rs if r["temperature_c"] is not None]
+                out.append(f"temperature drift: GPU {idx}'s window-average temperature ranged from {means[lo_c]:.1f} C (window "
+                           f"{lo_c + 1}) to {means[hi_c]:.1f} C (window {hi_c + 1}), more than the "
+                           f"{drift_threshold_c:g} C threshold (samples ranged {min(temps):g}-{max(temps):g} C)")
         mask = 0
         hit = 0
         for r in rs:
@@ -112,7 +129,7 @@ def measurement_warnings(*, meter, bounds: list[float], target: float, durations
     out = []
     if bounds and max(bounds) > target:
         out.append(f"short window: quantisation bound {max(bounds):.2%} exceeds the {target:.2%} target "
-                   "(max_repeats_per_cycle reached or the workload pass is longer than planned)")
+                   "(the window stopped at max_repeats_per_cycle passes' worth of calls before its target length)")
     if durations_s and min(durations_s) < MIN_WINDOW_WARN_S:
         out.append(f"short window: the shortest measured window lasted {min(durations_s):.3g} s "
                    f"(< {MIN_WINDOW_WARN_S:g} s)")
@@ -130,3 +147,17 @@ def measurement_warnings(*, meter, bounds: list[float], target: float, durations
     if getattr(meter, "caveat", None):
         out.append(meter.caveat)
     return out
+
+
+def latency_warnings(latency, tolerance: float) -> list[str]:
+    """The latency pass must describe the measured workload: its own throughput (output tokens over
+    the summed duration of its timed calls) within ``tolerance`` of the measured windows'."""
+    ratio = getattr(latency, "latency_throughput_ratio", None) if latency is not None else None
+    if ratio is None or abs(ratio - 1) <= tolerance:
+        return []
+    lat = latency.output_tokens_per_s
+    win = lat / ratio
+    return [f"latency pass off the windows' speed: it decoded {lat:.4g} output tokens/s against the measured "
+            f"windows' {win:.4g} (latency_throughput_ratio {ratio:.3f}, tolerance +-{tolerance:.0%}), so its "
+            f"TTFT, ITL and TPOT describe a {'slower' if ratio < 1 else 'faster'} decode than the windows measured "
+            f"({latency.calls} call(s), {latency.requests} request(s))"]

@@ -47,7 +47,8 @@ def stat_columns(metric: str) -> list[str]:
 
 
 def latency_columns() -> list[str]:
-    return [f"{m}_{s}" for m in LATENCY_METRICS for s in LATENCY_STATS]
+    # + the latency pass's throughput over the measured windows' (None before result schema 1.2)
+    return [f"{m}_{s}" for m in LATENCY_METRICS for s in LATENCY_STATS] + ["latency_throughput_ratio"]
 
 
 def base_columns() -> list[str]:
@@ -192,6 +193,7 @@ def result_row(result: ExperimentResult) -> dict[str, Any]:
         pct = getattr(lat, m, None) if lat is not None else None
         for s in LATENCY_STATS:
             row[f"{m}_{s}"] = getattr(pct, s, None) if pct is not None and pct.n else None
+    row["latency_throughput_ratio"] = getattr(lat, "latency_throughput_ratio", None) if lat is not None else None
     ph = r.phases
     if ph is not None:
         # getattr: fields added to Phases later are absent from older result files' models

@@ -249,8 +249,8 @@ def test_the_backend_runs_the_harness_on_the_test_double(monkeypatch, tmp_path):
     assert result.status == "completed" and result.backend == "tensorrt"
     assert result.backend_version == "0.0.0-test-double"
     # exactly output_len tokens per prompt, counted from the returned token ids
-    per_pass = cfg.dataset.num_prompts * cfg.output_len
-    assert result.output_tokens == sum(c.repeats for c in result.cycles) * per_pass
+    per_call = cfg.batch * cfg.output_len
+    assert result.output_tokens == sum(c.calls for c in result.cycles) * per_call
     names = [n for n, _ in calls]
     assert names.count("LLM") == 1 and "shutdown" in names
     (qc,) = [kw for n, kw in calls if n == "QuantConfig"]

@@ -29,8 +29,8 @@ def test_default_run_writes_result(tmp_path):
     assert len(res["config_hash"]) == 64
     assert res["backend"] == "pytorch" and res["backend_version"]
     assert res["model"] == "tiny-llama" and res["precision"] == "fp32" and res["batch"] == 1
-    # fixed output length: 2 prompts x 4 tokens per pass, every cycle
-    assert all(c["output_tokens"] == 2 * 4 * c["repeats"] for c in res["cycles"])
+    # fixed output length: 1 prompt x 4 tokens per generate call, every cycle; 2 calls make a pass
+    assert all(c["output_tokens"] == 4 * c["calls"] and c["repeats"] == c["calls"] / 2 for c in res["cycles"])
     assert res["output_tokens"] == sum(c["output_tokens"] for c in res["cycles"])
     assert res["input_tokens"] > 0 and res["duration_s"] > 0 and res["output_tokens_per_s"] > 0
     assert res["config"]["batch"] == 1

@@ -191,7 +191,7 @@ def test_llem_run_measures_prompts_from_a_hub_dataset(hub, tmp_path):
     res = json.loads((tmp_path / "out" / "result.json").read_text())
     c = res["config"]
     assert res["status"] == "completed" and (c["dataset"]["kind"], c["dataset"]["path"]) == ("hf", REPO_ID)
-    passes = c["measurement"]["cycles"] * res["measurement_methodology"]["window"]["repeats_per_cycle"]
-    assert res["input_tokens"] == passes * c["dataset"]["num_prompts"] * c["dataset"]["input_len"] > 0
+    calls = sum(cy["calls"] for cy in res["cycles"])
+    assert res["input_tokens"] == calls * c["batch"] * c["dataset"]["input_len"] > 0
     served = {f for _, f, ua in hub.downloads("dataset", REPO_ID) if "datasets/" in ua}
     assert "data/test-00000-of-00001.parquet" in served, hub.summary()

@@ -84,7 +84,7 @@ def test_a_failed_run_leaves_the_heap_unfrozen(monkeypatch, tmp_path):
     orig = PyTorchBackend.generate
 
     def fail_in_the_windows(self, batch, **kw):
-        # warm-up is off (FAST), so the first call after the freeze is inside the first window
+        # one warm-up call runs before the freeze; the first call after it is inside the first window
         if gc.get_freeze_count():
             raise RuntimeError("generate failed inside a measured window")
         calls["n"] += 1
@@ -92,5 +92,6 @@ def test_a_failed_run_leaves_the_heap_unfrozen(monkeypatch, tmp_path):
 
     monkeypatch.setattr(PyTorchBackend, "generate", fail_in_the_windows)
     with pytest.raises(RuntimeError, match="inside a measured window"):
-        harness.run(load_config([*FAST, "energy=none"]), tmp_path / "j")
-    assert gc.get_freeze_count() == 0 and calls["n"] >= 1
+        harness.run(load_config([*FAST, "energy=none", "measurement.warmup_runs=1", "measurement.warmup_min_s=0"]),
+                    tmp_path / "j")
+    assert gc.get_freeze_count() == 0 and calls["n"] == 1

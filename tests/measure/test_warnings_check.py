@@ -4,20 +4,52 @@ import sys
 from types import SimpleNamespace
 
 from llem.devices import resolve_devices
-from llem.measure.warnings_check import (environment_warnings, foreign_process_warnings, measurement_warnings,
-                                 sampler_warnings)
+from llem.measure.warnings_check import (environment_warnings, foreign_process_warnings, latency_warnings,
+                                         measurement_warnings, sampler_warnings)
 from tests.devices.sim import gpu, use_sim
 
 
-def _row(t, temp, thr=0):
-    return {"gpu_index": 0, "t_s": t, "temperature_c": temp, "throttle_reasons": thr, "cycle": 0}
+def _row(t, temp, thr=0, cycle=0):
+    return {"gpu_index": 0, "t_s": t, "temperature_c": temp, "throttle_reasons": thr, "cycle": cycle}
 
 
-def test_temperature_drift_and_throttling():
-    w = sampler_warnings([_row(0, 40), _row(1, 47, 0x40), _row(2, 46)], drift_threshold_c=5)
-    assert any(x.startswith("temperature drift: GPU 0 went from 40 to 47") for x in w)
+def test_temperature_drift_across_window_averages_and_throttling():
+    w = sampler_warnings([_row(0, 40, cycle=0), _row(1, 47, 0x40, cycle=1), _row(2, 46, cycle=1)], drift_threshold_c=5)
+    assert any(x.startswith("temperature drift: GPU 0's window-average temperature ranged from 40.0 C (window 1) "
+                            "to 46.5 C (window 2)") for x in w)
     assert any(x.startswith("throttling: GPU 0 reported hw_thermal in 1 of 3") for x in w)
     assert sampler_warnings([_row(0, 40, 0x1), _row(1, 42)], drift_threshold_c=5) == []
+
+
+def test_a_spike_in_the_samples_is_not_drift_when_window_averages_are_flat():
+    # 0.1 s samples of five windows at 45-46 C with one 51 C sample (the case that warned before):
+    # every window averages within a degree of the others
+    rows = [_row(c * 10 + k * 0.1, 45 + (k % 2), cycle=c) for c in range(5) for k in range(100)]
+    rows[250]["temperature_c"] = 51
+    assert max(r["temperature_c"] for r in rows) - min(r["temperature_c"] for r in rows) > 5
+    assert not any(x.startswith("temperature drift") for x in sampler_warnings(rows, drift_threshold_c=5))
+    # a real shift: the windows' averages climb 2 C per window, 8 C from the first to the last
+    shifted = [_row(c * 10 + k * 0.1, 45 + 2 * c + (k % 2), cycle=c) for c in range(5) for k in range(100)]
+    (w,) = [x for x in sampler_warnings(shifted, drift_threshold_c=5) if x.startswith("temperature drift")]
+    assert "from 45.5 C (window 1) to 53.5 C (window 5)" in w and "threshold" in w
+    # samples between windows (cycle -1) never count
+    between = rows + [_row(60, 90, cycle=-1)]
+    assert not any(x.startswith("temperature drift") for x in sampler_warnings(between, drift_threshold_c=5))
+
+
+def test_latency_throughput_ratio_warning():
+    from llem.result import Latency
+
+    def lat(ratio):
+        return Latency(method="m", calls=2, requests=2, output_tokens=256, duration_s=1.0, output_tokens_per_s=256.0,
+                       latency_throughput_ratio=ratio)
+
+    assert latency_warnings(lat(0.97), 0.05) == [] and latency_warnings(lat(1.04), 0.05) == []
+    assert latency_warnings(None, 0.05) == [] and latency_warnings(lat(None), 0.05) == []
+    (w,) = latency_warnings(lat(0.5), 0.05)
+    assert w.startswith("latency pass off the windows' speed: it decoded 256 output tokens/s against the measured "
+                        "windows' 512 (latency_throughput_ratio 0.500, tolerance +-5%)") and "slower" in w
+    assert "faster" in latency_warnings(lat(1.2), 0.05)[0]
 
 
 def test_power_limit_and_persistence():

@@ -38,6 +38,7 @@ def test_llem_run_on_the_gguf_completes(smollm2_gguf, tmp_path):
                   "energy=none", *FAST, f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path / "result.json").read_text())
-    assert res["status"] == "completed" and res["output_tokens"] == 2 * 2 * 4
+    calls = sum(c["calls"] for c in res["cycles"])
+    assert res["status"] == "completed" and calls >= 2 and res["output_tokens"] == calls * 4
     assert res["memory"]["weights_bytes"] > 50e6  # 135M parameters (transformers may keep them packed)
-    assert res["latency"]["ttft_ms"]["n"] == 2
+    assert res["latency"]["ttft_ms"]["n"] == res["latency"]["calls"] >= 1

@@ -84,7 +84,9 @@ def test_quality_on_the_measured_model_in_its_own_windows(monkeypatch, tmp_path,
     assert len(tagged) > 0 and (tagged["cycle"] == -1).all()
     assert set(ts.loc[ts["cycle"] >= 0, "phase"].dropna()) == set()
     saved = json.loads(r.to_json())
-    assert saved["schema_version"] == "1.1" and saved["quality"]["tasks"][0]["task"] == "llem_easy_mc"
+    from llem.result import SCHEMA_VERSION
+
+    assert saved["schema_version"] == SCHEMA_VERSION and saved["quality"]["tasks"][0]["task"] == "llem_easy_mc"
     # the summary printed after a run says it too
     from llem.cli.summary import print_summary
 

@@ -56,6 +56,45 @@ def test_timing_hook_gives_one_timestamp_per_token_after_start(tiny):
     times = out.token_times[0]
     assert len(times) == 4
     assert out.start_time < times[0] and times == sorted(times) and times[-1] <= out.end_time
+    # the same tokens as an untimed call: the clock is a stopping criterion that never stops
+    timed = tiny.last_output_ids.tolist()
+    tiny.generate(tiny.prepare([[5, 6, 7]]))
+    assert tiny.last_output_ids.tolist() == timed
+
+
+def test_step_clock_places_device_events_on_the_host_clock():
+    """The CUDA path of the timing hook, with a test double for CUDA events (no GPU here): each
+    step's event is read once after the call, as start + elapsed time since the start event."""
+    import torch
+
+    from llem.backends.pytorch.generation import _StepClock
+
+    class FakeEvent:
+        recorded = 0
+
+        def __init__(self, **kw):
+            self.at_ms = None
+
+        def record(self, stream=None):
+            self.at_ms = 10.0 * FakeEvent.recorded
+            FakeEvent.recorded += 1
+
+        def elapsed_time(self, other):
+            return other.at_ms - self.at_ms
+
+        def synchronize(self):
+            pass
+
+    clock = _StepClock(3, torch.device("cpu"))
+    clock.cuda, clock.stream = True, None
+    clock.events = [FakeEvent() for _ in range(4)]
+    clock.start_event = FakeEvent()
+    clock.start()  # start event at 0 ms
+    ids = torch.zeros((2, 5), dtype=torch.long)
+    for width in (6, 7, 9):  # the last step adds two tokens (prompt lookup)
+        assert clock(ids[:, :1].expand(2, width)).tolist() == [False, False]
+    assert clock.token_times(100.0, prompt_len=5) == pytest.approx([100.01, 100.02, 100.03, 100.03])
+    assert clock.host_times == []  # no host clock read per step on the CUDA path
 
 
 def test_prefill_pass_generates_one_token(tiny):
@@ -205,7 +244,10 @@ def test_llem_run_reports_latency_phases_flops_memory(tmp_path):
     r = run_llem(["run", *FAST, "device=cpu", "energy=none", f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path / "result.json").read_text())
-    assert res["latency"]["ttft_ms"]["n"] == 2 and res["latency"]["itl_ms"]["n"] == 2 * 3
+    lat = res["latency"]
+    # the latency pass: whole calls of one request (batch 1) within its budget, at most one pass (2 calls)
+    assert 1 <= lat["calls"] <= 2 and lat["ttft_ms"]["n"] == lat["calls"] and lat["itl_ms"]["n"] == lat["calls"] * 3
+    assert lat["latency_throughput_ratio"] > 0 and "stopping criterion" in lat["method"]
     ph = res["phases"]
     assert ph["prefill"]["tokens"] == 2 * 32 and ph["decode"]["tokens"] == 2 * 3 and ph["decode"]["energy_j"] is None
     assert ph["energy_not_measured_reason"]
