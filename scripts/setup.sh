@@ -4,6 +4,7 @@
 #   bash scripts/setup.sh            # .venv with llem[pytorch]
 #   bash scripts/setup.sh --dev      # + test/dev extras (pytest, zeus, codecarbon, hadolint, matplotlib, datasets, lm-eval)
 #   bash scripts/setup.sh --quality  # + lm-eval, for quality=lm_eval (docs/quality.md)
+#   bash scripts/setup.sh --serve    # + llem serve: the results API and web page (docs/serve.md)
 #   bash scripts/setup.sh --run [llem run args...]   # set up, then `llem run` offline
 #                                    # (run args with quality=lm_eval install lm-eval too)
 #
@@ -18,14 +19,15 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 venv=${LLEM_VENV:-$root/.venv}
 py=${PYTHON:-python3}
-dev=0; run=0; quality=0; run_args=()
+dev=0; run=0; quality=0; serve=0; run_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --dev) dev=1 ;;
     --quality) quality=1 ;;
+    --serve) serve=1 ;;
     --run) run=1; shift; run_args=("$@"); break ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown option $1 (allowed: --dev, --quality, --run)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $1 (allowed: --dev, --quality, --serve, --run)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -51,7 +53,8 @@ for a in "${run_args[@]+"${run_args[@]}"}"; do
   case "$a" in quality=lm_eval*) quality=1 ;; esac
 done
 [ "$quality" = 1 ] && extras="pytorch,quality"
-[ "$dev" = 1 ] && extras="pytorch,dev,zeus,codecarbon,plot,hf,quality"
+[ "$serve" = 1 ] && extras="$extras,serve"
+[ "$dev" = 1 ] && extras="pytorch,dev,zeus,codecarbon,plot,hf,quality,serve"
 echo "setup.sh: installing llem[$extras] (editable)" >&2
 # The constraint keeps pip from replacing the torch chosen above.
 log=$(mktemp)

