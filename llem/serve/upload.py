@@ -43,7 +43,7 @@ MAX_STRING_CHARS = 100_000
 MAX_DEPTH = 64
 MAX_TIMESERIES_COLUMNS = 32
 MAX_TIMESERIES_VALUES = 2_000_000
-JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # anchored: pydantic's pattern= searches
 _COLUMN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # C0 controls but tab, newline, carriage return; lone surrogates; bidirectional embedding/override/isolate
 _HOSTILE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")

@@ -69,13 +69,14 @@ class PowerReader:
 
 class LiveReporter:
     def __init__(self, base_url: str, token: str, *, interval_s: float = 1.0, power_interval_s: float = 1.0,
-                 flush_timeout_s: float = 10.0, stream: Optional[TextIO] = None,
-                 power: Optional[PowerReader] = None) -> None:
+                 flush_timeout_s: float = 10.0, max_backoff_s: float = MAX_BACKOFF_S,
+                 stream: Optional[TextIO] = None, power: Optional[PowerReader] = None) -> None:
         self.base = base_url.rstrip("/")
         self.token = token
         self.interval_s = interval_s
         self.power_interval_s = power_interval_s
         self.flush_timeout_s = flush_timeout_s
+        self.max_backoff_s = max_backoff_s
         self.stream = stream or sys.stderr
         self.power = power or PowerReader()
         self._lock = threading.Lock()
@@ -172,9 +173,9 @@ class LiveReporter:
                     else:
                         if self._down_since is None:
                             self._down_since = time.monotonic()
-                            self._say(f"cannot reach {self.base} ({err}); the study goes on and keeps its results on "
-                                      "disk; retrying")
-                        backoff = min(MAX_BACKOFF_S, backoff * 2)
+                            self._say(f"the live view is unreachable: {err}; the study goes on and keeps its "
+                                      "results on disk; retrying")
+                        backoff = min(self.max_backoff_s, backoff * 2)
                     next_send = now + backoff
             if stop_at is not None and now >= stop_at:
                 return

@@ -159,7 +159,7 @@ def _hostile_cases(doc):
         "lone surrogate": (with_model("\ud800"), 400, "U+D800"),
         "bidirectional override": (with_model("evil\u202eexe.txt"), 400, "U+202E"),
         "a 200,000-character string": (with_model("A" * 200_000), 400, "at most"),
-        "path traversal as a job id": (traversal, 422, "job_id"),
+        "path traversal as a job id": (traversal, 422, "results[0].job_id: String should match pattern"),
         "path traversal in the manifest": (bad_job, 422, "job id"),
         "control character in a key": (key, 400, "U+0000"),
         "nesting 80 levels deep": (deep, 400, "nested deeper"),
