@@ -62,9 +62,16 @@ studies = Table(
     Column("verified", Boolean, nullable=False, default=False),
     Column("n_jobs", Integer, nullable=False),
     Column("n_results", Integer, nullable=False),
+    Column("index_entry_json", Text, nullable=False),  # its line of /leaderboard/index.json
+)
+
+# The large documents live apart from the rows that lists scan and sort, so a list of 10,000 jobs
+# never reads 10,000 result.json files (SQLite stores a row's columns together, in one record).
+study_documents = Table(
+    "study_documents", metadata,
+    Column("id", Integer, ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True),
     Column("manifest_json", Text),
     Column("leaderboard_json", Text, nullable=False),
-    Column("index_entry_json", Text, nullable=False),
 )
 
 uploads = Table(
@@ -115,10 +122,15 @@ jobs = Table(
     Column("energy_j", Float),
     Column("llem_version", String(64)),
     Column("schema_version", String(16)),
-    Column("result_json", Text, nullable=False),
-    Column("timeseries_json", Text),
     UniqueConstraint("study_id", "job_id"),
     UniqueConstraint("study_id", "result_sha256"),
+)
+
+job_documents = Table(
+    "job_documents", metadata,
+    Column("id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("result_json", Text, nullable=False),  # the result as validated (canonical JSON)
+    Column("timeseries_json", Text),  # {"columns": {...}} from timeseries.parquet, when uploaded
 )
 
 live_studies = Table(

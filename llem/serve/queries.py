@@ -9,7 +9,7 @@ from typing import Any, Optional
 from sqlalchemy import and_, asc, desc, func, select
 from sqlalchemy.engine import Connection
 
-from llem.serve.db import iso, jobs, studies, to_utc, uploads, users
+from llem.serve.db import iso, job_documents, jobs, studies, study_documents, to_utc, uploads, users
 
 JOB_SORT = {"id": jobs.c.id, "started_at": jobs.c.started_at, "batch": jobs.c.batch, "backend": jobs.c.backend,
             "model": jobs.c.model, "precision": jobs.c.precision, "gpu_name": jobs.c.gpu_name,
@@ -64,13 +64,16 @@ def list_jobs(conn: Connection, *, gpu: Optional[str] = None, backend: Optional[
         conds.append(jobs.c.started_at < to_utc(until))
     where = and_(*conds) if conds else None
     count = select(func.count()).select_from(jobs)
-    q = select(*_JOB_COLUMNS).join(studies, studies.c.id == jobs.c.study_id)
+    page = select(jobs.c.id)
     if where is not None:
-        count, q = count.where(where), q.where(where)
+        count, page = count.where(where), page.where(where)
     key = JOB_SORT[sort]
     # missing values last in both directions: a number that was not measured never ranks first
-    direction = asc(key) if order == "asc" else desc(key)
-    q = q.order_by(key.is_(None), direction, jobs.c.id).limit(limit).offset(offset)
+    ordering = (key.is_(None), asc(key) if order == "asc" else desc(key), jobs.c.id)
+    # the page's ids first (sorted from narrow rows), then the 50 rows themselves
+    ids = page.order_by(*ordering).limit(limit).offset(offset).subquery()
+    q = (select(*_JOB_COLUMNS).join(studies, studies.c.id == jobs.c.study_id).join(ids, ids.c.id == jobs.c.id)
+         .order_by(*ordering))
     total = conn.execute(count).scalar_one()
     return {"total": total, "limit": limit, "offset": offset, "items": [_job(r) for r in conn.execute(q)]}
 
@@ -89,7 +92,9 @@ def list_studies(conn: Connection, *, owner: Optional[str] = None, sort: str = "
 
 
 def get_study(conn: Connection, study_id: int) -> Optional[dict]:
-    row = conn.execute(select(*_STUDY_COLUMNS, studies.c.manifest_json).join(users, users.c.id == studies.c.owner_id)
+    row = conn.execute(select(*_STUDY_COLUMNS, study_documents.c.manifest_json)
+                       .join(users, users.c.id == studies.c.owner_id)
+                       .join(study_documents, study_documents.c.id == studies.c.id)
                        .where(studies.c.id == study_id)).first()
     if row is None:
         return None
@@ -108,8 +113,9 @@ def get_study(conn: Connection, study_id: int) -> Optional[dict]:
 
 def get_job_text(conn: Connection, job_id: int) -> Optional[tuple[dict, dict, str, Optional[str]]]:
     """(job summary, its study, result.json text, time series text or None)."""
-    row = conn.execute(select(*_JOB_COLUMNS, jobs.c.result_json, jobs.c.timeseries_json)
-                       .join(studies, studies.c.id == jobs.c.study_id).where(jobs.c.id == job_id)).first()
+    row = conn.execute(select(*_JOB_COLUMNS, job_documents.c.result_json, job_documents.c.timeseries_json)
+                       .join(studies, studies.c.id == jobs.c.study_id)
+                       .join(job_documents, job_documents.c.id == jobs.c.id).where(jobs.c.id == job_id)).first()
     if row is None:
         return None
     d = _job(row)
@@ -120,8 +126,10 @@ def get_job_text(conn: Connection, job_id: int) -> Optional[tuple[dict, dict, st
 
 
 def get_jobs_full(conn: Connection, ids: list[int]) -> list[tuple[dict, dict]]:
-    rows = {r.id: r for r in conn.execute(select(*_JOB_COLUMNS, jobs.c.result_json)
-                                          .join(studies, studies.c.id == jobs.c.study_id).where(jobs.c.id.in_(ids)))}
+    rows = {r.id: r for r in conn.execute(select(*_JOB_COLUMNS, job_documents.c.result_json)
+                                          .join(studies, studies.c.id == jobs.c.study_id)
+                                          .join(job_documents, job_documents.c.id == jobs.c.id)
+                                          .where(jobs.c.id.in_(ids)))}
     out = []
     for i in ids:
         if i in rows:
@@ -135,7 +143,9 @@ def leaderboard_index_lines(conn: Connection) -> list[dict]:
 
 
 def leaderboard_text(conn: Connection, slug: str) -> Optional[str]:
-    return conn.execute(select(studies.c.leaderboard_json).where(studies.c.slug == slug)).scalar_one_or_none()
+    return conn.execute(select(study_documents.c.leaderboard_json)
+                        .join(studies, studies.c.id == study_documents.c.id)
+                        .where(studies.c.slug == slug)).scalar_one_or_none()
 
 
 # --- compare -------------------------------------------------------------------------------------

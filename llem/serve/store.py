@@ -25,7 +25,8 @@ from sqlalchemy.exc import IntegrityError
 from llem.result import ExperimentResult
 from llem.results.manifest import StudyResult
 from llem.serve.auth import Caller
-from llem.serve.db import Database, dumps, jobs, studies, to_utc, uploads, users, utcnow
+from llem.serve.db import (Database, dumps, job_documents, jobs, studies, study_documents, to_utc, uploads, users,
+                           utcnow)
 from llem.serve.upload import UploadBody, UploadError
 
 RETRIES = 5
@@ -165,8 +166,9 @@ def ingest(db: Database, caller: Caller, up: UploadBody, *, body_sha256: str, bo
 def _ingest(conn: Connection, caller: Caller, up: UploadBody, prepared: list[Prepared], key: str,
             body_sha256: str, body_bytes: int) -> Outcome:
     now = utcnow()
-    study = conn.execute(select(studies.c.id, studies.c.owner_id, studies.c.slug, studies.c.manifest_json,
+    study = conn.execute(select(studies.c.id, studies.c.owner_id, studies.c.slug, study_documents.c.manifest_json,
                                 users.c.name.label("owner")).join(users, users.c.id == studies.c.owner_id)
+                         .join(study_documents, study_documents.c.id == studies.c.id)
                          .where(studies.c.study_key == key)).first()
     stored: dict[str, str] = {}
     if study is not None:
@@ -192,8 +194,8 @@ def _ingest(conn: Connection, caller: Caller, up: UploadBody, prepared: list[Pre
             study_created_at=to_utc(up.study.created_at) if up.study is not None else None,
             llem_version=(up.study.llem_version if up.study is not None else prepared[0].result.llem_version)[:64],
             owner_id=caller.user_id, uploaded_at=now, updated_at=now, verified=False, n_jobs=0, n_results=0,
-            manifest_json=new_manifest, leaderboard_json="{}", index_entry_json="{}")
-            .returning(studies.c.id)).scalar_one()
+            index_entry_json="{}").returning(studies.c.id)).scalar_one()
+        conn.execute(insert(study_documents).values(id=study_id, manifest_json=new_manifest, leaderboard_json="{}"))
     else:
         study_id, slug = study.id, study.slug
     upload_id = conn.execute(insert(uploads).values(
@@ -204,12 +206,16 @@ def _ingest(conn: Connection, caller: Caller, up: UploadBody, prepared: list[Pre
         results_replaced=sum(1 for p in todo if p.job_id in stored),
         results_unchanged=len(prepared) - len(todo), verified=False).returning(uploads.c.id)).scalar_one()
     for p in todo:
-        values = {**p.row, "result_sha256": p.sha256, "result_json": p.result_json,
-                  "timeseries_json": p.timeseries_json, "upload_id": upload_id}
+        values = {**p.row, "result_sha256": p.sha256, "upload_id": upload_id}
+        docs = {"result_json": p.result_json, "timeseries_json": p.timeseries_json}
         if p.job_id in stored:
-            conn.execute(update(jobs).where(jobs.c.study_id == study_id, jobs.c.job_id == p.job_id).values(**values))
+            pk = conn.execute(update(jobs).where(jobs.c.study_id == study_id, jobs.c.job_id == p.job_id)
+                              .values(**values).returning(jobs.c.id)).scalar_one()
+            conn.execute(update(job_documents).where(job_documents.c.id == pk).values(**docs))
         else:
-            conn.execute(insert(jobs).values(study_id=study_id, job_id=p.job_id, **values))
+            pk = conn.execute(insert(jobs).values(study_id=study_id, job_id=p.job_id, **values)
+                              .returning(jobs.c.id)).scalar_one()
+            conn.execute(insert(job_documents).values(id=pk, **docs))
     _refresh_study(conn, study_id, up.study, name, slug, now)
     added = sum(1 for p in todo if p.job_id not in stored)
     return Outcome(True, study_id, upload_id, added, len(todo) - added, len(prepared) - len(todo),
@@ -222,18 +228,21 @@ def _refresh_study(conn: Connection, study_id: int, manifest: Optional[StudyResu
     from llem.results.leaderboard import index_line
 
     if manifest is None:
-        text = conn.execute(select(studies.c.manifest_json).where(studies.c.id == study_id)).scalar_one()
+        text = conn.execute(select(study_documents.c.manifest_json).where(study_documents.c.id == study_id)).scalar_one()
         manifest = StudyResult.model_validate_json(text) if text else None
     results = {r.job_id: ExperimentResult.model_validate_json(r.result_json)
-               for r in conn.execute(select(jobs.c.job_id, jobs.c.result_json).where(jobs.c.study_id == study_id))}
+               for r in conn.execute(select(jobs.c.job_id, job_documents.c.result_json)
+                                     .join(job_documents, job_documents.c.id == jobs.c.id)
+                                     .where(jobs.c.study_id == study_id))}
     doc = leaderboard_document(manifest, results, name)
     line = index_line(doc, f"{slug}.json")
     conn.execute(update(studies).where(studies.c.id == study_id).values(
-        manifest_json=dumps(manifest.model_dump(mode="json")) if manifest is not None else None,
         study_finished_at=to_utc(manifest.finished_at) if manifest is not None else None,
         n_jobs=len(manifest.jobs) if manifest is not None else 1, n_results=len(results), updated_at=now,
-        leaderboard_json=json.dumps(doc, indent=1, allow_nan=False),
         index_entry_json=json.dumps(line, allow_nan=False)))
+    conn.execute(update(study_documents).where(study_documents.c.id == study_id).values(
+        manifest_json=dumps(manifest.model_dump(mode="json")) if manifest is not None else None,
+        leaderboard_json=json.dumps(doc, indent=1, allow_nan=False)))
 
 
 # --- delete --------------------------------------------------------------------------------------
@@ -255,7 +264,10 @@ def delete_study(db: Database, caller: Caller, study_id: int) -> int:
         if owner != caller.user_id:
             raise Forbidden(study_id)
         n = conn.execute(select(func.count()).select_from(jobs).where(jobs.c.study_id == study_id)).scalar_one()
+        conn.execute(delete(job_documents).where(job_documents.c.id.in_(select(jobs.c.id)
+                                                                         .where(jobs.c.study_id == study_id))))
         conn.execute(delete(jobs).where(jobs.c.study_id == study_id))
         conn.execute(delete(uploads).where(uploads.c.study_id == study_id))
+        conn.execute(delete(study_documents).where(study_documents.c.id == study_id))
         conn.execute(delete(studies).where(studies.c.id == study_id))
         return n

@@ -54,9 +54,12 @@ def db_url(request, tmp_path, sqlite_template):
     if request.param == "sqlite":
         path = tmp_path / "llem.db"
         shutil.copy(sqlite_template, path)
-        return f"sqlite:///{path}"
+        yield f"sqlite:///{path}"
+        return
     pg = request.getfixturevalue("pg_server")
-    return pg.create_database(f"t{os.getpid()}_{next(_names)}", template="llem_template")
+    name = f"t{os.getpid()}_{next(_names)}"
+    yield pg.create_database(name, template="llem_template")
+    pg.drop_database(name)
 
 
 @pytest.fixture

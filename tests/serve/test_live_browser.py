@@ -149,7 +149,7 @@ def test_a_live_study_updates_the_page_and_outlives_its_server(browser, serve, t
     page = browser.new_page()
     page.goto(serve.url + "/")
     page.wait_for_function("document.getElementById('conn').textContent.includes('connected')")
-    proc = subprocess.Popen([LLEM, "run", "-m", "batch=1,2,3,4", *TINY, "energy=nvml",
+    proc = subprocess.Popen([LLEM, "run", "-m", "batch=1,2,3", *TINY, "energy=nvml",
                              "measurement.quantisation_target=0.1", f"hydra.sweep.dir={study}",
                              f"hydra.sweeper.study_name={name}", "--live", serve.url],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=err_path.open("w"), text=True)
@@ -188,11 +188,11 @@ def test_a_live_study_updates_the_page_and_outlives_its_server(browser, serve, t
     assert backup is not None, f"the server was never killed mid-study: {dict(history)}"
     # the page followed the jobs: pending, then running, then completed
     assert history["0001"][:1] == ["pending"] and history["0001"][-2:] == ["running", "completed"], dict(history)
-    assert history["0003"][-1] == "completed" and all(h[-1] == "completed" for h in history.values())
+    assert set(history) == {"0000", "0001", "0002"} and all(h[-1] == "completed" for h in history.values())
     assert any(p.endswith(" W") and float(p.split()[0]) == pytest.approx(150.0) for p in power_seen), power_seen
     assert lost_seen  # the page said so while the server was away
     # nothing was lost: every job's result is on disk, the manifest says completed
     m = json.loads((study / "manifest.json").read_text())
-    assert [j["status"] for j in m["jobs"]] == ["completed"] * 4
+    assert [j["status"] for j in m["jobs"]] == ["completed"] * 3
     assert all((study / j["job_id"] / "result.json").is_file() for j in m["jobs"])
     assert "is unreachable" in err and "reconnected" in err and "did not get" not in err

@@ -13,9 +13,12 @@ from llem.serve.db import metadata
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_url(request, tmp_path):
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'empty.db'}"
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
     pg = request.getfixturevalue("pg_server")
-    return pg.create_database(f"empty_{os.getpid()}_{abs(hash(str(tmp_path))) % 10**8}")
+    name = f"empty_{os.getpid()}_{abs(hash(str(tmp_path))) % 10**8}"
+    yield pg.create_database(name)
+    pg.drop_database(name)
 
 
 def _tables(url):

@@ -1,4 +1,5 @@
-"""The initial schema: users and their API tokens, studies, uploads (provenance), jobs, live studies.
+"""The initial schema: users and their API tokens, studies and their documents, uploads (provenance),
+jobs and their documents, live studies.
 
 Revision ID: 0001
 Revises:
@@ -73,8 +74,6 @@ def upgrade() -> None:
     sa.Column('verified', sa.Boolean(), nullable=False),
     sa.Column('n_jobs', sa.Integer(), nullable=False),
     sa.Column('n_results', sa.Integer(), nullable=False),
-    sa.Column('manifest_json', sa.Text(), nullable=True),
-    sa.Column('leaderboard_json', sa.Text(), nullable=False),
     sa.Column('index_entry_json', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['owner_id'], ['users.id'], name=op.f('fk_studies_owner_id_users'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_studies')),
@@ -85,6 +84,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_studies_owner_id'), ['owner_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_studies_study_design_hash'), ['study_design_hash'], unique=False)
 
+    op.create_table('study_documents',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('manifest_json', sa.Text(), nullable=True),
+    sa.Column('leaderboard_json', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['id'], ['studies.id'], name=op.f('fk_study_documents_id_studies'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_study_documents'))
+    )
     op.create_table('uploads',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -138,8 +144,6 @@ def upgrade() -> None:
     sa.Column('energy_j', sa.Float(), nullable=True),
     sa.Column('llem_version', sa.String(length=64), nullable=True),
     sa.Column('schema_version', sa.String(length=16), nullable=True),
-    sa.Column('result_json', sa.Text(), nullable=False),
-    sa.Column('timeseries_json', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['study_id'], ['studies.id'], name=op.f('fk_jobs_study_id_studies'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['upload_id'], ['uploads.id'], name=op.f('fk_jobs_upload_id_uploads'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs')),
@@ -157,9 +161,17 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_jobs_started_at'), ['started_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_jobs_study_id'), ['study_id'], unique=False)
 
+    op.create_table('job_documents',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('result_json', sa.Text(), nullable=False),
+    sa.Column('timeseries_json', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['id'], ['jobs.id'], name=op.f('fk_job_documents_id_jobs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_job_documents'))
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('job_documents')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_jobs_study_id'))
         batch_op.drop_index(batch_op.f('ix_jobs_started_at'))
@@ -177,6 +189,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_uploads_study_id'))
 
     op.drop_table('uploads')
+    op.drop_table('study_documents')
     with op.batch_alter_table('studies', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_studies_study_design_hash'))
         batch_op.drop_index(batch_op.f('ix_studies_owner_id'))
