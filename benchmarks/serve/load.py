@@ -210,7 +210,7 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--max-seconds", type=float, default=600.0, help="guard per endpoint")
     p.add_argument("--port", type=int, default=0)
-    p.add_argument("--out", help="folder for <db>.json (the figures and how they were made)")
+    p.add_argument("--out", help="folder for <db>-<clients>c.json (the figures and how they were made)")
     a = p.parse_args(argv)
     load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="llem-load-"))
@@ -264,7 +264,7 @@ def main(argv=None) -> int:
     if a.out:
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"{a.db}.json").write_text(json.dumps(report, indent=1) + "\n")
+        (out / f"{a.db}-{a.clients}c.json").write_text(json.dumps(report, indent=1) + "\n")
     return 0 if all(f["errors"] == 0 and f["complete"] for f in figures.values()) else 1
 
 

@@ -240,9 +240,11 @@ def create_app(settings: Optional[ServeSettings] = None, *, db: Optional[Databas
         from llem.serve import queries
 
         with db.read() as conn:
-            return queries.list_jobs(conn, gpu=gpu, backend=backend, model=model, precision=precision, batch=batch,
+            page = queries.list_jobs(conn, gpu=gpu, backend=backend, model=model, precision=precision, batch=batch,
                                      study=study, status=status, since=since, until=until,
                                      measured=measured, sort=sort, order=order, limit=limit, offset=offset)
+        # already the documented shape (JobPage): sent as it is, without a second validation pass
+        return JSONResponse(page)
 
     @app.get(f"{API}/jobs/{{job_id}}", response_model=schemas.JobDetail, tags=["read"],
              responses={404: {"model": schemas.Problem}})
@@ -282,7 +284,8 @@ def create_app(settings: Optional[ServeSettings] = None, *, db: Optional[Databas
         from llem.serve import queries
 
         with db.read() as conn:
-            return queries.list_studies(conn, owner=owner, sort=sort, order=order, limit=limit, offset=offset)
+            return JSONResponse(queries.list_studies(conn, owner=owner, sort=sort, order=order, limit=limit,
+                                                     offset=offset))
 
     @app.get(f"{API}/studies/{{study_id}}", response_model=schemas.StudyDetail, tags=["read"],
              responses={404: {"model": schemas.Problem}})

@@ -13,7 +13,7 @@ def test_the_load_script_reports_every_endpoint(tmp_path):
     load = load_benchmark("load")
     rc = load.main(["--db", "sqlite", "--jobs", "30", "--jobs-per-study", "10", "--clients", "3", "--requests", "12",
                     "--warmup", "3", "--out", str(tmp_path)])
-    report = json.loads((tmp_path / "sqlite.json").read_text())
+    report = json.loads((tmp_path / "sqlite-3c.json").read_text())
     assert rc == 0
     assert report["stored_jobs"] == 30 and report["studies"] == 3 and report["clients"] == 3
     assert set(report["endpoints"]) == {"list", "leaderboard index", "leaderboard study"}
