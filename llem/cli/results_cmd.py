@@ -360,7 +360,7 @@ def _push(args) -> int:
     print(f"{base}{ans['study_url']}")
     print(f"{base}{ans['leaderboard_url']}")
     if ans.get("without_result") and not args.quiet:
-        print(f"llem results push: {len(ans['without_result'])} job(s) have no result.json yet "
+        print(f"llem results push: {len(ans['without_result'])} job(s) have no readable result.json yet "
               f"({', '.join(ans['without_result'][:8])}{' ...' if len(ans['without_result']) > 8 else ''}); "
               "push again once they finish", file=sys.stderr)
     return 0

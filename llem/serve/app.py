@@ -238,7 +238,11 @@ def create_app(settings: Optional[ServeSettings] = None, *, db: Optional[Databas
                   limit: Annotated[int, Query(ge=1, le=500)] = 50,
                   offset: Annotated[int, Query(ge=0, le=10**9)] = 0):
         from llem.serve import queries
+        from llem.serve.db import to_utc
 
+        for name, when in (("since", since), ("until", until)):
+            if when is not None and to_utc(when) is None:
+                raise HTTPException(422, f"query.{name}: {when.isoformat()} cannot be expressed in UTC")
         with db.read() as conn:
             page = queries.list_jobs(conn, gpu=gpu, backend=backend, model=model, precision=precision, batch=batch,
                                      study=study, status=status, since=since, until=until,
@@ -425,8 +429,12 @@ def create_app(settings: Optional[ServeSettings] = None, *, db: Optional[Databas
 
         def work():
             body = _live_body(raw, LiveCreate)
-            with db.write() as conn:
-                live_id = hub.create(conn, who, body)
+            try:
+                with db.write() as conn:
+                    live_id = hub.create(conn, who, body)
+            except IntegrityError:  # the same study announced twice at once: the other one created it
+                with db.write() as conn:
+                    live_id = hub.create(conn, who, body)
             with db.read() as conn:
                 return live_id, hub.state(conn, live_id, with_power=False)
 

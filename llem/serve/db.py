@@ -166,7 +166,10 @@ def to_utc(value: Any) -> Optional[datetime]:
     if not isinstance(value, datetime):
         return None
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        except (OverflowError, ValueError):  # year 1 with a positive offset, year 9999 with a negative one
+            return None
     return value
 
 

@@ -40,7 +40,7 @@ def _job(e: JobEntry) -> dict:
 
 
 class PowerReader:
-    """Reads the power of the GPUs a job was given (its CUDA_VISIBLE_DEVICES, else every GPU)."""
+    """Reads the power of the GPUs a job was given (its CUDA_VISIBLE_DEVICES, else the study's)."""
 
     def __init__(self) -> None:
         self._sets: dict[Optional[str], object] = {}
@@ -51,7 +51,8 @@ class PowerReader:
         from llem.devices.nvml import nvml_module
 
         if visible not in self._sets:
-            self._sets[visible] = resolve_devices(visible, use_env=visible is not None)
+            # a job given no GPU of its own sees what the study's process sees (CUDA_VISIBLE_DEVICES)
+            self._sets[visible] = resolve_devices(visible)
         ds = self._sets[visible]
         if not ds:
             self.unavailable_reason = (ds.unavailable_reason or "no GPU visible to the study's process") \

@@ -156,3 +156,9 @@ def test_compare_two_to_four_jobs(client, stored):
     assert client.get("/api/v1/compare", params={"job": ids[:4] + [unmeasured]}).status_code == 422
     assert client.get("/api/v1/compare", params={"job": [ids[0], ids[0]]}).status_code == 422
     assert client.get("/api/v1/compare", params={"job": [ids[0], 999999]}).status_code == 404
+
+
+def test_dates_at_the_edge_of_time_are_4xx_not_5xx(client, stored):
+    for when in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"):
+        r = client.get("/api/v1/jobs", params={"since": when})
+        assert r.status_code == 422 and "UTC" in r.json()["detail"]

@@ -126,7 +126,7 @@ def test_push_a_study_then_again(push_server, study_dir, tmp_path):
     lines = r.stdout.splitlines()
     assert lines[0].startswith("stored: 9 result(s) added") and "unverified" in lines[0]
     assert lines[1] == f"{srv.url}/api/v1/studies/1" and lines[2].startswith(f"{srv.url}/leaderboard/")
-    assert "2 job(s) have no result.json yet" in r.stderr and token not in r.stdout + r.stderr
+    assert "2 job(s) have no readable result.json yet" in r.stderr and token not in r.stdout + r.stderr
     with urllib.request.urlopen(lines[2], timeout=30) as resp:
         assert json.loads(resp.read())["study"]["name"] == "synthetic-study"
     again = run_llem(["results", "push", str(study_dir), "--to", srv.url, "-q"], cwd=tmp_path,
@@ -167,3 +167,22 @@ def test_push_says_when_a_study_is_too_large(push_server, study_dir, tmp_path, m
     assert "accepts at most 0.2 MiB" in err and "--no-timeseries" in err
     assert main(["results", "push", str(big), "--to", srv.url, "--no-timeseries", "-q"]) == 0
     assert capsys.readouterr().out.startswith("stored: 9")
+
+
+@pytest.mark.parametrize("args, env, words", [
+    (["run", "-m", "batch=1,2", "--live", "http://127.0.0.1:8000"], {}, "LLEM_API_TOKEN"),
+    (["run", "-m", "batch=1,2", "--live", "ftp://example.org"], {"LLEM_API_TOKEN": "t"}, "not a server URL"),
+    (["run", "-m", "batch=1,2", "--live"], {"LLEM_API_TOKEN": "t"}, "--live needs the llem serve URL"),
+    (["run", "-m", "batch=1,2", "--dry-run", "--live", "http://127.0.0.1:8000"], {"LLEM_API_TOKEN": "t"},
+     "--dry-run runs nothing"),
+    (["run", "batch=1", "--live", "http://127.0.0.1:8000"], {"LLEM_API_TOKEN": "t"}, "use it with -m"),
+])
+def test_bad_live_options_stop_before_anything_runs(args, env, words, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LLEM_API_TOKEN", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -73,8 +73,12 @@ function renderLive(st) {
   let card = list.querySelector(`[data-live-id="${st.id}"]`);
   const fresh = el("div", { class: "card", "data-live-id": st.id, "data-live-name": st.name });
   const c = st.counts || {};
+  // a study killed outright never says it ended: after 2 minutes without news, say so
+  const quietS = (Date.now() - new Date(st.updated_at).getTime()) / 1000;
+  const stale = st.status === "running" && quietS > 120
+    ? el("span", { class: "badge warn" }, `no news for ${Math.round(quietS / 60)} min`) : null;
   fresh.append(
-    el("h3", {}, st.name, el("span", { class: "badge live-status" }, st.status)),
+    el("h3", {}, st.name, el("span", { class: "badge live-status" }, st.status), stale),
     el("div", { class: "meta" },
       `${c.completed || 0} completed, ${c.failed || 0} failed, ${c.lost || 0} lost, ${c.running || 0} running, ` +
       `${c.pending || 0} pending · by ${st.owner} · last news ${when(st.updated_at)}`));
