@@ -89,6 +89,8 @@ uploads = Table(
     Column("results_added", Integer, nullable=False),
     Column("results_replaced", Integer, nullable=False),
     Column("results_unchanged", Integer, nullable=False),
+    # what the uploaded results say about where they ran (llem.serve.store.environment_summary)
+    Column("environment_json", Text, nullable=False),
     Column("verified", Boolean, nullable=False, default=False),
 )
 

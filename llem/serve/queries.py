@@ -103,11 +103,15 @@ def get_study(conn: Connection, study_id: int) -> Optional[dict]:
     d["manifest"] = json.loads(manifest) if manifest else None
     d["jobs"] = [_job(r) for r in conn.execute(select(*_JOB_COLUMNS).join(studies, studies.c.id == jobs.c.study_id)
                                                .where(jobs.c.study_id == study_id).order_by(jobs.c.job_id))]
-    d["uploads"] = [dict(r._mapping, created_at=iso(r.created_at)) for r in conn.execute(
+    d["uploads"] = [dict(r._mapping, created_at=iso(r.created_at), environment=json.loads(r.environment_json))
+                    for r in conn.execute(
         select(uploads.c.id, users.c.name.label("user"), uploads.c.created_at, uploads.c.client_llem_version,
                uploads.c.client_python, uploads.c.client_platform, uploads.c.body_bytes, uploads.c.body_sha256,
-               uploads.c.results_added, uploads.c.results_replaced, uploads.c.results_unchanged, uploads.c.verified)
+               uploads.c.results_added, uploads.c.results_replaced, uploads.c.results_unchanged,
+               uploads.c.environment_json, uploads.c.verified)
         .join(users, users.c.id == uploads.c.user_id).where(uploads.c.study_id == study_id).order_by(uploads.c.id))]
+    for u in d["uploads"]:
+        del u["environment_json"]
     return d
 
 

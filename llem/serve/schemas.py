@@ -98,6 +98,8 @@ class UploadRecord(BaseModel):
     results_added: int
     results_replaced: int
     results_unchanged: int
+    #: distinct llem versions, hosts, GPUs, drivers, OS, Python, backends the uploaded results name
+    environment: dict[str, list[str]]
     verified: bool
 
 

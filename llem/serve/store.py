@@ -98,6 +98,25 @@ def _summary_row(result: ExperimentResult) -> dict:
             "schema_version": result.schema_version[:16]}
 
 
+def environment_summary(results: list[ExperimentResult]) -> dict:
+    """The environment snapshots of an upload's results, summed up: each distinct value, sorted.
+    The full snapshot of every job stays in its result.json."""
+    out: dict[str, set] = {k: set() for k in ("llem_versions", "hosts", "gpus", "driver_versions",
+                                              "cuda_driver_versions", "os", "python", "backends")}
+    for r in results:
+        env = r.environment or {}
+        out["llem_versions"].add(r.llem_version)
+        out["backends"].add(f"{r.backend} {r.backend_version or ''}".strip())
+        for key, name in (("hosts", "hostname"), ("driver_versions", "driver_version"),
+                          ("cuda_driver_versions", "cuda_driver_version"), ("os", "os"), ("python", "python")):
+            if env.get(name) is not None:
+                out[key].add(str(env[name]))
+        for g in env.get("gpus") or []:
+            if isinstance(g, dict) and g.get("name"):
+                out["gpus"].add(str(g["name"]))
+    return {k: sorted(v)[:50] for k, v in out.items()}
+
+
 def prepare(up: UploadBody) -> list[Prepared]:
     out = []
     for r in up.results:
@@ -204,7 +223,9 @@ def _ingest(conn: Connection, caller: Caller, up: UploadBody, prepared: list[Pre
         client_platform=up.client.platform, body_sha256=body_sha256, body_bytes=body_bytes,
         results_added=sum(1 for p in todo if p.job_id not in stored),
         results_replaced=sum(1 for p in todo if p.job_id in stored),
-        results_unchanged=len(prepared) - len(todo), verified=False).returning(uploads.c.id)).scalar_one()
+        results_unchanged=len(prepared) - len(todo),
+        environment_json=dumps(environment_summary([p.result for p in prepared])),
+        verified=False).returning(uploads.c.id)).scalar_one()
     for p in todo:
         values = {**p.row, "result_sha256": p.sha256, "upload_id": upload_id}
         docs = {"result_json": p.result_json, "timeseries_json": p.timeseries_json}

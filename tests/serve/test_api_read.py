@@ -119,6 +119,11 @@ def test_one_study_and_one_job(client, stored, study_dir):
     (up,) = st["uploads"]
     assert up["user"] == "alice" and up["verified"] is False and up["client_llem_version"]
     assert up["results_added"] == len(st["jobs"]) and up["results_unchanged"] == 0
+    # provenance: where the uploaded results say they ran, from their environment snapshots
+    envs = [r.environment for r in _results(study_dir).values()]
+    assert up["environment"]["gpus"] == sorted({g["name"] for e in envs for g in e.get("gpus", [])})
+    assert up["environment"]["python"] == sorted({e["python"] for e in envs if e.get("python")})
+    assert up["environment"]["llem_versions"] == ["0.1.0"]
     results = _results(study_dir)
     with_ts = next(j for j in st["jobs"] if j["job_id"] == "0000")
     detail = client.get(f"/api/v1/jobs/{with_ts['id']}").json()

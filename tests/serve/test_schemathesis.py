@@ -12,7 +12,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.serve.conftest import bearer
 
-EXAMPLES = 12
+EXAMPLES = 25
 # the live stream never ends by design: it is exercised by tests/serve/test_live.py
 SKIP = {("GET", "/api/v1/live/stream")}
 

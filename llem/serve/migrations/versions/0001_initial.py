@@ -105,6 +105,7 @@ def upgrade() -> None:
     sa.Column('results_added', sa.Integer(), nullable=False),
     sa.Column('results_replaced', sa.Integer(), nullable=False),
     sa.Column('results_unchanged', sa.Integer(), nullable=False),
+    sa.Column('environment_json', sa.Text(), nullable=False),
     sa.Column('verified', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['study_id'], ['studies.id'], name=op.f('fk_uploads_study_id_studies'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['token_id'], ['api_tokens.id'], name=op.f('fk_uploads_token_id_api_tokens'), ondelete='SET NULL'),
