@@ -119,7 +119,8 @@ def test_a_pushed_study_shows_on_the_page_as_text(browser, serve, study_dir, tmp
     assert "unverified upload" in card.text_content()
     card.locator("summary").click()
     rows = card.locator("tr[data-job-id]")
-    page.wait_for_function("document.querySelectorAll('details[data-study-id] tr[data-job-id]').length > 0")
+    # locators, not wait_for_function: the page's CSP forbids the eval that one would need
+    rows.first.wait_for(timeout=60_000)
     assert rows.count() == len(m["jobs"])
     ranked = card.locator("tr[data-job-id]").first.text_content()
     assert "J/token" in ranked
@@ -153,7 +154,7 @@ def test_a_live_study_updates_the_page_and_outlives_its_server(browser, serve, t
     env.pop("CUDA_VISIBLE_DEVICES", None)
     page = browser.new_page()
     page.goto(serve.url + "/")
-    page.wait_for_function("document.getElementById('conn').textContent.includes('connected')")
+    page.locator("#conn.ok").wait_for(timeout=60_000)
     proc = subprocess.Popen([LLEM, "run", "-m", "batch=1,2,3", *TINY, "energy=nvml",
                              "measurement.quantisation_target=0.1", f"hydra.sweep.dir={study}",
                              f"hydra.sweeper.study_name={name}", "--live", serve.url],
