@@ -24,10 +24,13 @@ def run_experiment(config: ExperimentConfig | dict, output_dir: Optional[str | P
     return execute_job(config, output_dir, progress=progress)
 
 
-def run_study(study: StudyConfig | dict, *, quiet: bool = True):
-    """Run a grid of experiments, each in its own process, and return the ``StudyResult``."""
+def run_study(study: StudyConfig | dict, *, quiet: bool = True, live: str | None = None):
+    """Run a grid of experiments, each in its own process, and return the ``StudyResult``.
+
+    ``live``: the URL of an ``llem serve`` server that shows the study's progress as it runs
+    (token in ``LLEM_API_TOKEN``; docs/serve.md)."""
     if isinstance(study, dict):
         study = StudyConfig.model_validate(study)
     from llem.cli.study_api import run_study as _run
 
-    return _run(study, quiet=quiet)
+    return _run(study, quiet=quiet, live=live)

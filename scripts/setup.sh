@@ -3,10 +3,11 @@
 #
 #   bash scripts/setup.sh            # .venv with llem[pytorch]
 #   bash scripts/setup.sh --dev      # + test/dev extras (pytest, zeus, codecarbon, hadolint, matplotlib, datasets, lm-eval,
-#                                    #   hydra-optuna-sweeper, playwright) and, where Node.js is installed, the front
+#                                    #   hydra-optuna-sweeper, llem serve and its test tools, playwright) and, where Node.js is installed, the front
 #                                    #   end's npm packages (web/)
 #   bash scripts/setup.sh --quality  # + lm-eval, for quality=lm_eval (docs/quality.md)
 #   bash scripts/setup.sh --search   # + hydra-optuna-sweeper, for hydra/sweeper=optuna (docs/search.md)
+#   bash scripts/setup.sh --serve    # + llem serve: the results API and web page (docs/serve.md)
 #   bash scripts/setup.sh --run [llem run args...]   # set up, then `llem run` offline
 #                                    # (run args with quality=lm_eval or hydra/sweeper=optuna install what they need)
 #
@@ -21,15 +22,16 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 venv=${LLEM_VENV:-$root/.venv}
 py=${PYTHON:-python3}
-dev=0; run=0; quality=0; search=0; run_args=()
+dev=0; run=0; quality=0; search=0; serve=0; run_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --dev) dev=1 ;;
     --quality) quality=1 ;;
     --search) search=1 ;;
+    --serve) serve=1 ;;
     --run) run=1; shift; run_args=("$@"); break ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown option $1 (allowed: --dev, --quality, --search, --run)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $1 (allowed: --dev, --quality, --search, --serve, --run)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -59,7 +61,8 @@ for a in "${run_args[@]+"${run_args[@]}"}"; do
 done
 [ "$quality" = 1 ] && extras="$extras,quality"
 [ "$search" = 1 ] && extras="$extras,search"
-[ "$dev" = 1 ] && extras="pytorch,dev,zeus,codecarbon,plot,hf,quality,search"
+[ "$serve" = 1 ] && extras="$extras,serve"
+[ "$dev" = 1 ] && extras="pytorch,dev,zeus,codecarbon,plot,hf,quality,search,serve"
 echo "setup.sh: installing llem[$extras] (editable)" >&2
 # The constraint keeps pip from replacing the torch chosen above.
 log=$(mktemp)

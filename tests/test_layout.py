@@ -142,7 +142,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "llem.serve": BASE | {"llem.results"},
     "llem.study": BASE | {"llem.config", "llem.devices", "llem.environment", "llem.models", "llem.results",
                           "llem.runners"},
-    "llem.cli": BASE | PACKAGES - {"llem.cli", "llem.serve"},
+    # `llem serve` hands over to llem.serve.cli, imported only when that command runs (FastAPI loads there alone)
+    "llem.cli": BASE | PACKAGES - {"llem.cli"},
     "llem.api": BASE | {"llem.cli", "llem.config", "llem.runners"},
     "llem": BASE | {"llem.api", "llem.config", "llem.results"},
     "llem.__main__": {"llem.cli"},

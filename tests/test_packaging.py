@@ -38,7 +38,11 @@ def test_wheel_carries_yaml_and_plugins(wheel):
               # the protocol's package, and the follower entry `python -m llem.backends.pytorch` runs
               "llem/measure/harness.py", "llem/backends/pytorch/__main__.py", "llem/backends/tensorrt_api.json",
               # the prebuilt leaderboard front end (scripts/build-web.sh): `llem results site` needs no Node.js
-              "llem/assets/site/index.html"):
+              "llem/assets/site/index.html",
+              # llem serve: its page and its migrations, read from the package at run time
+              "llem/serve/static/index.html", "llem/serve/static/app.js", "llem/serve/static/app.css",
+              "llem/serve/migrations/env.py", "llem/serve/migrations/script.py.mako",
+              "llem/serve/migrations/versions/0001_initial.py"):
         assert f in names, f
     assert any(n.startswith("llem/assets/site/assets/") and n.endswith(".js") for n in names)
     assert not any("node_modules" in n for n in names)

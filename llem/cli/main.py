@@ -8,7 +8,8 @@ USAGE = """usage: llem [--version] <command> [args]
 commands:
   run      run an experiment, or a study with -m (all Hydra flags work: --cfg job, -m, ...)
   config   what this machine can measure (--json for JSON)
-  results  show, compare, export and plot results
+  results  show, compare, export, plot and push results
+  serve    the results API and web page (uploads, leaderboard, live view of running studies)
 """
 
 
@@ -38,13 +39,17 @@ def main(argv: list[str] | None = None) -> int:
             from llem.cli.results_cmd import results_command
 
             return results_command(rest)
+        if cmd == "serve":
+            from llem.serve.cli import serve_command
+
+            return serve_command(rest)
     except LlemError as err:
         print(f"llem: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("llem: interrupted", file=sys.stderr)
         return 130
-    print(f"llem: error: unknown command {cmd!r}; allowed: run, config, results", file=sys.stderr)
+    print(f"llem: error: unknown command {cmd!r}; allowed: run, config, results, serve", file=sys.stderr)
     return 2
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from llem.errors import ConfigError
 
-USAGE = """usage: llem results <show|compare|export|plot|site> ...
+USAGE = """usage: llem results <show|compare|export|plot|site|push> ...
 
   show DIR [--sort METRIC] [--desc] [--wide | --columns a,b,...] [--warnings] [carbon options]
   compare A B [--metric METRIC ...]     (quality scores and quality_per_joule included when both have them)
@@ -19,6 +19,7 @@ USAGE = """usage: llem results <show|compare|export|plot|site> ...
   plot DIR [--out DIR]
   site DIR... [--out SITE] [--serve [--port 8000]]   a static leaderboard site (docs/site.md); --serve
                                         serves it on 127.0.0.1 (without --out, from a temporary folder)
+  push DIR --to URL [--no-timeseries]   upload to llem serve (token in $LLEM_API_TOKEN)
 
 DIR is a study directory (manifest.json), a job directory or a result.json.
 carbon options: --carbon COUNTRY|auto [--pue 1.0] [--carbon-intensity G_PER_KWH]
@@ -78,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--serve", action="store_true", help="serve the site on 127.0.0.1 and print its URL (Ctrl-C stops)")
     st.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000; 0: any free port)")
     st.add_argument("--quiet", "-q", action="store_true")
+    pu = sub.add_parser("push", prog="llem results push")
+    pu.add_argument("path", metavar="DIR")
+    pu.add_argument("--to", required=True, metavar="URL", help="the llem serve server, e.g. http://127.0.0.1:8000")
+    pu.add_argument("--no-timeseries", action="store_true", help="leave the GPU time series out (smaller upload)")
+    pu.add_argument("--quiet", "-q", action="store_true")
     return p
 
 
@@ -85,13 +91,14 @@ def results_command(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0 if argv else 2
-    actions = ("show", "compare", "export", "plot", "site")
+    actions = ("show", "compare", "export", "plot", "site", "push")
     if argv[0] not in actions:
         raise ConfigError(f"results: unknown action {argv[0]!r}; allowed: {', '.join(actions)}",
                           field="action", value=argv[0], allowed=list(actions))
     args = _parser().parse_args(argv)
     _precheck(args)
-    return {"show": _show, "compare": _compare, "export": _export, "plot": _plot, "site": _site}[args.action](args)
+    return {"show": _show, "compare": _compare, "export": _export, "plot": _plot, "site": _site,
+            "push": _push}[args.action](args)
 
 
 def _precheck(args) -> None:
@@ -104,6 +111,11 @@ def _precheck(args) -> None:
             raise ConfigError(f"DIR: {p!r} does not exist; expected a study directory (manifest.json), "
                               f"a job directory or a result.json", field="DIR", value=p,
                               allowed="study dir | job dir | result.json")
+    if getattr(args, "to", None) is not None:
+        from llem.results.remote import api_token, check_url
+
+        check_url(args.to, "--to")
+        api_token("--to")
     out = getattr(args, "out", None)
     if args.action == "site":
         from llem.results.site import assets_dir, check_out
@@ -324,16 +336,9 @@ def _export(args) -> int:
     df = _with_carbon(df, args)
     out = Path(args.out) if args.out else default_out(loaded.path, fmt)
     if fmt == "leaderboard":
-        from llem.results.leaderboard import write_leaderboard
+        from llem.results.leaderboard import study_args, write_leaderboard
 
-        study = loaded.study
-        meta = {}
-        if study is not None:
-            meta = {"created_at": study.created_at, "finished_at": study.finished_at,
-                    "llem_version": study.llem_version}
-        sp, ip = write_leaderboard(df, out, name=loaded.label,
-                                   design_hash=study.study_design_hash if study is not None else None,
-                                   study_meta=meta, loaded=loaded)
+        sp, ip = write_leaderboard(df, out, **study_args(loaded), loaded=loaded)
         print(sp)
         print(ip)
         return 0
@@ -404,4 +409,21 @@ def _plot(args) -> int:
             print(f"wrote {p.path}")
         else:
             print(f"skipped {p.name}: {p.skipped}")
+    return 0
+
+
+# --- push ---------------------------------------------------------------------------------------
+
+def _push(args) -> int:
+    from llem.results.remote import push
+
+    ans = push(args.path, args.to, timeseries=not args.no_timeseries, quiet=args.quiet)
+    base = ans["base_url"]
+    print(f"{ans['message']} (study {ans['study_id']}, owner {ans['owner']}, unverified upload)")
+    print(f"{base}{ans['study_url']}")
+    print(f"{base}{ans['leaderboard_url']}")
+    if ans.get("without_result") and not args.quiet:
+        print(f"llem results push: {len(ans['without_result'])} job(s) have no readable result.json yet "
+              f"({', '.join(ans['without_result'][:8])}{' ...' if len(ans['without_result']) > 8 else ''}); "
+              "push again once they finish", file=sys.stderr)
     return 0

@@ -19,7 +19,7 @@ LLEM_FLAGS = {"--dry-run", "--quiet", "-q", "--rebuild-manifest"}
 # llem's flags that take a value (``--objective X`` or ``--objective=X``); the last three shape a
 # search (hydra/sweeper=optuna, docs/search.md) and may be repeated where a list makes sense
 LLEM_VALUE_FLAGS = {"--resume": "resume", "--objective": "objective", "--constraint": "constraint",
-                    "--confirm": "confirm"}
+                    "--confirm": "confirm", "--live": "live"}
 # every flag Hydra's command line takes (hydra/_internal/utils.py get_args_parser)
 HYDRA_FLAGS = {"-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "--resolve", "-p", "--package", "-r", "--run",
                "-m", "--multirun", "-sc", "--shell-completion", "-cp", "--config-path", "-cn", "--config-name",
@@ -33,7 +33,7 @@ def _unknown_flag(flag: str) -> ConfigError:
     close = difflib.get_close_matches(flag.split("=", 1)[0], sorted(KNOWN_FLAGS), n=1, cutoff=0.7)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return ConfigError(f"{flag}: unknown flag{hint}; allowed: llem's --dry-run, --quiet/-q, --resume DIR, --rebuild-manifest, "
-                       "--objective, --constraint, --confirm and Hydra's "
+                       "--live URL, --objective, --constraint, --confirm and Hydra's "
                        "-m, --cfg job|hydra|all, --resolve, -p, -cd, -cn, -cp, --info, --help; overrides are key=value",
                        field="flag", value=flag, allowed=sorted(KNOWN_FLAGS))
 
@@ -47,6 +47,8 @@ llem's flags:
   --dry-run            with -m: list the study's jobs and check each one, run nothing
   --resume DIR         finish a study: run its jobs that did not complete (DIR: multirun/<date>/<time>)
   -q, --quiet          no progress or summary on the terminal; llem's warnings and errors still show
+  --live URL           with -m or --resume: show the study's progress and GPU power on an llem serve
+                       page as it runs (token in $LLEM_API_TOKEN); the study never waits for the server
   with -m hydra/sweeper=optuna (a search for the best configuration, docs/search.md):
   --objective METRIC   what the search optimises (default energy_per_output_token_j); several
                        (comma-separated or repeated) give a Pareto front
@@ -72,6 +74,7 @@ _VALUE_HINTS = {
     "--objective": "--objective needs a metric, e.g. --objective energy_per_output_token_j",
     "--constraint": "--constraint needs METRIC>=NUMBER or METRIC<=NUMBER, e.g. --constraint 'output_tokens_per_s>=1000'",
     "--confirm": "--confirm needs how many candidates to measure again, e.g. --confirm 3",
+    "--live": "--live needs the llem serve URL, e.g. --live http://127.0.0.1:8000",
 }
 
 
@@ -172,6 +175,9 @@ def run_command(args: list[str]) -> int:
         return study_command(args, parsed)
     if parsed["llem"].get("dry_run"):
         raise ConfigError("--dry-run previews a study grid: use it with -m (e.g. llem run -m batch=1,8 --dry-run)")
+    if "live" in parsed["llem"]:
+        raise ConfigError("--live reports a study's progress: use it with -m (e.g. llem run -m batch=1,8 --live URL) "
+                          "or with --resume DIR", field="live", value=parsed["llem"]["live"], allowed="with -m")
     for flag in ("objective", "constraint", "confirm"):
         if flag in parsed["llem"]:
             raise ConfigError(f"--{flag} shapes a search: use it with -m hydra/sweeper=optuna (docs/search.md)",

@@ -181,6 +181,14 @@ def _study_command(args: list[str], parsed: dict, held) -> int:
                           "use it with --resume DIR")
     if rebuild_manifest and dry_run:
         raise ConfigError("--rebuild-manifest writes manifest.json and --dry-run writes nothing: give one of them")
+    live_url = live_token = None
+    if flags.get("live") is not None:
+        from llem.results.remote import api_token, check_url
+
+        if dry_run:
+            raise ConfigError("--live shows a running study and --dry-run runs nothing: give one of them",
+                              field="live", value=flags["live"], allowed="without --dry-run")
+        live_url, live_token = check_url(flags["live"], "--live"), api_token("--live")
     if any(f in _PASS_THROUGH for f in parsed["hydra_flags"]):
         # --help, --info, --cfg ...: Hydra answers these itself; nothing runs
         hydra_main(args_without_llem_flags(args))
@@ -259,7 +267,7 @@ def _study_command(args: list[str], parsed: dict, held) -> int:
                     study_name=prev.study_name if prev else _study_name(info["sweeper"], study_dir),
                     launcher_name=info["launcher"], quiet=quiet, resume=bool(resume),
                     command_args=list(hydra_args),
-                    config_dir=config_dir, config_name=config_name)
+                    config_dir=config_dir, config_name=config_name, live_url=live_url, live_token=live_token)
     if "-m" not in hydra_args and "--multirun" not in hydra_args:
         hydra_args = ["-m", *hydra_args]
     if search:

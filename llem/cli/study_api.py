@@ -63,12 +63,12 @@ def study_args(study: StudyConfig) -> list[str]:
     return args
 
 
-def run_study(study: StudyConfig, *, quiet: bool = True):
+def run_study(study: StudyConfig, *, quiet: bool = True, live=None):
     from llem.cli.run import split_args
     from llem.cli.study import study_command
     from llem.study import engine
 
-    args = study_args(study) + (["--quiet"] if quiet else [])
+    args = study_args(study) + (["--quiet"] if quiet else []) + (["--live", str(live)] if live else [])
     before = engine.LAST
     study_command(args, split_args(args))
     result = engine.LAST

@@ -227,6 +227,17 @@ def _entry(row: pd.Series, rank: Optional[int], carbon: bool, qkeys=(), warning_
     return entry
 
 
+def study_args(loaded) -> dict:
+    """``name``, ``design_hash`` and ``study_meta`` of a ``LoadedResults``, as the export and the
+    server (``llem serve``) both pass them to :func:`study_document`, so the two documents agree."""
+    study = loaded.study
+    meta = {}
+    if study is not None:
+        meta = {"created_at": study.created_at, "finished_at": study.finished_at, "llem_version": study.llem_version}
+    return {"name": loaded.label, "design_hash": study.study_design_hash if study is not None else None,
+            "study_meta": meta}
+
+
 def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, *, name: str, design_hash: Optional[str] = None,
                       study_meta: Optional[dict] = None, loaded=None) -> tuple[Path, Path]:
     """Write ``<out_dir>/<study id>.json`` and add/replace its line in ``<out_dir>/index.json``.
@@ -255,18 +266,28 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, *, name: str, desig
                 studies = [s for s in old.get("studies", []) if s.get("id") != sid]
         except ValueError:
             studies = []  # an unreadable index is rebuilt rather than trusted
-    best = next((e for e in doc["entries"] if e["rank"] == 1), None)
-    studies.append({"id": sid, "name": doc["study"]["name"], "file": study_path.name,
-                    "study_design_hash": design_hash, "n_jobs": doc["study"]["n_jobs"],
-                    "n_ranked": doc["study"]["n_ranked"], "generated_at": doc["generated_at"],
-                    "synthetic": doc["study"]["synthetic"],
-                    "best": ({"job_id": best["job_id"], "label": best["label"],
-                              RANK_METRIC: best["metrics"][RANK_METRIC]["value"]} if best else None)})
-    studies.sort(key=lambda s: s["id"])
-    index = {"schema": INDEX_SCHEMA, "schema_version": SCHEMA_VERSION,
-             "generated_at": doc["generated_at"], "studies": studies}
+    studies.append(index_line(doc, study_path.name))
+    index = index_document(studies, generated_at=doc["generated_at"])
     write_text_atomic(index_path, json.dumps(index, indent=1, allow_nan=False))
     return study_path, index_path
+
+
+def index_line(doc: dict, file: str) -> dict:
+    """The line of ``index.json`` that lists the study document ``doc``, stored as ``file``."""
+    best = next((e for e in doc["entries"] if e["rank"] == 1), None)
+    return {"id": doc["study"]["id"], "name": doc["study"]["name"], "file": file,
+            "study_design_hash": doc["study"]["study_design_hash"], "n_jobs": doc["study"]["n_jobs"],
+            "n_ranked": doc["study"]["n_ranked"], "generated_at": doc["generated_at"],
+            "synthetic": doc["study"]["synthetic"],
+            "best": ({"job_id": best["job_id"], "label": best["label"],
+                      RANK_METRIC: best["metrics"][RANK_METRIC]["value"]} if best else None)}
+
+
+def index_document(lines: list[dict], *, generated_at: Optional[str] = None) -> dict:
+    """``index.json``: the given study lines, sorted by id (then file, for equal ids)."""
+    return {"schema": INDEX_SCHEMA, "schema_version": SCHEMA_VERSION,
+            "generated_at": generated_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "studies": sorted(lines, key=lambda s: (s["id"], s["file"]))}
 
 
 def leaderboard_frame_columns(carbon: bool = False, quality_keys=()) -> list[str]:

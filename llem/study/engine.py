@@ -54,6 +54,9 @@ class StudyRun:
     interrupted: bool = False
     # one line for the user when the study could not run or stopped on a write error
     error: Optional[str] = None
+    # ``--live URL``: an llem serve server shown the study's progress (llem.study.live)
+    live_url: Optional[str] = None
+    live_token: Optional[str] = field(default=None, repr=False)
 
 
 # The study planned by ``llem.cli.study`` for the sweeper of the Hydra run it starts next.
@@ -314,6 +317,7 @@ def _execute(run: StudyRun, launcher, max_batch_size: Optional[int], hydra_confi
     entries = {e.job_id: e for e in m.jobs}
     ex = run.plan.execution
     progress = _progress(run, m, ex.cooldown_s)
+    live = _live(run, m)
     size = _batch_size(launcher, max_batch_size, len(todo))
     batches = [todo[i:i + size] for i in range(0, len(todo), size)]
     if getattr(launcher, "share_engine", False):
@@ -327,6 +331,8 @@ def _execute(run: StudyRun, launcher, max_batch_size: Optional[int], hydra_confi
         e.status, e.started_at, e.gpu = "running", _now(), gpu
         t_start[j.job_id] = time.monotonic()
         progress.start(e)
+        if live is not None:
+            live.job(e)
 
     def end(j: PlannedJob, ret, err) -> None:
         e = entries[j.job_id]
@@ -334,6 +340,8 @@ def _execute(run: StudyRun, launcher, max_batch_size: Optional[int], hydra_confi
         e.duration_s = round(time.monotonic() - t_start.get(j.job_id, time.monotonic()), 3)
         recorded.add(j.job_id)
         progress.end(e)
+        if live is not None:
+            live.job(e)
 
     old_term = _sigterm_as_interrupt()
     current: list[PlannedJob] = []
@@ -407,6 +415,8 @@ def _execute(run: StudyRun, launcher, max_batch_size: Optional[int], hydra_confi
         last_error = err
         write_error = write_error or err
     store.reserve.release()
+    if live is not None:
+        live.finish(m, "interrupted" if run.interrupted else ("stopped" if write_error is not None else "finished"))
     run.result = m
     global LAST
     LAST = m
@@ -451,6 +461,17 @@ def _progress(run: StudyRun, m: StudyResult, cooldown_s: float):
     done = sum(1 for e in m.jobs if e.status == "completed")
     keys, _ = varying([e.overrides for e in m.jobs])
     return Progress(len(m.jobs), already_done=done, cooldown_s=cooldown_s, quiet=run.quiet, keys=keys)
+
+
+def _live(run: StudyRun, m: StudyResult):
+    """The reporter of ``--live URL``, started; None without it."""
+    if not run.live_url:
+        return None
+    from llem.study.live import LiveReporter
+
+    reporter = LiveReporter(run.live_url, run.live_token or "")
+    reporter.begin(m)
+    return reporter
 
 
 def _raise_interrupt(signum, frame):
