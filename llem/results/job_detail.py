@@ -129,8 +129,22 @@ def _dump(model) -> Optional[dict]:
     return None if model is None else scrub(model.model_dump(mode="json"))
 
 
-def job_document(lb_entry: dict, entry, study: dict, generated_at: str) -> dict:
-    """The job file for one leaderboard entry and the loaded job it came from."""
+def timeseries_from_columns(columns: dict) -> dict:
+    """The job file's ``timeseries`` block from a time series held as columns (``{name: [values]}``,
+    as ``llem results push`` uploads ``timeseries.parquet`` and ``llem serve`` stores it)."""
+    try:
+        ts = pd.DataFrame(columns)
+    except ValueError as err:  # columns of unequal length: the upload's schema refuses them, never fatal here
+        return {"gpus": [], "not_available_reason": f"the stored time series cannot be read ({err})"}
+    return downsample_timeseries(ts)
+
+
+def job_document(lb_entry: dict, entry, study: dict, generated_at: str, *,
+                 timeseries: Optional[dict] = None) -> dict:
+    """The job file for one leaderboard entry and the loaded job it came from.
+
+    ``timeseries`` is the ``timeseries`` block when the caller has the samples in hand (``llem
+    serve``, from what was uploaded); without it the job's ``timeseries.parquet`` is read from disk."""
     from llem.results.leaderboard import SCHEMA_VERSION
     from llem.results.table import table_stats
 
@@ -154,7 +168,12 @@ def job_document(lb_entry: dict, entry, study: dict, generated_at: str) -> dict:
                       if r.error_type or r.error_message else None),
         }
         windows = [[c.start_s, c.start_s + c.duration_s] for c in r.cycles]
-    ts = _timeseries_block(entry) if entry is not None else {"gpus": [], "not_available_reason": "no job on disk"}
+    if timeseries is not None:
+        ts = dict(timeseries)
+    elif entry is not None:
+        ts = _timeseries_block(entry)
+    else:
+        ts = {"gpus": [], "not_available_reason": "no job on disk"}
     ts["measured_windows_s"] = windows
     return {
         "schema": JOB_SCHEMA,
@@ -169,21 +188,30 @@ def job_document(lb_entry: dict, entry, study: dict, generated_at: str) -> dict:
     }
 
 
-def write_job_documents(doc: dict, loaded, out_dir: Path) -> list[Path]:
-    """Write ``<out_dir>/<study id>/<job>.json`` for every entry of the study document ``doc``
-    and set each entry's ``detail``; job files of an earlier export that no entry names are removed."""
-    from llem.results.export import write_text_atomic
-
-    sid = doc["study"]["id"]
-    folder = Path(out_dir) / sid
-    by_id = {e.job_id: e for e in loaded.entries}
-    written, used = [], set()
+def assign_details(doc: dict, folder: Optional[str] = None) -> list[tuple[dict, str]]:
+    """Set each entry's ``detail`` of the study document ``doc`` to ``<folder>/<job file>.json``
+    (``folder``: the study's id unless given) and return ``(entry, file stem)`` pairs, in order."""
+    folder = folder or doc["study"]["id"]
+    out, used = [], set()
     for lb in doc["entries"]:
         name = job_file_name(lb["job_id"])
         while name in used:  # two ids that differ only in characters made safe
             name += "_"
         used.add(name)
-        lb["detail"] = f"{sid}/{name}.json"
+        lb["detail"] = f"{folder}/{name}.json"
+        out.append((lb, name))
+    return out
+
+
+def write_job_documents(doc: dict, loaded, out_dir: Path) -> list[Path]:
+    """Write ``<out_dir>/<study id>/<job>.json`` for every entry of the study document ``doc``
+    and set each entry's ``detail``; job files of an earlier export that no entry names are removed."""
+    from llem.results.export import write_text_atomic
+
+    folder = Path(out_dir) / doc["study"]["id"]
+    by_id = {e.job_id: e for e in loaded.entries}
+    written = []
+    for lb, name in assign_details(doc):
         job = job_document(lb, by_id.get(lb["job_id"]), doc["study"], doc["generated_at"])
         written.append(write_text_atomic(folder / f"{name}.json", json.dumps(job, allow_nan=False,
                                                                             separators=(",", ":"))))

@@ -15,8 +15,10 @@ Security, by construction:
 
 import asyncio
 import hashlib
+import html
 import json
 import logging
+import re
 from contextlib import asynccontextmanager
 from datetime import datetime
 from importlib import resources
@@ -51,6 +53,44 @@ SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy"
                     (b"x-frame-options", b"DENY"), (b"content-security-policy", CSP.encode())]
 
 IdPath = Annotated[int, Path(ge=1, le=INT32)]
+FileName = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,200}\.json$")]
+# the leaderboard site (docs/site.md), served at /site/: the data-source setting of its page points
+# at this server's leaderboard files, relative to the page, so a path prefix added by a reverse
+# proxy keeps working
+SITE_DATA_URL = "../leaderboard/index.json"
+_DATA_META = re.compile(r'(<meta\s+name="llem-data-url"\s+content=")[^"]*(")')
+_CSP_META = re.compile(r'<meta\s+http-equiv="Content-Security-Policy"\s+content="([^"]+)"')
+SITE_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml",
+              ".png": "image/png", ".woff2": "font/woff2", ".json": "application/json", ".map": "application/json"}
+
+
+class Site:
+    """The prebuilt leaderboard site (``llem/assets/site``), read once at start and kept in memory:
+    its page with the data-source setting rewritten to this server's leaderboard files, its assets
+    by name, and the Content-Security-Policy its page declares (sent as a header too)."""
+
+    def __init__(self, data_url: str = SITE_DATA_URL) -> None:
+        from llem.results.site import ASSETS
+
+        self.index: Optional[bytes] = None
+        self.assets: dict[str, tuple[bytes, str]] = {}
+        self.csp = CSP
+        if not (ASSETS / "index.html").is_file():
+            return  # an installation without the prebuilt page: /site/ says so
+        page = (ASSETS / "index.html").read_text(encoding="utf-8")
+        page, n = _DATA_META.subn(lambda m: m.group(1) + html.escape(data_url, quote=True) + m.group(2), page)
+        if n != 1:
+            raise RuntimeError(f"{ASSETS / 'index.html'} has no <meta name=\"llem-data-url\">: "
+                               "rebuild the site with scripts/build-web.sh")
+        found = _CSP_META.search(page)
+        if found:
+            # the page's own policy, plus what only a header can say
+            self.csp = html.unescape(found.group(1)).rstrip("; ") + "; frame-ancestors 'none'"
+        self.index = page.encode("utf-8")
+        folder = ASSETS / "assets"
+        for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if p.is_file() and p.suffix in SITE_TYPES:
+                self.assets[p.name] = (p.read_bytes(), SITE_TYPES[p.suffix])
 
 
 class SecurityHeaders:
@@ -65,8 +105,11 @@ class SecurityHeaders:
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + SECURITY_HEADERS
+                headers = list(message.get("headers", []))
+                # a route that sets its own policy (the leaderboard site's page) keeps it
+                own_csp = any(k.lower() == b"content-security-policy" for k, _ in headers)
+                message["headers"] = headers + [h for h in SECURITY_HEADERS
+                                                if not (own_csp and h[0] == b"content-security-policy")]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -131,6 +174,7 @@ def create_app(settings: Optional[ServeSettings] = None, *, db: Optional[Databas
     limiter = RateLimiter(settings.upload_rate_per_min, **({"clock": clock} if clock else {}))
     pages = {name: (resources.files("llem.serve") / "static" / name).read_bytes()
              for name in ("index.html", *STATIC)}
+    site = Site()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -209,6 +253,31 @@ def create_app(settings: Optional[ServeSettings] = None, *, db: Optional[Databas
     @app.get("/static/app.css", include_in_schema=False)
     def app_css():
         return Response(pages["app.css"], media_type=STATIC["app.css"], headers={"Cache-Control": "no-cache"})
+
+    # --- the leaderboard site (docs/site.md), reading this server's leaderboard files -------------
+    @app.get("/site", include_in_schema=False)
+    def site_redirect():
+        # relative, so that a path prefix added by a reverse proxy is kept
+        return Response(status_code=307, headers={"Location": "site/"})
+
+    @app.get("/site/", include_in_schema=False)
+    @app.get("/site/index.html", include_in_schema=False)
+    def site_page():
+        if site.index is None:
+            raise HTTPException(404, "this llem installation has no prebuilt leaderboard site (llem/assets/site); "
+                                     "reinstall llem, or build it from a clone with scripts/build-web.sh")
+        return Response(site.index, media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-cache", "Content-Security-Policy": site.csp})
+
+    @app.get("/site/assets/{name}", include_in_schema=False)
+    def site_asset(name: Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,200}$")]):
+        found = site.assets.get(name)
+        if found is None:
+            raise HTTPException(404, f"no site asset {name!r}")
+        # content-hashed names: a file's content never changes under its name
+        return Response(found[0], media_type=found[1],
+                        headers={"Cache-Control": "public, max-age=31536000, immutable",
+                                 "Content-Security-Policy": site.csp})
 
     # --- read API -------------------------------------------------------------------------------
     @app.get(f"{API}/info", response_model=schemas.Info, tags=["read"])
@@ -315,7 +384,7 @@ def create_app(settings: Optional[ServeSettings] = None, *, db: Optional[Databas
 
     @app.get("/leaderboard/{file}", tags=["leaderboard"], responses={404: {"model": schemas.Problem}},
              description="one study's document, exactly as `llem results export --format leaderboard` writes it")
-    def leaderboard_file(file: Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,200}\.json$")]):
+    def leaderboard_file(file: FileName):
         from llem.serve import queries
 
         with db.read() as conn:
@@ -323,6 +392,19 @@ def create_app(settings: Optional[ServeSettings] = None, *, db: Optional[Databas
         if text is None:
             raise HTTPException(404, f"no leaderboard file {file!r}")
         return Response(text, media_type="application/json", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/leaderboard/{folder}/{file}", tags=["leaderboard"], responses={404: {"model": schemas.Problem}},
+             description="one job's file (`detail` of its entry in the study document): config, environment, "
+                         "methodology, phase split and the downsampled time series, built from what was uploaded")
+    def leaderboard_job_file(folder: Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,200}$")], file: FileName):
+        from llem.serve import queries
+
+        with db.read() as conn:
+            doc = queries.leaderboard_job(conn, folder, file[:-len(".json")])
+        if doc is None:
+            raise HTTPException(404, f"no leaderboard file {folder + '/' + file!r}")
+        return Response(json.dumps(doc, allow_nan=False, separators=(",", ":")), media_type="application/json",
+                        headers={"Cache-Control": "no-cache"})
 
     # --- uploads --------------------------------------------------------------------------------
     @app.post(f"{API}/uploads", response_model=schemas.UploadOutcome, status_code=201, tags=["write"],

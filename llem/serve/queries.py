@@ -152,6 +152,42 @@ def leaderboard_text(conn: Connection, slug: str) -> Optional[str]:
                         .where(studies.c.slug == slug)).scalar_one_or_none()
 
 
+#: why a stored job's file has no time series although the job wrote a result
+NO_UPLOADED_TIMESERIES = ("no time series was uploaded with this result (pushed with --no-timeseries, "
+                          "or the job had no timeseries.parquet)")
+
+
+def leaderboard_job(conn: Connection, folder: str, name: str) -> Optional[dict]:
+    """The job file ``<folder>/<name>.json`` of a stored study (docs/leaderboard-schema.md, "Job
+    files"), built from what is stored: the study's leaderboard document (the entry, exactly as the
+    study file has it), the job's ``result.json`` and the time series uploaded with it."""
+    from llem.result import ExperimentResult
+    from llem.results.job_detail import job_document, timeseries_from_columns
+    from llem.results.load import Entry
+
+    row = conn.execute(select(studies.c.id, study_documents.c.leaderboard_json)
+                       .join(study_documents, study_documents.c.id == studies.c.id)
+                       .where(studies.c.slug == folder)).first()
+    if row is None:
+        return None
+    doc = json.loads(row.leaderboard_json)
+    target = f"{folder}/{name}.json"
+    lb = next((e for e in doc.get("entries", []) if e.get("detail") == target), None)
+    if lb is None:
+        return None
+    job = conn.execute(select(job_documents.c.result_json, job_documents.c.timeseries_json)
+                       .join(jobs, jobs.c.id == job_documents.c.id)
+                       .where(jobs.c.study_id == row.id, jobs.c.job_id == lb["job_id"])).first()
+    result = ExperimentResult.model_validate_json(job.result_json) if job is not None else None
+    if result is None:
+        ts = {"gpus": [], "not_available_reason": "the job wrote no result"}
+    elif job.timeseries_json is None:
+        ts = {"gpus": [], "not_available_reason": NO_UPLOADED_TIMESERIES}
+    else:
+        ts = timeseries_from_columns(json.loads(job.timeseries_json)["columns"])
+    return job_document(lb, Entry(None, result, None), doc["study"], doc["generated_at"], timeseries=ts)
+
+
 # --- compare -------------------------------------------------------------------------------------
 
 COMPARE_METRICS = ["energy_per_output_token_j", "energy_adjusted_per_output_token_j", "tokens_per_joule",

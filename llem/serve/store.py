@@ -129,22 +129,33 @@ def prepare(up: UploadBody) -> list[Prepared]:
 
 # --- the leaderboard document ---------------------------------------------------------------------
 
-def leaderboard_document(manifest: Optional[StudyResult], results: dict[str, ExperimentResult],
-                         name: str) -> dict:
-    """The document ``llem results export --format leaderboard`` writes for the same study.
-
-    Built from the stored results and manifest only: no path in them is ever opened."""
-    from llem.results.leaderboard import study_args, study_document
+def stored_loaded(manifest: Optional[StudyResult], results: dict[str, ExperimentResult], name: str):
+    """A :class:`llem.results.load.LoadedResults` of a stored study, as loading its directory would
+    give (no job directory: nothing on disk is ever looked at)."""
     from llem.results.load import Entry, LoadedResults
-    from llem.results.table import loaded_to_dataframe
 
     if manifest is not None:
         entries = [Entry(j, results.get(j.job_id), None) for j in manifest.jobs]
-        loaded = LoadedResults("study", Path(name), manifest, entries)
-    else:
-        ((_, res),) = results.items()
-        loaded = LoadedResults("result", Path(name), None, [Entry(None, res, None)])
-    return study_document(loaded_to_dataframe(loaded), **study_args(loaded))
+        return LoadedResults("study", Path(name), manifest, entries)
+    ((_, res),) = results.items()
+    return LoadedResults("result", Path(name), None, [Entry(None, res, None)])
+
+
+def leaderboard_document(manifest: Optional[StudyResult], results: dict[str, ExperimentResult],
+                         name: str, folder: Optional[str] = None) -> dict:
+    """The document ``llem results export --format leaderboard`` writes for the same study, job
+    files named (each entry's ``detail``: ``<folder>/<job>.json``, ``folder`` being the study's
+    file stem on this server, the export's study id unless two stored studies share it).
+
+    Built from the stored results and manifest only: no path in them is ever opened."""
+    from llem.results.job_detail import assign_details
+    from llem.results.leaderboard import study_args, study_document
+    from llem.results.table import loaded_to_dataframe
+
+    loaded = stored_loaded(manifest, results, name)
+    doc = study_document(loaded_to_dataframe(loaded), **study_args(loaded), loaded=loaded)
+    assign_details(doc, folder)
+    return doc
 
 
 def _study_name(up: UploadBody, prepared: list[Prepared]) -> str:
@@ -255,7 +266,7 @@ def _refresh_study(conn: Connection, study_id: int, manifest: Optional[StudyResu
                for r in conn.execute(select(jobs.c.job_id, job_documents.c.result_json)
                                      .join(job_documents, job_documents.c.id == jobs.c.id)
                                      .where(jobs.c.study_id == study_id))}
-    doc = leaderboard_document(manifest, results, name)
+    doc = leaderboard_document(manifest, results, name, slug)
     line = index_line(doc, f"{slug}.json")
     conn.execute(update(studies).where(studies.c.id == study_id).values(
         study_finished_at=to_utc(manifest.finished_at) if manifest is not None else None,

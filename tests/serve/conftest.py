@@ -10,7 +10,9 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -26,7 +28,7 @@ except ImportError:
 
 from llem.serve import auth, migrate  # noqa: E402
 from llem.serve.db import Database, table_counts  # noqa: E402
-from tests.conftest import load_benchmark, wait_for  # noqa: E402
+from tests.conftest import LLEM, load_benchmark, wait_for  # noqa: E402
 
 _names = itertools.count()
 
@@ -179,3 +181,79 @@ def server(db_url):
     s = ServerThread(db_url).start()
     yield s
     s.stop()
+
+
+# --- a real browser against a real `llem serve` (test_live_browser.py, test_site_browser.py) ---------
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs Chromium for the browser tests (apt-get install chromium)")
+        pytest.skip("no chromium on PATH (apt-get install chromium; scripts/test.sh does it as root)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("playwright is not installed (the dev extra)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class ServeProcess:
+    """``llem serve`` as a user starts it, on a SQLite file of its own."""
+
+    def __init__(self, tmp_path):
+        self.db_url = f"sqlite:///{tmp_path / 'serve.db'}"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / "serve.log"
+
+    def token(self, user):
+        import contextlib
+        import io
+
+        from llem.cli.main import main
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            assert main(["serve", "token", "create", user, "--database-url", self.db_url]) == 0
+        return out.getvalue().strip()
+
+    def start(self):
+        import urllib.request
+
+        self.proc = subprocess.Popen([LLEM, "serve", "--port", str(self.port), "--database-url", self.db_url],
+                                     stdout=self.log.open("a"), stderr=subprocess.STDOUT)
+
+        def up():
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v1/info", timeout=5):
+                    return True
+            except OSError:
+                return False
+
+        assert wait_for(up, limit_s=120, step_s=0.1)
+        return self
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+
+@pytest.fixture
+def serve(tmp_path):
+    s = ServeProcess(tmp_path)
+    yield s
+    if getattr(s, "proc", None) is not None and s.proc.poll() is None:
+        s.proc.send_signal(signal.SIGTERM)
+        s.proc.wait(30)

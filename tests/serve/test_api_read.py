@@ -47,6 +47,25 @@ def test_leaderboard_file_is_the_export_document(client, stored, study_dir, tmp_
     # it lists every planned job, the ones without a result too, unranked and with the reason
     assert len(doc["entries"]) == len(StudyResult.load(study_dir).jobs)
     assert [e["rank"] for e in doc["entries"]][-1] is None
+    # every entry names its job file, and the server serves each one as the export wrote it
+    from llem.serve.queries import NO_UPLOADED_TIMESERIES
+
+    assert all(e["detail"] for e in doc["entries"])
+    with_series = 0
+    for e in doc["entries"]:
+        r = client.get(f"/leaderboard/{e['detail']}")
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json", (e["detail"], r.text)
+        job, want = r.json(), json.loads((tmp_path / "lb" / e["detail"]).read_text())
+        assert job["entry"] == e and job["generated_at"] == doc["generated_at"]
+        if want["result"] is not None and not want["timeseries"]["gpus"]:
+            # the export says no parquet was beside the result; the server can only say none was uploaded
+            assert job["timeseries"]["not_available_reason"] == NO_UPLOADED_TIMESERIES
+            job["timeseries"]["not_available_reason"] = want["timeseries"]["not_available_reason"]
+        with_series += bool(want["timeseries"]["gpus"])
+        assert _without_generated_at(job) == _without_generated_at(want), e["detail"]
+    assert with_series >= 1  # the fixture's job 0000 has a time series: compared sample by sample
+    for missing in (f"{served_line['id']}/nope.json", "other-study/0000.json", "..%2F..%2Fetc/passwd.json"):
+        assert client.get(f"/leaderboard/{missing}").status_code == 404
 
 
 def test_a_single_result_is_its_own_leaderboard_document(client, tokens, tmp_path):

@@ -9,12 +9,12 @@
    address and database is found by the study and the page, which ends with every job completed.
 
 Chromium comes from Debian's package (scripts/test.sh installs it as root); without it these tests
-are skipped with the reason, except under CI, where that is a failure.
+are skipped with the reason, except under CI, where that is a failure (the ``browser`` and
+``serve`` fixtures are in conftest.py).
 """
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections import defaultdict
@@ -22,80 +22,9 @@ from collections import defaultdict
 import pytest
 
 from llem.cli.main import main
-from tests.conftest import LLEM, wait_for
-from tests.serve.conftest import ServerThread, free_port
+from tests.conftest import LLEM
+from tests.serve.conftest import ServerThread
 from tests.study.conftest import TINY
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI needs Chromium for the browser tests (apt-get install chromium)")
-        pytest.skip("no chromium on PATH (apt-get install chromium; scripts/test.sh does it as root)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("playwright is not installed (the dev extra)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-class ServeProcess:
-    """``llem serve`` as a user starts it, on a SQLite file of its own."""
-
-    def __init__(self, tmp_path):
-        self.db_url = f"sqlite:///{tmp_path / 'serve.db'}"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp_path / "serve.log"
-
-    def token(self, user):
-        import contextlib
-        import io
-
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-            assert main(["serve", "token", "create", user, "--database-url", self.db_url]) == 0
-        return out.getvalue().strip()
-
-    def start(self):
-        import urllib.request
-
-        self.proc = subprocess.Popen([LLEM, "serve", "--port", str(self.port), "--database-url", self.db_url],
-                                     stdout=self.log.open("a"), stderr=subprocess.STDOUT)
-
-        def up():
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/v1/info", timeout=5):
-                    return True
-            except OSError:
-                return False
-
-        assert wait_for(up, limit_s=120, step_s=0.1)
-        return self
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
-
-
-@pytest.fixture
-def serve(tmp_path):
-    s = ServeProcess(tmp_path)
-    yield s
-    if getattr(s, "proc", None) is not None and s.proc.poll() is None:
-        s.proc.send_signal(signal.SIGTERM)
-        s.proc.wait(30)
 
 
 def test_a_pushed_study_shows_on_the_page_as_text(browser, serve, study_dir, tmp_path, monkeypatch, capsys):

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import pathlib
+import re
 import urllib.request
 
 import pytest
@@ -97,7 +98,8 @@ def test_requests_read_no_file_at_all(client, tokens, upload_body, monkeypatch):
         monkeypatch.setattr(target, name, refuse)
     paths = ["/", "/static/app.js", "/static/app.css", "/api/v1/info", "/api/v1/jobs", "/api/v1/jobs/1",
              f"/api/v1/studies/{sid}", "/api/v1/studies", "/leaderboard/index.json", slug, "/api/v1/live",
-             "/api/v1/compare?job=1&job=2"]
+             "/api/v1/compare?job=1&job=2", slug[:-len(".json")] + "/0000.json", "/site/", "/site/index.html",
+             *(f"/site/assets/{a}" for a in re.findall(r'"\./assets/([^"]+)"', client.get("/site/").text))]
     statuses = {p: client.get(p).status_code for p in paths}
     monkeypatch.undo()
     assert statuses == {p: 200 for p in paths} and opened == []
