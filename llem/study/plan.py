@@ -383,17 +383,27 @@ def order_jobs(points: list[GridPoint], ex: ExecutionOptions) -> list[PlannedJob
 def plan_grid(arguments: list[str], composer: GridComposer, execution: ExecutionOptions) -> StudyPlan:
     """Expand, compose and validate every job. The first invalid job raises ``ConfigError``
     naming the job and its overrides."""
+    import gc
+
     grid = expand_grid(arguments, composer.parser)
     if not grid:
         raise ConfigError("the sweep is empty: give at least one value per swept key")
     points = []
-    for i, ovr in enumerate(grid):
-        try:
-            cfg, chash = composer.compose_hashed(ovr)
-        except ConfigError as err:
-            shown = " ".join(ovr) or "(no overrides)"
-            raise ConfigError(f"job {i} ({shown}): {err}") from None
-        points.append(GridPoint(grid_index=i, overrides=ovr, config=cfg, config_hash=chash))
+    # Planning allocates only what the plan keeps: the cyclic collector would rescan the growing
+    # heap again and again for nothing (about a tenth of a 10,000-job plan). Paused, never left off.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i, ovr in enumerate(grid):
+            try:
+                cfg, chash = composer.compose_hashed(ovr)
+            except ConfigError as err:
+                shown = " ".join(ovr) or "(no overrides)"
+                raise ConfigError(f"job {i} ({shown}): {err}") from None
+            points.append(GridPoint(grid_index=i, overrides=ovr, config=cfg, config_hash=chash))
+    finally:
+        if was_enabled:
+            gc.enable()
     return StudyPlan(points=points, jobs=order_jobs(points, execution), execution=execution,
                      sweep_overrides=list(arguments))
 
