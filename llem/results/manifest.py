@@ -10,7 +10,7 @@ the code that plans and runs one.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict
 
@@ -57,7 +57,27 @@ class JobEntry(BaseModel):
     duration_s: Optional[float] = None
 
 
-class StudyResult(BaseModel):
+class JsonFile:
+    """A record kept as one JSON file (``FILE_NAME``) in a study directory, written atomically:
+    the manifest, the plan, a search's record."""
+
+    FILE_NAME: ClassVar[str]
+
+    def save(self, study_dir: str | Path) -> Path:
+        path = Path(study_dir) / self.FILE_NAME
+        write_atomic(path, self.model_dump_json(indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path):
+        """From the file, or from a study directory holding it."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / cls.FILE_NAME
+        return cls.model_validate_json(path.read_text())
+
+
+class StudyResult(JsonFile, BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     schema_version: str = "1.0"
@@ -82,17 +102,10 @@ class StudyResult(BaseModel):
     # its trials are the jobs above, its record search.json beside this file
     search: Optional[dict[str, Any]] = None
 
-    def save(self, study_dir: str | Path | None = None) -> Path:
-        path = Path(study_dir or self.study_dir) / MANIFEST_NAME
-        write_atomic(path, self.model_dump_json(indent=2))
-        return path
+    FILE_NAME: ClassVar[str] = MANIFEST_NAME
 
-    @classmethod
-    def load(cls, path: str | Path) -> "StudyResult":
-        path = Path(path)
-        if path.is_dir():
-            path = path / MANIFEST_NAME
-        return cls.model_validate_json(path.read_text())
+    def save(self, study_dir: str | Path | None = None) -> Path:
+        return super().save(study_dir or self.study_dir)
 
     def results(self) -> list[ExperimentResult]:
         """The ExperimentResults of completed (and failed) jobs that wrote a result.json."""

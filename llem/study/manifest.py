@@ -10,12 +10,12 @@ when ``manifest.json`` itself is lost or corrupt (``llem run --resume DIR --rebu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from pydantic import BaseModel, ConfigDict
 
-from llem.result import ExperimentResult, write_atomic
-from llem.results.manifest import MANIFEST_NAME, PLAN_NAME, JobEntry, StudyResult
+from llem.result import ExperimentResult
+from llem.results.manifest import MANIFEST_NAME, PLAN_NAME, JobEntry, JsonFile, StudyResult
 
 
 class PlanEntry(BaseModel):
@@ -40,11 +40,12 @@ class PlanEntry(BaseModel):
 _PLAN_ENTRY_KEYS = tuple(PlanEntry.model_fields)
 
 
-class StudyPlanRecord(BaseModel):
+class StudyPlanRecord(JsonFile, BaseModel):
     """``plan.json``: everything a rebuild of ``manifest.json`` needs, and nothing that changes
     while the study runs (statuses and numbers come from the job directories)."""
 
     model_config = ConfigDict(extra="forbid")
+    FILE_NAME: ClassVar[str] = PLAN_NAME
 
     schema_version: str = "1.0"
     study_name: str
@@ -81,17 +82,6 @@ class StudyPlanRecord(BaseModel):
                            command_args=list(self.command_args), config_dir=self.config_dir,
                            config_name=self.config_name, search=self.search)
 
-    def save(self, study_dir: str | Path) -> Path:
-        path = Path(study_dir) / PLAN_NAME
-        write_atomic(path, self.model_dump_json(indent=2))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> "StudyPlanRecord":
-        path = Path(path)
-        if path.is_dir():
-            path = path / PLAN_NAME
-        return cls.model_validate_json(path.read_text())
 
 
 # --- keeping the manifest true to the job directories --------------------------------------

@@ -15,12 +15,13 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from pydantic import BaseModel, ConfigDict
 
 from llem.errors import ConfigError
-from llem.result import ExperimentResult, write_atomic
+from llem.result import ExperimentResult
+from llem.results.manifest import JsonFile
 
 SEARCH_NAME = "search.json"
 # the hydra-optuna-sweeper class a search is recognised by, and llem's subclass that replaces it
@@ -394,11 +395,12 @@ class Candidate(BaseModel):
     tied_with: list[str] = []                     # job ids whose CI overlaps on the primary objective
 
 
-class SearchRecord(BaseModel):
+class SearchRecord(JsonFile, BaseModel):
     """``search.json``: the search as it stands (rewritten after every trial) and, once it has
     ended, the best configuration (the Pareto front for several objectives)."""
 
     model_config = ConfigDict(extra="forbid")
+    FILE_NAME: ClassVar[str] = SEARCH_NAME
 
     schema_version: str = "1.0"
     study_name: str
@@ -411,17 +413,6 @@ class SearchRecord(BaseModel):
     notes: list[str] = []
     finished_at: Optional[str] = None
 
-    def save(self, study_dir: str | Path) -> Path:
-        path = Path(study_dir) / SEARCH_NAME
-        write_atomic(path, self.model_dump_json(indent=2))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> "SearchRecord":
-        path = Path(path)
-        if path.is_dir():
-            path = path / SEARCH_NAME
-        return cls.model_validate_json(path.read_text())
 
 
 def params_of(overrides: list[str], keys) -> dict[str, str]:
