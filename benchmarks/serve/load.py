@@ -189,14 +189,10 @@ def load(port: int, paths, n_requests: int, clients: int, warmup: int, max_secon
             "complete": len(lat_ms) == n_requests}
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+def _cpu_model() -> str:
+    from llem.environment.snapshot import cpu_model
+
+    return cpu_model() or "unknown"
 
 
 def main(argv=None) -> int:
@@ -252,7 +248,7 @@ def main(argv=None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     report = {"date": datetime.now(timezone.utc).date().isoformat(), "database": a.db,
               "command": "python benchmarks/serve/load.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "machine": platform.machine(),
+              "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
                           "python": platform.python_version(), "load_avg_before": load_before},
               "stored_jobs": a.jobs, "studies": -(-a.jobs // a.jobs_per_study), "clients": a.clients,
               "seed_s": round(seed_s, 1), "endpoints": figures}
