@@ -167,20 +167,23 @@ class LlemLocalLauncher(Launcher):
         return _Running(idx, list(overrides), job_dir, proc, gpu, log_file, sweep_config)
 
     def _stop(self, r: _Running) -> None:
+        self._stop_process(r.proc)
+
+    def _stop_process(self, proc: subprocess.Popen) -> None:
         """SIGTERM the job's whole process group (vLLM and friends start workers), then SIGKILL."""
         for sig, wait in ((signal.SIGTERM, self.kill_grace_s), (signal.SIGKILL, 5.0)):
             try:
-                os.killpg(r.proc.pid, sig)
+                os.killpg(proc.pid, sig)
             except ProcessLookupError:
                 break
             try:
-                r.proc.wait(wait)
+                proc.wait(wait)
                 break
             except subprocess.TimeoutExpired:
                 continue
         # any straggler in the group (the leader may already be gone)
         try:
-            os.killpg(r.proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
 
@@ -260,7 +263,6 @@ class LlemLocalLauncher(Launcher):
         started = time.monotonic()
         if self.on_job_start is not None:
             self.on_job_start(jobs[0][0], jobs[0][2], None)
-        r = _Running(0, [], jobs[0][2], proc, None, None)
         try:
             while at < len(jobs):
                 k, cfg, job_dir, _ = jobs[at]
@@ -269,8 +271,7 @@ class LlemLocalLauncher(Launcher):
                 elif proc.poll() is not None:
                     rc, timed_out = proc.returncode, False
                 elif self.timeout_s and time.monotonic() - started > self.timeout_s:
-                    r.timed_out = True
-                    self._stop(r)
+                    self._stop_process(proc)
                     rc, timed_out = proc.returncode, True
                 else:
                     time.sleep(0.05)
@@ -287,9 +288,9 @@ class LlemLocalLauncher(Launcher):
             try:
                 proc.wait(max(self.kill_grace_s, 120.0))  # the engine's shutdown
             except subprocess.TimeoutExpired:
-                self._stop(r)
+                self._stop_process(proc)
         except BaseException:
-            self._stop(r)
+            self._stop_process(proc)
             raise
         return []
 

@@ -27,6 +27,15 @@ def load_builtin_tokenizer():
     return tok
 
 
+def gguf_source(model_cfg) -> tuple[str, str]:
+    """(folder, file name) that transformers' ``from_pretrained(folder, gguf_file=name)`` takes for
+    a ``model=gguf`` config: ``model.path`` is the file, or a folder with ``model.gguf_file`` in it."""
+    p = Path(model_cfg.path).expanduser()
+    if model_cfg.gguf_file:
+        return str(p), model_cfg.gguf_file
+    return str(p.parent), p.name
+
+
 def load_tokenizer(model_cfg):
     """The tokenizer, or the built-in one for builtin/no_weights models."""
     if model_cfg.tokenizer in (None, "builtin") and model_cfg.source in ("builtin", "no_weights"):
@@ -38,11 +47,7 @@ def load_tokenizer(model_cfg):
     src = model_cfg.tokenizer or model_cfg.path
     kw: dict[str, Any] = {}
     if model_cfg.source == "gguf":
-        p = Path(model_cfg.path)
-        if model_cfg.gguf_file:
-            src, kw["gguf_file"] = str(p), model_cfg.gguf_file
-        else:
-            src, kw["gguf_file"] = str(p.parent), p.name
+        src, kw["gguf_file"] = gguf_source(model_cfg)
     if model_cfg.source == "hub":
         from llem.models.offline import ensure_online
 

@@ -33,7 +33,7 @@ COMPUTE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 2, "int8": 2, "int4": 2
 CONTEXT_BYTES = int(1.2 * GIB)
 # the caching allocator's rounding and block splitting
 ALLOCATOR_SLACK_BYTES = int(0.1 * GIB)
-#: kept for readers of the old name: everything the estimate adds beyond the model's own tensors
+#: everything the estimate adds beyond the model's own tensors (PyTorch jobs)
 RUNTIME_OVERHEAD_BYTES = CONTEXT_BYTES + ALLOCATOR_SLACK_BYTES
 
 

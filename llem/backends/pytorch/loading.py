@@ -220,7 +220,7 @@ class LoadingMixin:
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM
 
-        from llem.models.sources import architecture_config, load_tokenizer
+        from llem.models.sources import architecture_config, gguf_source, load_tokenizer
 
         mc, pt = self.config.model, self.config.pytorch
         steps = self.load_steps_s
@@ -250,11 +250,7 @@ class LoadingMixin:
             else:
                 src = mc.path
             if mc.source == "gguf":
-                p = Path(mc.path).expanduser()
-                if mc.gguf_file:
-                    src, kw["gguf_file"] = str(p), mc.gguf_file
-                else:
-                    src, kw["gguf_file"] = str(p.parent), p.name
+                src, kw["gguf_file"] = gguf_source(mc)
             if mc.source == "hub":
                 from llem.models.offline import ensure_online
 
