@@ -205,6 +205,12 @@ def format_hydra_error(err: Exception, config_dir: str | Path | None = None, ove
     m = re.search(r"Could not delete from config. '([^']+)' does not exist", text)
     if m:
         return f"~{m.group(1)}: no such key to delete"
+    m = re.match(r"Error merging override ([^=\s]+)=(.*)", text)
+    cause = str(err.__cause__).strip().splitlines()[0] if err.__cause__ is not None and str(err.__cause__).strip() else ""
+    if m and cause:
+        # a typed node refused the value (OmegaConf says why: "Value 'maybe' is not a valid bool")
+        allowed = "; allowed: true or false" if "valid bool" in cause else ""
+        return f"{m.group(1)}={m.group(2)!r} is not allowed: {cause}{allowed}"
     first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
     return f"invalid override: {first}"
 

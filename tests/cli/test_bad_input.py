@@ -33,6 +33,8 @@ CASES = [
     ("timeout_s-negative", ["hydra.launcher.timeout_s=-5"], ["hydra.launcher.timeout_s=-5", "allowed: seconds > 0"]),
     ("kill_grace_s-negative", ["hydra.launcher.kill_grace_s=-1"],
      ["hydra.launcher.kill_grace_s=-1", "allowed: seconds >= 0"]),
+    ("share_engine-not-a-bool", ["hydra.launcher.share_engine=maybe"],
+     ["hydra.launcher.share_engine='maybe'", "not a valid bool", "allowed: true or false"]),
     pytest.param("int4-no-gpu", ["precision=int4"], ["precision=int4", "CUDA GPU", "allowed here: fp32"], marks=NO_GPU),
     pytest.param("int8-no-gpu", ["precision=int8"], ["precision=int8", "CUDA GPU", "allowed here: fp32"], marks=NO_GPU),
     ("key-300-chars", [f"+{LONG_KEY}=1"], [LONG_KEY[:30], "300 characters", "allowed: keys of at most 255"]),
