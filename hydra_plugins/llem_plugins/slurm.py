@@ -14,6 +14,12 @@ job and turns each one that ended without a result into:
 
 A Ctrl-C or SIGTERM of the study cancels the jobs it submitted that have not ended.
 
+A job that ended without a result may only look so: on a shared filesystem its result file can
+show up on the submitting host a little later. submitit waits 15 s for it, job after job (an
+array of 100 cancelled jobs: 25 minutes); this launcher waits once for all of them, and not at
+all for a job that ran on this host (its file went through this host's own kernel, so it would
+already be visible).
+
 Each job's output (submitit keeps it under ``.submitit/<Slurm id>/``) is copied to
 ``<job dir>/job.log``, where the manifest's ``log_path`` points: the job directory comes from
 the job's own config, never from the directory ``llem`` was started in.
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
@@ -119,6 +126,9 @@ class LlemSlurmLauncher(SlurmLauncher):
     # accounting database and a measured job runs for minutes to hours.
     poll_min_s = 2.0
     poll_max_s = 30.0
+    # How long a result file that a job did not leave may still appear (a shared filesystem's
+    # cache): submitit's own wait (Job._results_timeout_s), once for all jobs of a batch.
+    result_grace_s = 15.0
 
     # -- on the node ---------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
@@ -136,7 +146,8 @@ class LlemSlurmLauncher(SlurmLauncher):
         except BaseException:
             self._cancel(jobs)
             raise
-        return [self._collect(job, list(ovr), initial_job_idx + k)
+        facts = self._await_results(jobs)
+        return [self._collect(job, list(ovr), initial_job_idx + k, facts.get(job.job_id))
                 for k, (job, ovr) in enumerate(zip(jobs, job_overrides))]
 
     # -- submit ----------------------------------------------------------------------------
@@ -173,6 +184,34 @@ class LlemSlurmLauncher(SlurmLauncher):
             if pending:
                 time.sleep(1.0)
 
+    def _await_results(self, jobs: list) -> dict[str, dict]:
+        """What sacct says about each ended job that left no result file, once its file can no
+        longer appear late.
+
+        submitit's ``results()`` waits up to 15 s for a missing result file in case a shared
+        filesystem shows it late, one job after another. Here one wait of ``result_grace_s``
+        serves every job of the batch, and a job that ran on this host needs none: it wrote its
+        file through this host's kernel, so any process here would see it at once. A job
+        whose node sacct cannot name is waited for."""
+        from llem.environment.cluster import sacct_facts
+
+        missing = [j for j in jobs if not j.paths.result_pickle.exists()]
+        facts = {j.job_id: sacct_facts(j.job_id) for j in missing}
+        here = socket.gethostname().split(".")[0]
+        elsewhere = [j for j in missing if facts[j.job_id].get("node_name") != here]
+        deadline = time.monotonic() + self.result_grace_s
+        while elsewhere and time.monotonic() < deadline:
+            time.sleep(1.0)
+            for folder in {j.paths.folder for j in elsewhere}:
+                try:  # as submitit does: a chmod makes NFS refresh its view of the folder
+                    folder.chmod(folder.stat().st_mode)
+                except OSError:
+                    pass
+            elsewhere = [j for j in elsewhere if not j.paths.result_pickle.exists()]
+        for j in missing:
+            j._results_timeout_s = 0  # waited for above; results() reads the file or raises at once
+        return facts
+
     @staticmethod
     def _cancel(jobs: list) -> None:
         unfinished = [j for j in jobs if not j.done()]
@@ -185,11 +224,11 @@ class LlemSlurmLauncher(SlurmLauncher):
             log.warning(f"cancelled Slurm jobs {' '.join(j.job_id for j in unfinished)}")
 
     # -- collect -----------------------------------------------------------------------------
-    def _collect(self, job: Any, overrides: List[str], idx: int) -> JobReturn:
+    def _collect(self, job: Any, overrides: List[str], idx: int, facts: Optional[dict] = None) -> JobReturn:
         try:
             ret = job.results()[0]
         except Exception as exc:  # the job ended without returning; record why, go on
-            ret = self._failed(job, overrides, idx, exc)
+            ret = self._failed(job, overrides, idx, exc, facts)
         # A returned job's working_dir is the directory the job ran in (where llem was
         # started, as Hydra does not change into the job directory): the log belongs in the
         # job's output directory, which its config names.
@@ -215,10 +254,11 @@ class LlemSlurmLauncher(SlurmLauncher):
         except OSError as err:
             log.warning(f"could not copy the log of Slurm job {job.job_id}: {err}")
 
-    def _failed(self, job: Any, overrides: List[str], idx: int, exc: BaseException) -> JobReturn:
+    def _failed(self, job: Any, overrides: List[str], idx: int, exc: BaseException,
+                facts: Optional[dict] = None) -> JobReturn:
         from llem.environment.cluster import sacct_facts
 
-        facts = sacct_facts(job.job_id)
+        facts = facts or sacct_facts(job.job_id)
         state = str(facts.get("state") or getattr(job, "state", "") or "UNKNOWN")
         where = f" on {facts['node_name']}" if facts.get("node_name") else ""
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

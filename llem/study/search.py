@@ -448,13 +448,24 @@ def pareto_front(points: list, spec: SearchSpec, key=lambda p: p.values) -> list
 
 
 def rank(points: list, spec: SearchSpec, key=lambda p: p.values) -> list:
-    m, d = spec.objectives[0], spec.directions[0]
-    return sorted(points, key=lambda p: key(p)[m].value * (1 if d == "minimize" else -1))
+    """Best first on the primary (first) objective; a tie on it goes to the better on the next
+    objectives in turn, then to the earlier trial. Ties are common, not rare: a counter that
+    publishes in steps (NVML's every ~100 ms) gives repeats of one configuration equal energies,
+    and a rank that ignored the other objectives on a tie could keep a trial that another trial
+    of the same configuration dominates."""
+    signs = [1 if d == "minimize" else -1 for d in spec.directions]
+
+    def order(p) -> tuple:
+        trial = getattr(p, "number", getattr(p, "trial", 0))  # a TrialRecord's number, a Candidate's trial
+        return (*(s * key(p)[m].value for m, s in zip(spec.objectives, signs)), trial)
+
+    return sorted(points, key=order)
 
 
 def distinct_configs(trials: list[TrialRecord], spec: SearchSpec) -> list[TrialRecord]:
     """Feasible trials, the best-ranked one of each configuration (a sampler may propose one
-    configuration twice; each time is measured)."""
+    configuration twice; each time is measured), in ``rank``'s order: no other trial of its
+    configuration dominates the one kept."""
     seen: set[str] = set()
     out = []
     for t in rank([t for t in trials if t.state == "complete"], spec):

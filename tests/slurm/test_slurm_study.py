@@ -132,12 +132,14 @@ def test_sweep_through_slurm_is_the_same_study_as_local(tmp_path, cluster, job_n
 STALL = """#!/bin/bash
 # Runs before each job (hydra.launcher.setup). The first job to find a token takes it and
 # stalls: the "cancel" one until the test cancels it, the "timeout" one until Slurm's time
-# limit, which it first lowers to one minute for itself (the other jobs keep theirs).
+# limit, which it first lowers to zero for itself (the other jobs keep theirs): Slurm then
+# ends it at its next time-limit check (slurmctld checks every 30 s) as TIMEOUT, instead of a
+# minute after it started (the shortest limit sbatch takes).
 me=${SLURM_ARRAY_JOB_ID:+${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}}
 me=${me:-$SLURM_JOB_ID}
 for kind in cancel timeout; do
   if mv "TOKENS/$kind" "TOKENS/taken-$kind-$me" 2>/dev/null; then
-    [ "$kind" = timeout ] && scontrol update JobId="$SLURM_JOB_ID" TimeLimit=1
+    [ "$kind" = timeout ] && scontrol update JobId="$SLURM_JOB_ID" TimeLimit=0
     sleep 600
   fi
 done
@@ -205,6 +207,8 @@ def test_cancelled_and_time_limited_jobs_fail_the_rest_complete_and_resume_rerun
         assert r.environment["slurm"]["node_name"] == cluster["node"]
         assert slurm_id in r.error_message and state in r.error_message
         assert r.config_hash == e.config_hash
+        if kind == "cancel":  # the limit it was submitted with (hydra.launcher.timeout_min=10), from sacct
+            assert r.environment["slurm"]["time_limit"] == "00:10:00"
         # the manifest's log is the Slurm job's own output, brought beside the result
         assert f"Slurm job {slurm_id}" in (study / e.log_path).read_text()
     old_ids = {cancelled, timed_out}
@@ -232,28 +236,66 @@ def test_cancelled_and_time_limited_jobs_fail_the_rest_complete_and_resume_rerun
     assert _no_jobs_left(job_name)
 
 
+def _job_output(study: Path, slurm_id: str) -> str:
+    """The job's output so far, as submitit writes it under the study (stdout and stderr)."""
+    folder = study / ".submitit" / slurm_id
+    return "".join(p.read_text(errors="replace") for p in sorted(folder.glob(f"{slurm_id}_*_log.*")))
+
+
+def _wait_for(what: str, check, proc, limit_s: float = 300.0):
+    """``check()``'s first truthy answer (waits for a state, not a time)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        assert proc.poll() is None, f"the study ended before {what}: " + proc.stderr.read()[-3000:]
+        time.sleep(0.5)
+    raise AssertionError(f"no {what} within {limit_s:.0f} s")
+
+
 def test_job_running_python_past_its_time_limit_is_a_slurm_time_limit_with_slurms_state(tmp_path, cluster, job_name):
-    """The job is inside llem (warm-up) when Slurm's limit comes, not in a setup script. Its
-    warm-up lasts at least 600 s whatever the machine's speed, ten times the 1-minute limit."""
+    """The job is inside llem (warm-up) when Slurm's time-limit warning and then its limit come,
+    not in a setup script; its warm-up lasts at least 600 s whatever the machine's speed. The
+    job starts with a 10-minute limit, which the test lowers while it runs, each step once the
+    job's output shows the state it waits for: to one minute once llem runs, so that Slurm's
+    warning (due from then on, sent at slurmctld's next time-limit check) reaches llem's handler
+    and not a process still starting; then to zero once llem has logged the warning, so that
+    Slurm ends the job at its next check (every 30 s) instead of a minute after it started."""
     study = tmp_path / "study"
     args = ["run", "-m", *_slurm(job_name, "~hydra.launcher.additional_parameters.exclusive",
-                                 "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=1"),
+                                 "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=10"),
             f"hydra.sweep.dir={study}", "measurement.cycles=2", "dataset.num_prompts=2", "output_len=4",
             "measurement.warmup_runs=2", "measurement.warmup_min_s=600"]
-    r = run_llem(args, cwd=tmp_path, timeout=540)
-    assert r.returncode == 1, r.stderr[-3000:]
+    proc = subprocess.Popen([LLEM, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        running = _wait_for("running Slurm job", lambda: [j for j in _our_jobs(job_name) if j.endswith(" RUNNING")],
+                            proc)
+        job_id = running[0].split()[0]
+        _wait_for("llem in the job", lambda: "[llem][INFO] - loading" in _job_output(study, job_id), proc)
+        subprocess.run(["scontrol", "update", f"JobId={job_id}", "TimeLimit=1"], check=True)
+        _wait_for("time-limit warning", lambda: "time-limit warning" in _job_output(study, job_id), proc)
+        subprocess.run(["scontrol", "update", f"JobId={job_id}", "TimeLimit=0"], check=True)
+        out, err = proc.communicate(timeout=300)
+    except BaseException:
+        proc.kill()
+        raise
+    assert proc.returncode == 1, err[-3000:]
     assert _no_jobs_left(job_name)
     e = StudyResult.load(study).jobs[0]
-    assert (e.status, e.error_type) == ("failed", "SlurmTimeLimit"), (e.error_type, e.error_message, r.stderr[-3000:])
+    assert (e.status, e.error_type) == ("failed", "SlurmTimeLimit"), (e.error_type, e.error_message, err[-3000:])
     res = ExperimentResult.load(study / e.result_path)
     slurm = res.environment["slurm"]
     assert res.error_type == "SlurmTimeLimit" and slurm["state"].startswith("TIMEOUT")
-    assert slurm["node_name"] == cluster["node"] and slurm["time_limit"] == "00:01:00"
+    assert slurm["node_name"] == cluster["node"]
     # a one-job sweep is a plain Slurm job, not an array
     slurm_id = slurm.get("array_job") or str(slurm["job_id"])
+    assert slurm_id == job_id
     assert "TIMEOUT" in res.error_message and f"Slurm job {slurm_id} " in res.error_message
     # the job's own output, in its job directory, and nothing in the directory llem ran from
     assert e.log_path == "0000/job.log"
     log_text = (study / e.log_path).read_text()
     assert f"Slurm job {slurm_id}:" in log_text and "time-limit warning" in log_text
+    # llem ignored the warning: the job was still in its warm-up when Slurm ended it, no result came back
+    assert "measuring" not in log_text and "Job not requeued" not in log_text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study"]

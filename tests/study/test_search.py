@@ -149,6 +149,29 @@ def test_confirm_candidates_are_the_best_distinct_feasible_configs():
     assert [t.number for t in confirm_candidates(mt, multi)] == [2, 1]
 
 
+def test_a_configuration_measured_twice_with_equal_primary_values_keeps_its_better_trial():
+    # a counter that publishes in steps gives two trials of one configuration the same energy:
+    # the tie goes to the better on the next objective, then to the earlier trial, so the trial
+    # kept is never dominated by another of its configuration (keeping the first one found put
+    # 0001 in place of 0002 below, and configuration h1 dropped off the front, 0003 dominating it)
+    s = spec(("energy_per_output_token_j", "output_tokens_per_s"))
+    ts = [trial(1, cfg="h1", energy_per_output_token_j=0.5, output_tokens_per_s=10),
+          trial(2, cfg="h1", energy_per_output_token_j=0.5, output_tokens_per_s=20),
+          trial(3, energy_per_output_token_j=0.4, output_tokens_per_s=15),
+          trial(4, cfg="h4", energy_per_output_token_j=0.3, output_tokens_per_s=5),
+          trial(5, cfg="h4", energy_per_output_token_j=0.3, output_tokens_per_s=5)]   # equal to 4 on both
+    _, best, front, _ = choose(ts, {}, s)
+    assert [c.job_id for c in front] == ["0004", "0003", "0002"] and best.job_id == "0004"
+    for c in front:
+        assert not any(dominates(t.values, c.values, s) for t in ts if t.config_hash == c.config_hash)
+    # one objective: the earlier of two equal trials, whichever order the trials come in
+    one = spec(confirm=2)
+    ties = [trial(1, cfg="h1", energy_per_output_token_j=0.2), trial(2, cfg="h1", energy_per_output_token_j=0.2),
+            trial(3, energy_per_output_token_j=0.1)]
+    assert [t.number for t in confirm_candidates(ties, one)] == [3, 1]
+    assert [t.number for t in confirm_candidates(ties[::-1], one)] == [3, 1]
+
+
 def test_without_confirmation_the_best_is_the_searchs_and_ties_are_named():
     s = spec()
     ts = [trial(1, energy_per_output_token_j=M(0.30, 0.01)), trial(2, energy_per_output_token_j=M(0.20, 0.05)),
