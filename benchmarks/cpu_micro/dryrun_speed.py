@@ -45,7 +45,7 @@ def planning_s(grid: list[str], jobs: int) -> float:
         t0 = time.perf_counter()
         plan = plan_grid(grid, c, ExecutionOptions())
         took = time.perf_counter() - t0
-        assert len(plan.jobs) == jobs and c.full_composes == (1 if jobs == 1 else 10)
+        assert len(plan.jobs) == jobs and c.full_composes == (1 if jobs == 1 else 6)
     return took
 
 

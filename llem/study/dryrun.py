@@ -7,13 +7,15 @@ import sys
 from typing import Optional, TextIO
 
 
-def dry_run_rows(plan) -> tuple[list[dict], Optional[str], list[int]]:
+def dry_run_rows(plan, keys: Optional[set[str]] = None) -> tuple[list[dict], Optional[str], list[int]]:
+    """``keys``: the override keys that vary between jobs, where the caller has them."""
     from llem.study.memory import GIB, architecture_of, estimate, fits, gpu_capacities
 
     from llem.study.progress import shown, varying
 
     caps, none_reason = gpu_capacities()
-    keys, _ = varying([j.overrides for j in plan.jobs])
+    if keys is None:
+        keys, _ = varying([j.overrides for j in plan.jobs])
     rows, cache, archs = [], {}, {}
     for j in plan.jobs:
         c = j.config
@@ -46,15 +48,15 @@ def _quality_estimate(config) -> Optional[str]:
 def print_dry_run(plan, stream: Optional[TextIO] = None) -> None:
     from llem.study.memory import GIB
 
+    from llem.study.progress import varying
+
     out = stream or sys.stdout
-    rows, none_reason, caps = dry_run_rows(plan)
+    keys, common = varying([j.overrides for j in plan.jobs])
+    rows, none_reason, caps = dry_run_rows(plan, keys)
     ex = plan.execution
     gpus = "no GPU found" if not caps else ", ".join(f"{c / GIB:.0f} GiB" for c in caps)
     print(f"llem dry run: {len(plan.jobs)} jobs ({len(plan.points)} grid points x {ex.grid_cycles} grid cycles, "
           f"order {ex.order}); GPUs: {gpus}; nothing was run or written", file=out)
-    from llem.study.progress import varying
-
-    _, common = varying([j.overrides for j in plan.jobs])
     if common and len(plan.jobs) > 1:
         print("all jobs: " + " ".join(common), file=out)
     cols = [("job", "job"), ("overrides", "overrides"), ("backend", "backend"), ("model", "model"),
