@@ -46,6 +46,13 @@ def _quality_estimate(config) -> Optional[str]:
 
 
 def print_dry_run(plan, stream: Optional[TextIO] = None) -> None:
+    from llem.study.plan import collector_paused
+
+    with collector_paused():
+        _print_dry_run(plan, stream)
+
+
+def _print_dry_run(plan, stream: Optional[TextIO]) -> None:
     from llem.study.memory import GIB
 
     from llem.study.progress import varying
@@ -64,12 +71,11 @@ def print_dry_run(plan, stream: Optional[TextIO] = None) -> None:
     if any(r["quality"] for r in rows):
         cols.append(("quality", "quality eval (est.)"))
     table = [[h for _, h in cols]] + [["" if r[k] is None else str(r[k]) for k, _ in cols] for r in rows]
-    widths = [min(60 if cols[i][0] != "quality" else 120, max(len(row[i]) for row in table)) for i in range(len(cols))]
-    lines = []
-    for n, row in enumerate(table):
-        lines.append("  ".join(cell[:widths[i]].ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    widths = [min(60 if k != "quality" else 120, max(map(len, column))) for (k, _), column in zip(cols, zip(*table))]
+    # each cell cut to its column's width and padded to it: one format per row (10,000 rows)
+    fmt = "  ".join(f"{{:<{w}.{w}}}" for w in widths)
+    lines = [fmt.format(*row).rstrip() for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
     out.write("\n".join(lines) + "\n")
     out.write("estimate = what NVML will report used: weights + KV cache (input_len + output_len; twice for "
               "PyTorch) + prefill activations, or the load's peak if larger, + 1.3 GiB of CUDA context "
