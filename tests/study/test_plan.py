@@ -114,6 +114,7 @@ def test_combinations_of_shipped_groups_from_single_group_composes():
 
 @pytest.mark.slow
 def test_every_combination_of_shipped_groups_equals_a_full_compose():
+    # 2,592 combinations, each also composed in full as the reference: minutes on 2 cores
     import itertools
 
     groups = _shipped_groups()
