@@ -455,12 +455,38 @@ class ExperimentConfig(_Strict):
     def semantic_json(self, known: Optional[dict[str, tuple[BaseModel, str]]] = None) -> str:
         """``canonical_json(self.semantic_dict())``, field by field. ``known`` maps a field to a
         section instance and its canonical JSON already made: where this config holds that very
-        instance (a planned grid shares its unchanged sections), the text is reused."""
-        keys = sorted(self.semantic_keys())
+        instance (a planned grid shares its unchanged sections), the text is reused. A scalar
+        field's text is remembered per (field, type, value) from its first ``model_dump``: a
+        10,000-job grid repeats a few hundred of them."""
+        cls, flag = type(self), bool(self.quality.enabled)
+        keys = _SEMANTIC_KEYS.get((cls, flag))
+        if keys is None:
+            # semantic_keys() depends on quality.enabled alone
+            keys = _SEMANTIC_KEYS[(cls, flag)] = tuple((k, _key_json(k) + ":") for k in sorted(self.semantic_keys()))
         known = known or {}
-        reused = {k: known[k][1] for k in keys if k in known and getattr(self, k) is known[k][0]}
-        dumped = self.model_dump(mode="json", include={k for k in keys if k not in reused})
-        parts = [_key_json(k) + ":" + (reused[k] if k in reused else _value_json(dumped[k])) for k in keys]
+        parts: list[Optional[str]] = []
+        rest: dict[str, int] = {}
+        for k, head in keys:
+            v = getattr(self, k)
+            hit = known.get(k)
+            if hit is not None and v is hit[0]:
+                parts.append(head + hit[1])
+                continue
+            if v is None or type(v) in _SCALAR_TYPES:
+                text = _FIELD_JSON.get((cls, k, type(v), v))
+                if text is not None:
+                    parts.append(head + text)
+                    continue
+            rest[k] = len(parts)
+            parts.append(None)
+        if rest:
+            dumped = self.model_dump(mode="json", include=set(rest))
+            for k, i in rest.items():
+                text = _value_json(dumped[k])
+                v = getattr(self, k)
+                if (v is None or type(v) in _SCALAR_TYPES) and len(_FIELD_JSON) < 100_000:
+                    _FIELD_JSON[(cls, k, type(v), v)] = text
+                parts[i] = keys[i][1] + text
         return "{" + ",".join(parts) + "}"
 
     @property
@@ -478,6 +504,11 @@ def _key_json(key: str) -> str:
 
 
 _SCALAR_JSON: dict[tuple[type, Any], str] = {}
+#: (type of config, quality on) -> its semantic keys, sorted, each with its JSON key and colon
+_SEMANTIC_KEYS: dict[tuple[type, bool], tuple[tuple[str, str], ...]] = {}
+#: (type of config, field, type, value) -> the field's canonical JSON as model_dump gave it
+_FIELD_JSON: dict[tuple[type, str, type, Any], str] = {}
+_SCALAR_TYPES = (bool, int, str)  # not float: -0.0 == 0.0 would share a text
 
 
 def _value_json(value: Any) -> str:

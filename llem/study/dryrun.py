@@ -7,13 +7,15 @@ import sys
 from typing import Optional, TextIO
 
 
-def dry_run_rows(plan) -> tuple[list[dict], Optional[str], list[int]]:
+def dry_run_rows(plan, keys: Optional[set[str]] = None) -> tuple[list[dict], Optional[str], list[int]]:
+    """``keys``: the override keys that vary between jobs, where the caller has them."""
     from llem.study.memory import GIB, architecture_of, estimate, fits, gpu_capacities
 
     from llem.study.progress import shown, varying
 
     caps, none_reason = gpu_capacities()
-    keys, _ = varying([j.overrides for j in plan.jobs])
+    if keys is None:
+        keys, _ = varying([j.overrides for j in plan.jobs])
     rows, cache, archs = [], {}, {}
     for j in plan.jobs:
         c = j.config
@@ -44,17 +46,24 @@ def _quality_estimate(config) -> Optional[str]:
 
 
 def print_dry_run(plan, stream: Optional[TextIO] = None) -> None:
+    from llem.study.plan import collector_paused
+
+    with collector_paused():
+        _print_dry_run(plan, stream)
+
+
+def _print_dry_run(plan, stream: Optional[TextIO]) -> None:
     from llem.study.memory import GIB
 
+    from llem.study.progress import varying
+
     out = stream or sys.stdout
-    rows, none_reason, caps = dry_run_rows(plan)
+    keys, common = varying([j.overrides for j in plan.jobs])
+    rows, none_reason, caps = dry_run_rows(plan, keys)
     ex = plan.execution
     gpus = "no GPU found" if not caps else ", ".join(f"{c / GIB:.0f} GiB" for c in caps)
     print(f"llem dry run: {len(plan.jobs)} jobs ({len(plan.points)} grid points x {ex.grid_cycles} grid cycles, "
           f"order {ex.order}); GPUs: {gpus}; nothing was run or written", file=out)
-    from llem.study.progress import varying
-
-    _, common = varying([j.overrides for j in plan.jobs])
     if common and len(plan.jobs) > 1:
         print("all jobs: " + " ".join(common), file=out)
     cols = [("job", "job"), ("overrides", "overrides"), ("backend", "backend"), ("model", "model"),
@@ -62,12 +71,11 @@ def print_dry_run(plan, stream: Optional[TextIO] = None) -> None:
     if any(r["quality"] for r in rows):
         cols.append(("quality", "quality eval (est.)"))
     table = [[h for _, h in cols]] + [["" if r[k] is None else str(r[k]) for k, _ in cols] for r in rows]
-    widths = [min(60 if cols[i][0] != "quality" else 120, max(len(row[i]) for row in table)) for i in range(len(cols))]
-    lines = []
-    for n, row in enumerate(table):
-        lines.append("  ".join(cell[:widths[i]].ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    widths = [min(60 if k != "quality" else 120, max(map(len, column))) for (k, _), column in zip(cols, zip(*table))]
+    # each cell cut to its column's width and padded to it: one format per row (10,000 rows)
+    fmt = "  ".join(f"{{:<{w}.{w}}}" for w in widths)
+    lines = [fmt.format(*row).rstrip() for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
     out.write("\n".join(lines) + "\n")
     out.write("estimate = what NVML will report used: weights + KV cache (input_len + output_len; twice for "
               "PyTorch) + prefill activations, or the load's peak if larger, + 1.3 GiB of CUDA context "

@@ -3,13 +3,20 @@
 Every job is validated before anything is written, so one bad grid point stops the study
 with exit code 2 and no directory.
 
-Speed: a full Hydra compose costs ~70-100 ms. Jobs differ mostly in plain values
+Speed: a full Hydra compose costs ~50-100 ms. Jobs differ mostly in plain values
 (``batch=8``, ``pytorch.top_k=5``), so Hydra composes once per unique combination of
 config-group choices (``backend=``, ``model=``, ...) and the plain value overrides are applied
 to a copy of that composition. On a plain dict when that is provably the same as Hydra's own
 override step (the key exists, the value is a scalar, the config has no interpolations),
-else with Hydra's own override code on an OmegaConf copy. tests/study/test_plan.py checks
-that both give the same config_hash as a full compose.
+else with Hydra's own override code on an OmegaConf copy.
+
+The combinations themselves grow with the product of the group choices (5 models x 2
+precisions: 10). Where each group's options write top-level keys that nothing else in the
+defaults list writes, a combination is the first combination of the grid with each changed
+group's keys taken from a compose that changes that group alone: Hydra composes grow with the
+sum (1 + 4 + 1 = 6). Whatever cannot be shown to give the same config falls back to a full
+compose (see ``GridComposer._combined``). tests/study/test_plan.py checks every path against
+full composes, key order included, and the config_hash.
 """
 from __future__ import annotations
 
@@ -17,12 +24,14 @@ import copy
 import itertools
 import random
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from llem.config.schema import ExperimentConfig
-from llem.config.compose import compose_errors
+from llem.config.compose import compose_errors, to_plain, validate
+from llem.config.hashing import sha256_of_text
 from llem.errors import ConfigError
 
 ORDERS = ("sequential", "interleaved", "shuffled")
@@ -162,7 +171,12 @@ class GridComposer:
         self._groups: dict[str, bool] = {}
         self._infos: dict[str, tuple[Any, bool]] = {}
         self._scalars: dict[str, tuple[str, Any]] = {}
+        self._choices: dict[tuple[str, ...], Optional[tuple[tuple[str, str], ...]]] = {}
+        #: per tuple of chosen groups: the first combination composed, which the others start from
+        self._firsts: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.full_composes = 0
+        #: combinations built from single-group composes instead of a full compose of their own
+        self.combined = 0
 
     def _parse(self, text: str):
         o = self._parsed.get(text)
@@ -205,12 +219,107 @@ class GridComposer:
     def _base(self, structural: tuple[str, ...]) -> "_Base":
         hit = self._bases.get(structural)
         if hit is None:
-            hit = self._bases[structural] = _Base(*self._compose_full(list(structural)))
+            hit = self._combined(structural)
+            if hit is None:
+                cfg, plain, entries = self._compose_full(list(structural), record=True)
+                hit = _Base(cfg, plain, entries)
+            self._bases[structural] = hit
         return hit
 
-    def _compose_full(self, overrides: list[str]):
+    def _group_choices(self, structural: tuple[str, ...]) -> Optional[tuple[tuple[str, str], ...]]:
+        """((group, option), ...) when every override is a plain choice of a config group
+        (``model=tiny``: no ``+``/``~``, no ``@package``, one option, each group once), else None."""
+        if structural in self._choices:
+            return self._choices[structural]
+        from hydra.core.override_parser.types import OverrideType
+
+        out: Optional[list[tuple[str, str]]] = []
+        for text in structural:
+            o = self._parse(text)
+            v = o.value() if o.type == OverrideType.CHANGE and not o.is_sweep_override() else None
+            if o.type != OverrideType.CHANGE or o.package is not None or not isinstance(v, str) \
+                    or not self._is_group(o.key_or_group) or any(g == o.key_or_group for g, _ in out):
+                out = None
+                break
+            out.append((o.key_or_group, v))
+        hit = self._choices[structural] = None if out is None else tuple(out)
+        return hit
+
+    def _combined(self, structural: tuple[str, ...]) -> Optional["_Base"]:
+        """This combination of group choices without a compose of its own, or None (then a full
+        compose) where that cannot be shown to give exactly what the full compose gives.
+
+        Hydra composes a config by merging the configs of its defaults list in order. Take the
+        first combination composed with these groups (F) and, for each group this one chooses
+        differently, F with that group alone changed (V_g). If each V_g's defaults list is F's
+        with only that group's entry swapped, and the top-level keys that entry writes (under F's
+        option or V_g's) are written by no other entry and by no other changed group, then every
+        top-level key of the full compose has a single source: V_g for the keys of a changed
+        group g, F for the rest. Anything else falls back: an option with its own defaults
+        list, an interpolated or ``optional`` entry that follows another group's choice, an
+        option writing a key another config writes (a ``_global_`` package, or one that is not
+        its group), interpolations anywhere, a compose that fails (the full compose then gives
+        Hydra's own error)."""
+        choices = self._group_choices(structural)
+        if choices is None:
+            return None
+        groups = tuple(g for g, _ in choices)
+        first = self._firsts.setdefault(groups, structural)
+        changed = [i for i, (_, opt) in enumerate(choices) if opt != self._group_choices(first)[i][1]]
+        if len(changed) < 2:
+            return None  # the first combination itself, or a single-group change: composed in full
+        f = self._bases.get(first)
+        if f is None or f.entries is None or f.plain is None:
+            return None
+        variants = []
+        for i in changed:
+            one = first[:i] + (structural[i],) + first[i + 1:]
+            try:
+                v = self._base(one)
+            except ConfigError:
+                return None
+            if v.entries is None or v.plain is None or len(v.entries) != len(f.entries):
+                return None
+            swapped = [j for j, (a, b) in enumerate(zip(f.entries, v.entries)) if a != b]
+            group = choices[i][0] + "/"
+            if len(swapped) != 1 or not (f.entries[swapped[0]][0] or "").startswith(group) \
+                    or not (v.entries[swapped[0]][0] or "").startswith(group):
+                return None
+            j = swapped[0]
+            keys = (set(f.entries[j][2]) | set(v.entries[j][2])) - {"hydra"}  # the plan drops hydra
+            variants.append((j, keys, v))
+        slots = {j for j, _, _ in variants}
+        if len(slots) != len(variants):
+            return None
+        for n, (j, keys, v) in enumerate(variants):
+            if any(keys & set(e[2]) for k, e in enumerate(f.entries) if k not in slots):
+                return None
+            if any(keys & other for _, other, _ in variants[n + 1:]):
+                return None
+        # The composed keys, in order, are the entries' keys, first writer first (Hydra's merge
+        # appends a new key, updates an existing one in place): checked on F and every V_g
+        if any(_merged_keys(b.entries) != list(b.plain) for b in (f, *(v for _, _, v in variants))):
+            return None
+        source: dict[str, dict] = {}
+        entries = list(f.entries)
+        for j, keys, v in variants:
+            source.update(dict.fromkeys(keys, v.plain))
+            entries[j] = v.entries[j]
+        plain = {}
+        for k in _merged_keys(entries):
+            src = source.get(k, f.plain)
+            if k not in src:
+                return None
+            plain[k] = src[k]
+        self.combined += 1
+        return _Base(None, plain, None, compose=lambda: self._compose_full(list(structural))[0])
+
+    def _compose_full(self, overrides: list[str], record: bool = False):
+        """(DictConfig without its hydra node, its plain dict or None where it has
+        interpolations, and with ``record`` the defaults list as merged: one (config path,
+        package, top-level keys it writes) per entry, or None where that could not be seen)."""
         from hydra.types import RunMode
-        from omegaconf import OmegaConf, open_dict
+        from omegaconf import DictConfig, OmegaConf, open_dict
 
         from llem.config.compose import format_hydra_error
 
@@ -219,42 +328,70 @@ class GridComposer:
         # without them is a quarter faster and leaves the job's config unchanged
         given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
         overrides = overrides + [o for o in _PLANNING_ONLY if o.split("=", 1)[0] not in given]
+        # What each entry of the defaults list writes, seen where Hydra loads it for the merge
+        # (its package applied). Only for this compose: the loader may be a running app's.
+        entries: Optional[list] = [] if record else None
+        own = vars(self.loader)
+        had, before = "_load_single_config" in own, own.get("_load_single_config")
+        load_single = getattr(self.loader, "_load_single_config", None) if record else None
+        if load_single is not None:
+            def recording(default, repo):
+                res = load_single(default=default, repo=repo)
+                if entries is not None:
+                    c = res.config
+                    entries.append((default.config_path, default.package,
+                                    tuple(c.keys()) if isinstance(c, DictConfig) and not c._is_missing()
+                                    and not c._is_none() else None))
+                return res
+
+            self.loader._load_single_config = recording
         try:
             cfg = self.loader.load_configuration(self.config_name, overrides, run_mode=RunMode.RUN, from_shell=False)
         except compose_errors() as err:
             raise ConfigError(format_hydra_error(err, self.config_dir)) from None
+        finally:
+            if load_single is not None:
+                if had:
+                    self.loader._load_single_config = before
+                else:
+                    del self.loader._load_single_config
         with open_dict(cfg):
             cfg.pop("hydra", None)
         plain = None
         container = OmegaConf.to_container(cfg, resolve=False)
         if not _has_interpolation(container):
             plain = container
-        return cfg, plain
+        if load_single is None or not entries or any(e[2] is None for e in entries):
+            entries = None
+        return cfg, plain, (tuple(entries) if entries else None)
 
     def compose(self, overrides: list[str]) -> ExperimentConfig:
         return self.compose_hashed(overrides)[0]
 
     def compose_hashed(self, overrides: list[str]) -> tuple[ExperimentConfig, str]:
         """The job's config and its config_hash."""
-        from llem.config.compose import to_plain, validate
-        from llem.config.hashing import sha256_of_text
-
         info = [self._info(t) for t in overrides]
         structural = tuple(t for t, (_, is_structural) in zip(overrides, info) if is_structural)
         values = [o for o, is_structural in info if not is_structural]
         base = self._base(structural)
-        if base.plain is not None and all(base.plain_ok(o, self._plain_ok) for o in values):
-            data = dict(base.plain)
-            touched = set()
-            for o in values:
-                key, value = self._scalar(o)
-                _set_path(data, key, value)
-                touched.add(key.split(".", 1)[0])
+        if base.plain is not None and all(base.plain_ok(o, self._plain_ok) for o in values) \
+                and base.fills_missing(values):
             # Sections no override touches are the base's validated instances: pydantic takes an
             # instance of the field's model as it is, so only what changed is validated again
             # (a section's validation never depends on its siblings; the whole config's cross
             # checks still run). tests/study/test_plan.py checks the result against a full compose.
-            data.update({k: inst for k, (inst, _) in base.sections().items() if k not in touched})
+            data = dict(base.template())
+            touched = set()
+            for o in values:
+                key, value = self._scalar(o)
+                top, dot, _ = key.partition(".")
+                if not dot:
+                    data[key] = value  # an existing scalar leaf (plain_ok), never a section
+                    continue
+                if top not in touched:
+                    touched.add(top)
+                    data[top] = base.plain[top]
+                _set_path(data, key, value)
             config = validate(data)
             return config, sha256_of_text(config.semantic_json(base.sections()))
         config = validate(to_plain(self._apply(base.cfg, values)))
@@ -281,8 +418,8 @@ class GridComposer:
         v = o.value()
         if not (v is None or isinstance(v, (str, int, float, bool))):
             return False
-        if isinstance(v, str) and "${" in v:
-            return False
+        if isinstance(v, str) and ("${" in v or v == "???"):
+            return False  # an interpolation, or OmegaConf's mark of a missing value
         node: Any = plain
         parts = o.key_or_group.split(".")
         for p in parts[:-1]:
@@ -294,19 +431,41 @@ class GridComposer:
 
     def compose_full(self, overrides: list[str]) -> ExperimentConfig:
         """The slow reference path: one Hydra compose for this job alone."""
-        from llem.config.compose import to_plain, validate
-
-        cfg, _ = self._compose_full(list(overrides))
+        cfg = self._compose_full(list(overrides))[0]
         return validate(to_plain(cfg))
 
 
 class _Base:
     """One Hydra composition (a combination of config-group choices) that many jobs start from."""
 
-    def __init__(self, cfg, plain: Optional[dict]) -> None:
-        self.cfg, self.plain = cfg, plain
+    def __init__(self, cfg, plain: Optional[dict], entries: Optional[tuple] = None, compose=None) -> None:
+        self._cfg, self.plain, self.entries, self._compose = cfg, plain, entries, compose
         self._sections: Optional[dict[str, tuple[Any, str]]] = None
+        self._template: Optional[dict] = None
+        self._missing: Optional[frozenset[str]] = None
         self._plain_ok: dict[str, bool] = {}
+
+    def fills_missing(self, values) -> bool:
+        """Whether these overrides set every value the config marks missing (``???``, kept as
+        that string in the plain dict): else the job takes Hydra's own path, which names the
+        first missing one."""
+        if self._missing is None:
+            self._missing = frozenset(_missing_paths(self.plain)) if self.plain is not None else frozenset()
+        return not self._missing or self._missing <= {o.key_or_group for o in values}
+
+    def template(self) -> dict:
+        """The plain dict with each validated section in place of its plain value."""
+        if self._template is None:
+            self._template = {**self.plain, **{k: inst for k, (inst, _) in self.sections().items()}}
+        return self._template
+
+    @property
+    def cfg(self):
+        """The DictConfig; a combination built without a compose of its own composes it the
+        first time a job needs Hydra's own override code."""
+        if self._cfg is None:
+            self._cfg = self._compose()
+        return self._cfg
 
     def plain_ok(self, o, check) -> bool:
         """``check(o, self.plain)``, once per distinct override text."""
@@ -335,6 +494,33 @@ class _Base:
                     if isinstance(v, BaseModel):
                         self._sections[k] = (v, canonical_json(v.model_dump(mode="json")))
         return self._sections
+
+
+def _merged_keys(entries) -> list[str]:
+    """The top-level keys a merge of these defaults-list entries leaves, in order (the plan
+    drops ``hydra``)."""
+    return list(dict.fromkeys(k for e in entries for k in e[2] if k != "hydra"))
+
+
+def _missing_paths(node: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of the values OmegaConf marks missing (``???``) in a plain dict."""
+    out = []
+    for k, v in node.items():
+        if isinstance(v, dict):
+            out += _missing_paths(v, f"{prefix}{k}.")
+        elif (isinstance(v, str) and v == "???") or (isinstance(v, list) and _has_missing_item(v)):
+            out.append(f"{prefix}{k}")  # a list's missing item: no override here can fill it
+    return out
+
+
+def _has_missing_item(node: Any) -> bool:
+    if isinstance(node, str):
+        return node == "???"
+    if isinstance(node, dict):
+        return any(_has_missing_item(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_missing_item(v) for v in node)
+    return False
 
 
 def _has_interpolation(node: Any) -> bool:
@@ -383,17 +569,11 @@ def order_jobs(points: list[GridPoint], ex: ExecutionOptions) -> list[PlannedJob
 def plan_grid(arguments: list[str], composer: GridComposer, execution: ExecutionOptions) -> StudyPlan:
     """Expand, compose and validate every job. The first invalid job raises ``ConfigError``
     naming the job and its overrides."""
-    import gc
-
     grid = expand_grid(arguments, composer.parser)
     if not grid:
         raise ConfigError("the sweep is empty: give at least one value per swept key")
     points = []
-    # Planning allocates only what the plan keeps: the cyclic collector would rescan the growing
-    # heap again and again for nothing (about a tenth of a 10,000-job plan). Paused, never left off.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         for i, ovr in enumerate(grid):
             try:
                 cfg, chash = composer.compose_hashed(ovr)
@@ -401,11 +581,24 @@ def plan_grid(arguments: list[str], composer: GridComposer, execution: Execution
                 shown = " ".join(ovr) or "(no overrides)"
                 raise ConfigError(f"job {i} ({shown}): {err}") from None
             points.append(GridPoint(grid_index=i, overrides=ovr, config=cfg, config_hash=chash))
+        jobs = order_jobs(points, execution)
+    return StudyPlan(points=points, jobs=jobs, execution=execution, sweep_overrides=list(arguments))
+
+
+@contextmanager
+def collector_paused():
+    """Planning (and a dry run's table) allocates only what it keeps: the cyclic collector would
+    rescan the growing heap again and again for nothing (a tenth of a 10,000-job plan, 60 ms
+    of its dry run's table). Paused, never left off."""
+    import gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
     finally:
         if was_enabled:
             gc.enable()
-    return StudyPlan(points=points, jobs=order_jobs(points, execution), execution=execution,
-                     sweep_overrides=list(arguments))
 
 
 def check_runners(plan: StudyPlan) -> dict[str, dict]:

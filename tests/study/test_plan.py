@@ -5,8 +5,9 @@ from llem.errors import ConfigError
 from llem.study.plan import ExecutionOptions, design_hash, expand_grid, order_jobs, plan_grid, standalone_composer
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def composer():
+    # one per test: tests that open their own (a crafted config tree) need Hydra's global state free
     with standalone_composer() as c:
         yield c
 
@@ -49,6 +50,195 @@ def test_one_compose_per_combination_of_group_choices(composer):
     assert len(plan.points) == 20
     assert composer.full_composes - before <= 2  # one per precision (cached across calls)
     assert len({p.config_hash for p in plan.points}) == 20
+
+
+# --- combinations of group choices from single-group composes --------------------------------
+
+def _shipped_groups() -> dict[str, list[str]]:
+    from llem.config.compose import conf_dir
+
+    root = conf_dir()
+    return {g.name: sorted(p.stem for p in g.glob("*.yaml"))
+            for g in sorted(root.iterdir()) if g.is_dir() and g.name != "hydra"}
+
+
+def _pairwise(groups: dict[str, list[str]]) -> list[tuple[str, ...]]:
+    """Combinations in which every pair of options of two groups occurs at least once (greedy),
+    each a tuple of overrides in the groups' order; the first is every group's first option."""
+    names = list(groups)
+    todo = {(a, x, b, y) for i, a in enumerate(names) for b in names[i + 1:] for x in groups[a] for y in groups[b]}
+    rows = [tuple(groups[g][0] for g in names)]
+    while True:
+        for r in rows:
+            todo -= {(a, r[i], b, r[j]) for i, a in enumerate(names) for j, b in enumerate(names) if i < j}
+        if not todo:
+            break
+        a, x, b, y = min(todo)
+        row = {a: x, b: y}
+        for g in names:
+            if g not in row:  # the option that covers most of what is left
+                row[g] = max(groups[g], key=lambda o: sum(
+                    (min(g, h), o if g < h else row[h], max(g, h), row[h] if g < h else o) in todo
+                    for h in row))
+        rows.append(tuple(row[g] for g in names))
+    return [tuple(f"{g}={o}" for g, o in zip(names, r)) for r in rows]
+
+
+def _assert_combinations_equal_full_composes(c, combos) -> None:
+    import json
+
+    bases = {t: c._base(t) for t in combos}  # the planner's path: combined where it can be
+    for t, base in bases.items():
+        cfg, plain, _ = c._compose_full(list(t))  # the reference: a full Hydra compose of this combination
+        assert plain is not None and base.plain is not None, t
+        # byte for byte, key order included
+        assert json.dumps(base.plain) == json.dumps(plain), t
+
+
+def test_combinations_of_shipped_groups_from_single_group_composes():
+    # every pair of options of every two shipped groups, each combination checked against a full
+    # compose of its own (the exhaustive product is the slow test below)
+    groups = _shipped_groups()
+    assert {"backend", "model", "precision", "dataset", "energy", "quality"} <= set(groups)
+    combos = _pairwise(groups)
+    with standalone_composer() as c:
+        for t in combos:
+            c._base(t)
+        # Hydra composes grow with the sum of the groups' options, not their product
+        assert c.full_composes <= 1 + sum(len(o) - 1 for o in groups.values()) < len(combos)
+        # composed in full: the first combination and those that change one group from it
+        own = sum(1 for t in combos if sum(a != b for a, b in zip(t, combos[0])) <= 1)
+        assert c.combined == len(combos) - own
+        _assert_combinations_equal_full_composes(c, combos)
+
+
+@pytest.mark.slow
+def test_every_combination_of_shipped_groups_equals_a_full_compose():
+    # 2,592 combinations, each also composed in full as the reference: minutes on 2 cores
+    import itertools
+
+    groups = _shipped_groups()
+    combos = [tuple(f"{g}={o}" for g, o in zip(groups, r)) for r in itertools.product(*groups.values())]
+    with standalone_composer() as c:
+        for t in combos:
+            c._base(t)
+        assert c.full_composes == 1 + sum(len(o) - 1 for o in groups.values())
+        _assert_combinations_equal_full_composes(c, combos)
+
+
+def test_a_grid_over_several_groups_equals_full_composes():
+    grid = ["model=tiny,llama-3.2-1b", "precision=fp32,bf16", "energy=none,auto", "dataset.num_prompts=3",
+            "batch=1,2"]
+    with standalone_composer() as c:
+        plan = plan_grid(grid, c, ExecutionOptions())
+        assert c.combined == 4  # of the 8 combinations: all but the first and the three single-group changes
+        for p in plan.points:
+            full = c.compose_full(p.overrides)
+            assert p.config == full and p.config_hash == full.config_hash
+
+
+def _crafted(tmp_path, edits: dict[str, str]) -> str:
+    """A copy of the shipped config tree with these files written (path -> text)."""
+    import shutil
+
+    from llem.config.compose import conf_dir
+
+    root = tmp_path / "conf"
+    shutil.copytree(conf_dir(), root)
+    for rel, text in edits.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return str(root)
+
+
+_SYNTHETIC = "kind: synthetic\nname: synthetic\npath: null\nsubset: null\nsplit: null\ntext_field: text\n" \
+             "num_prompts: {n}\ninput_len: 32\norder: sequential\nseed: 0\n"
+
+
+def _primary_with(defaults_line: str) -> str:
+    from llem.config.compose import conf_dir
+
+    text = (conf_dir() / "config.yaml").read_text()
+    assert "  - quality: none\n" in text
+    return text.replace("  - quality: none\n", f"  - quality: none\n  {defaults_line}\n", 1)
+
+
+@pytest.mark.parametrize("edits,grid", [
+    # a dataset option (merged after precision) that also writes precision, with the very value
+    # the first combination has: comparing single-group composes with the first one shows no
+    # difference in precision, yet the full compose of dataset=pinned precision=bf16 gives fp32
+    ({"dataset/pinned.yaml": "# @package _global_\ndataset:\n" + "".join("  " + line + "\n" for line in
+                                                                     _SYNTHETIC.format(n=3).splitlines())
+      + "precision: fp32\n"},
+     ["dataset=synthetic,pinned", "precision=fp32,bf16", "batch=1,2"]),
+    # an option whose package is not its group: it writes where another group writes
+    ({"model/into_dataset.yaml": "# @package dataset\nnum_prompts: 5\n"},
+     ["model=tiny,into_dataset", "dataset=synthetic,builtin", "batch=1,2"]),
+    # an option that also writes a key of the primary config (merged after it, so the
+    # primary's seed wins): the plan takes no chances with keys two configs write
+    ({"model/seeded.yaml": "# @package _global_\nmodel:\n  source: builtin\n  name: tiny-llama\n"
+      "  architecture: tiny\n  tokenizer: builtin\nseed: 5\n"},
+     ["model=tiny,seeded", "precision=fp32,bf16", "batch=1,2"]),
+    # an interpolated entry of the primary defaults list: the dataset follows the precision chosen
+    ({"dataset/fp32.yaml": _SYNTHETIC.format(n=3), "dataset/bf16.yaml": _SYNTHETIC.format(n=5),
+      "config.yaml": _primary_with("- override dataset: ${precision}")},
+     ["model=tiny,llama-3.2-1b", "precision=fp32,bf16", "batch=1,2"]),
+    # an optional specialised entry: present for one model only
+    ({"tune/tiny.yaml": "# @package measurement\ncycles: 3\n",
+      "config.yaml": _primary_with("- optional tune: ${model}")},
+     ["model=tiny,llama-3.2-1b", "precision=fp32,bf16", "batch=1,2"]),
+    # an interpolation in a value: the plan takes Hydra's own override path
+    ({"dataset/synthetic.yaml": _SYNTHETIC.format(n=3).replace("name: synthetic", "name: ds-${precision}")},
+     ["model=tiny,llama-3.2-1b", "precision=fp32,bf16", "batch=1,2"]),
+])
+def test_user_config_dirs_that_need_full_composes(tmp_path, edits, grid):
+    config_dir = _crafted(tmp_path, edits)
+    with standalone_composer(config_dir) as c:
+        plan = plan_grid(grid, c, ExecutionOptions())
+        assert c.combined == 0  # every combination composed in full
+        assert c.full_composes == len(plan.points) // 2
+        for p in plan.points:
+            full = c.compose_full(p.overrides)
+            assert p.config == full and p.config_hash == full.config_hash
+
+
+def test_a_crafted_tree_gives_what_its_full_compose_gives(tmp_path):
+    # the first case above, by value: the later group's precision wins
+    config_dir = _crafted(tmp_path, {"dataset/pinned.yaml": "# @package _global_\ndataset:\n" + "".join(
+        "  " + line + "\n" for line in _SYNTHETIC.format(n=3).splitlines()) + "precision: fp32\n"})
+    with standalone_composer(config_dir) as c:
+        plan = plan_grid(["dataset=synthetic,pinned", "precision=fp32,bf16"], c, ExecutionOptions())
+    assert [(p.config.dataset.num_prompts, p.config.precision) for p in plan.points] == \
+        [(8, "fp32"), (8, "bf16"), (3, "fp32"), (3, "fp32")]
+
+
+def test_a_deleted_group_is_composed_in_full():
+    with standalone_composer() as c:
+        plan = plan_grid(["~quality", "model=tiny,llama-3.2-1b", "precision=fp32,bf16"], c, ExecutionOptions())
+        assert c.combined == 0 and c.full_composes == len(plan.points) == 4
+        for p in plan.points:
+            assert p.config_hash == c.compose_full(p.overrides).config_hash
+
+
+def test_only_plain_group_choices_are_combined(composer):
+    assert composer._group_choices(("model=tiny", "precision=bf16")) == (("model", "tiny"), ("precision", "bf16"))
+    for t in [("+quality=lm_eval", "model=tiny"), ("~quality", "model=tiny"), ("energy@energy=none", "model=tiny"),
+              ("model=[tiny,llama-3.2-1b]", "precision=bf16"), ("model=tiny", "model=llama-3.2-1b")]:
+        assert composer._group_choices(t) is None, t
+
+
+def test_a_missing_value_is_refused_as_a_full_compose_refuses_it(composer, tmp_path):
+    # model=local marks model.path missing (???): the plan names it as `llem run` does
+    with pytest.raises(ConfigError, match=r"^job 0 \(model=local batch=1\): model\.path: a required value is missing"):
+        plan_grid(["model=local", "batch=1,2"], composer, ExecutionOptions())
+    with pytest.raises(ConfigError, match="model.path: a required value is missing"):
+        composer.compose_full(["model=local"])
+    # given a value, the job takes the fast path as before
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF" + bytes(28))
+    plan = plan_grid(["model=gguf", f"model.path={gguf}", "batch=1,2"], composer, ExecutionOptions())
+    assert [p.config.model.path for p in plan.points] == [str(gguf)] * 2
+    assert [p.config_hash for p in plan.points] == [composer.compose_full(p.overrides).config_hash for p in plan.points]
 
 
 def test_one_invalid_grid_point_names_the_job(composer):
