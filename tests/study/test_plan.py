@@ -113,16 +113,23 @@ def test_combinations_of_shipped_groups_from_single_group_composes():
 
 
 @pytest.mark.slow
-def test_every_combination_of_shipped_groups_equals_a_full_compose():
-    # 2,592 combinations, each also composed in full as the reference: minutes on 2 cores
+def test_combinations_of_all_shipped_groups_equal_full_composes():
+    # The product of every shipped group's options (2,592 combinations) takes about 10 minutes on
+    # 2 cores with a full reference compose each: the suite checks a seeded sample of 120 of them,
+    # LLEM_EXHAUSTIVE=1 checks them all.
     import itertools
+    import os
+    import random
 
     groups = _shipped_groups()
     combos = [tuple(f"{g}={o}" for g, o in zip(groups, r)) for r in itertools.product(*groups.values())]
+    if os.environ.get("LLEM_EXHAUSTIVE") != "1":
+        combos = [combos[0]] + random.Random(0).sample(combos[1:], 120)
     with standalone_composer() as c:
         for t in combos:
             c._base(t)
-        assert c.full_composes == 1 + sum(len(o) - 1 for o in groups.values())
+        assert c.full_composes <= 1 + sum(len(o) - 1 for o in groups.values())
+        assert c.combined >= len(combos) - c.full_composes
         _assert_combinations_equal_full_composes(c, combos)
 
 
