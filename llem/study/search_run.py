@@ -82,6 +82,11 @@ class Searcher:
         self.recorded: set[str] = set()
         self.notes: list[str] = []                # said in search.json's notes at the end
         self._t_start: dict[str, float] = {}
+        self.live = None                          # --live URL: the reporter (llem.study.live), as a grid's
+
+    def _tell_live(self, e: JobEntry) -> None:
+        if self.live is not None:
+            self.live.job(e)
 
     # -- opening -------------------------------------------------------------------------------
     @property
@@ -160,6 +165,8 @@ class Searcher:
         failed = sum(1 for e in self.m.jobs if e.job_id in self.finished and e.status != "completed")
         self.progress = Progress(total, already_done=done, quiet=self.run.quiet, keys=set(self.spec.space))
         self.progress.failed = failed
+        # a search's jobs appear as the sampler proposes them; the server takes each new job id as it comes
+        self.live = engine._live(self.run, self.m)
 
     # -- what the sampler is told about the past ------------------------------------------------
     def history(self) -> list[TrialRecord]:
@@ -233,6 +240,7 @@ class Searcher:
         for e, j in jobs:
             if j is None:
                 self.progress.end(e)  # refused by the config: recorded failed, never launched
+                self._tell_live(e)
             if _finished(None, e):
                 self.finished.add(e.job_id)
             self.outcomes[e.job_id] = o = self._evaluate(e)
@@ -255,6 +263,7 @@ class Searcher:
             e.status, e.started_at, e.gpu = "running", _now(), gpu
             self._t_start[j.job_id] = time.monotonic()
             self.progress.start(e)
+            self._tell_live(e)
 
         def end(j: PlannedJob, ret, err) -> None:
             e = entries[j.job_id]
@@ -263,6 +272,7 @@ class Searcher:
             self.recorded.add(j.job_id)
             rets_by_id[j.job_id] = ret
             self.progress.end(e)
+            self._tell_live(e)
 
         self.current = planned
         if hasattr(launcher, "on_job_end"):
@@ -452,6 +462,8 @@ def _execute(run: SearchRun, launcher, composer, hydra_config, drive, confirm_ba
         last_error = err
         write_error = write_error or err
     s.store.reserve.release()
+    if s.live is not None:
+        s.live.finish(m, "interrupted" if run.interrupted else ("stopped" if write_error is not None else "finished"))
     run.result = m
     engine.LAST = m
     done = run.interrupted or write_error is not None

@@ -179,3 +179,23 @@ def test_live_endpoints_need_a_token_and_the_owner(client, db, tokens):
         assert r.status_code == status, (bad, r.text)
     assert client.get(f"/api/v1/live/{live_id}").json()["jobs"][0]["status"] == "pending"
     assert client.get("/api/v1/live/999999").status_code == 404
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the reporter's side; both databases are covered above
+def test_a_search_reports_each_trial_as_the_sampler_proposes_it(server, db, tmp_path):
+    # a real two-trial Optuna search of the tiny model (llem run -m hydra/sweeper=optuna ... --live URL)
+    pytest.importorskip("optuna")
+    from tests.conftest import FAST, run_llem
+
+    token = make_token(db, "alice")
+    study = tmp_path / "search"
+    r = run_llem(["run", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.seed=0",
+                  "batch=choice(1,2)", *FAST, "energy=none", "measurement.phase_split=false",
+                  f"hydra.sweep.dir={study}", "--objective", "output_tokens_per_s", "--live", server.url], cwd=tmp_path, env={"LLEM_API_TOKEN": token})
+    assert r.returncode == 0, r.stderr[-3000:]
+    st = state(server.url)
+    assert st["status"] == "finished" and st["name"] == "search"
+    on_disk = json.loads((study / "manifest.json").read_text())["jobs"]
+    assert {j["job_id"]: j["status"] for j in st["jobs"]} == {j["job_id"]: j["status"] for j in on_disk}
+    assert [j["status"] for j in on_disk] == ["completed", "completed"]
