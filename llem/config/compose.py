@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 from pydantic import ValidationError
 
@@ -35,7 +35,8 @@ def _format_pydantic(err: ValidationError, data: Any) -> str:
             shown = str(e["input"]).lower()
             lines.append(f"{loc}={shown} is not allowed: a boolean is not a number; allowed: {e['ctx']['allowed']}")
         elif e["type"] == "extra_forbidden":
-            lines.append(unknown_key_message(loc, e["input"], with_value=True))
+            lines.append(unknown_key_message(loc, e["input"], with_value=True,
+                                             backend=data.get("backend") if isinstance(data, dict) else None))
         elif e["type"] == "literal_error":
             lines.append(f"{loc}={e['input']!r} is not allowed; {msg.replace('Input should be', 'allowed:')}")
         elif loc and msg.startswith(loc.split(".")[0]):
@@ -129,10 +130,33 @@ def did_you_mean(key: str) -> str:
     import difflib
 
     close = difflib.get_close_matches(key, known_keys(), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    # the key itself is a schema key this config lacks: naming it as its own correction says nothing
+    return f" (did you mean {close[0]!r}?)" if close and close[0] != key else ""
 
 
-def unknown_key_message(key: str, value: Any = None, *, with_value: bool = False) -> str:
+#: config sections that only the backend of the same name has (conf/backend/<name>.yaml adds them)
+BACKEND_SECTIONS = ("pytorch", "vllm", "tensorrt")
+
+
+def other_backend_message(key: str, backend: Optional[str]) -> Optional[str]:
+    """The line for a backend's own option given to a config of another backend, else None: the
+    section exists only with its backend, so "unknown key" would be wrong."""
+    section = key.split(".", 1)[0]
+    if section not in BACKEND_SECTIONS or backend == section:
+        return None
+    if backend is None and key not in known_keys():
+        return None  # the backend is not known here and the key is misspelt: "unknown key" with its close match
+    this = f"this config has backend={backend}" if backend else "this config has another backend"
+    return (f"{key}: a {section} option, and {this}; allowed: {section}.* options only with backend={section} "
+            f"(a grid over several backends cannot set one backend's options: run that backend's jobs as a "
+            f"study of their own)")
+
+
+def unknown_key_message(key: str, value: Any = None, *, with_value: bool = False,
+                        backend: Optional[str] = None) -> str:
+    other = other_backend_message(key, backend)
+    if other is not None:
+        return other
     shown = f" (value {value!r})" if with_value else ""
     hint = did_you_mean(key)
     if key.startswith("hydra."):
@@ -177,7 +201,8 @@ def _lexer_error(text: str) -> str:
             f"quote anything else, e.g. {quoted}")
 
 
-def format_hydra_error(err: Exception, config_dir: str | Path | None = None, overrides=None) -> str:
+def format_hydra_error(err: Exception, config_dir: str | Path | None = None, overrides=None,
+                       backend: Optional[str] = None) -> str:
     """Hydra's composition errors, reduced to one line that names field, value and options."""
     import yaml
 
@@ -201,7 +226,11 @@ def format_hydra_error(err: Exception, config_dir: str | Path | None = None, ove
         return (f"{m.group(1)}: unknown key with quality=none; allowed: add quality=lm_eval (its keys: "
                 "`llem run quality=lm_eval --cfg job`)")
     if m:
-        return unknown_key_message(m.group(1))
+        if backend is None and overrides is not None:
+            # a single run: the backend its overrides choose (the last one wins)
+            chosen = [str(o).split("=", 1)[1] for o in overrides if str(o).lstrip("+").startswith("backend=")]
+            backend = chosen[-1] if chosen else None
+        return unknown_key_message(m.group(1), backend=backend)
     m = re.search(r"Could not delete from config. '([^']+)' does not exist", text)
     if m:
         return f"~{m.group(1)}: no such key to delete"

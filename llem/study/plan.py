@@ -406,7 +406,7 @@ class GridComposer:
         try:
             ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
         except compose_errors() as err:
-            raise ConfigError(format_hydra_error(err, self.config_dir)) from None
+            raise ConfigError(format_hydra_error(err, self.config_dir, backend=cfg.get("backend"))) from None
         return cfg
 
     @staticmethod
