@@ -138,6 +138,14 @@ class LlemSlurmLauncher(SlurmLauncher):
             signal.signal(signal.SIGUSR2, _time_limit_warning)
         return super().__call__(*args, **kwargs)
 
+    def checkpoint(self, *args: Any, **kwargs: Any) -> None:
+        """No requeue, ever. submitit's own SIGUSR2 handler, installed just before ``__call__``
+        replaces it, calls this to requeue the job; a warning landing in that moment (a warning
+        due early, or a preemption, which submitit requeues whatever ``max_num_timeout`` says)
+        would run the measurement again from the start. With None, submitit ends the job with an
+        error result instead, which the launcher records as the job's failure."""
+        return None
+
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None and self.hydra_context is not None
         jobs = self._submit(job_overrides, initial_job_idx)

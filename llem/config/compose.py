@@ -293,6 +293,16 @@ def check_launcher(launcher: Any) -> None:
             shown = f"{v:g}" if isinstance(v, float) else repr(v)
             raise ConfigError(f"hydra.launcher.{key}={shown} is not allowed; allowed: {allowed}",
                               field=f"hydra.launcher.{key}", value=v, allowed=allowed)
+    if "slurm" in target.lower():
+        # Slurm sends its time-limit warning signal_delay_s before the limit; due at or before the
+        # job's start, it reaches a process that has no handler yet (SIGUSR2's default ends it)
+        limit, delay = node.get("timeout_min"), node.get("signal_delay_s")
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (limit, delay))
+        if numbers and delay >= limit * 60:
+            allowed = f"signal_delay_s below timeout_min x 60 = {limit * 60:g} s"
+            raise ConfigError(f"hydra.launcher.signal_delay_s={delay:g} with hydra.launcher.timeout_min={limit:g}: "
+                              f"Slurm's time-limit warning would be due as the job starts; allowed: {allowed}",
+                              field="hydra.launcher.signal_delay_s", value=delay, allowed=allowed)
 
 
 def launcher_runs_jobs_here(launcher: Any) -> bool:
