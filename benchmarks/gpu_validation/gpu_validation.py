@@ -64,6 +64,19 @@ BARE_REFERENCE = {1: {"output_tokens_per_s": 51, "energy_per_output_token_j": 2.
 # --------------------------------------------------------------------------------------------
 # meters read independently of llem (observers on llem's windows, and the bare loop's windows)
 # --------------------------------------------------------------------------------------------
+def next_step(read, timeout_s: float = 0.5):
+    """Wait for a counter read through ``read()`` to step (outside any work) and return the new
+    value (after ``timeout_s`` without a step, the current one)."""
+    v0 = read()
+    end = time.perf_counter() + timeout_s
+    while time.perf_counter() < end:
+        v = read()
+        if v != v0:
+            return v
+        time.sleep(0.0005)
+    return read()
+
+
 class RawNvml:
     """The raw counter of CUDA device 0 through pynvml, found by the UUID torch reports."""
 
@@ -86,14 +99,7 @@ class RawNvml:
 
     def aligned_read_mj(self, timeout_s: float = 0.5) -> int:
         """Wait for the next counter step (outside any work) and return the new value."""
-        v0 = self.read_mj()
-        end = time.perf_counter() + timeout_s
-        while time.perf_counter() < end:
-            v = self.read_mj()
-            if v != v0:
-                return v
-            time.sleep(0.0005)
-        return self.read_mj()
+        return next_step(self.read_mj, timeout_s)
 
     def begin(self) -> None:
         self._v0 = self.read_mj()

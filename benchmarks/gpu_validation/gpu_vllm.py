@@ -62,16 +62,10 @@ class NvmlCounter:
         return self.nv.nvmlDeviceGetTotalEnergyConsumption(self.h) / 1e3
 
     def aligned_read_j(self, timeout_s: float = 0.5) -> float:
-        """Wait for the next counter step (outside any work) and return the new value: a bare
-        window opens on a step, as llem's meter opens its windows."""
-        v0 = self.read_j()
-        end = time.perf_counter() + timeout_s
-        while time.perf_counter() < end:
-            v = self.read_j()
-            if v != v0:
-                return v
-            time.sleep(0.0005)
-        return self.read_j()
+        """The counter at its next step: a bare window opens on a step, as llem's meter opens its windows."""
+        from benchmarks.gpu_validation.gpu_validation import next_step
+
+        return next_step(self.read_j, timeout_s)
 
     def begin(self) -> None:
         self._e0 = self.read_j()
