@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 from pydantic import ValidationError
 
@@ -125,15 +125,46 @@ def known_keys() -> list[str]:
 
 
 def did_you_mean(key: str) -> str:
-    """" (did you mean 'batch'?)" for a misspelt key, else ""."""
+    """" (did you mean 'batch'?)" for a misspelt key, else "" (never the key itself: a key that
+    exists somewhere is not misspelt, it is missing from this config for another reason)."""
     import difflib
 
-    close = difflib.get_close_matches(key, known_keys(), n=1, cutoff=0.75)
+    close = difflib.get_close_matches(key, [k for k in known_keys() if k != key], n=1, cutoff=0.75)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def override_key(override: str) -> str:
+    """The key an override sets: ``++vllm.enforce_eager=true`` -> ``vllm.enforce_eager``."""
+    return override.lstrip("+~").split("=", 1)[0].split("@", 1)[0]
+
+
+def backend_section(override: str) -> Optional[str]:
+    """The backend whose own section (``vllm:``, ``pytorch:``, ``tensorrt:``) an override sets,
+    else None: ``vllm.enforce_eager=true`` -> ``vllm``; ``backend=vllm`` and ``runner.vllm=...``
+    -> None (every job has those keys)."""
+    from llem.config.schema import BACKENDS
+
+    top = override_key(override).split(".", 1)[0]
+    return top if top in BACKENDS else None
+
+
+def other_backend_message(override: str, has: Iterable[str], what: str = "this run") -> str:
+    """One line for an override of a backend's section where ``what`` (a run, a grid) has only
+    other backends: the key exists, it just does not apply."""
+    b = backend_section(override)
+    backends = sorted({str(x) for x in has})
+    shown = ",".join(backends)
+    fix = f"add backend={b}" if what == "this run" else f"add {b} to the grid: backend={shown},{b}"
+    return f"{override}: applies to backend={b} only; {what} has backend={shown} ({fix}, or leave the key out)"
 
 
 def unknown_key_message(key: str, value: Any = None, *, with_value: bool = False) -> str:
     shown = f" (value {value!r})" if with_value else ""
+    section = backend_section(key)
+    if section is not None and key in known_keys():
+        # a real key of another backend's section, where the composed config has no such section
+        return (f"{key}{shown}: applies to backend={section} only, and this config has another backend; "
+                f"allowed: add backend={section}, or leave the key out")
     hint = did_you_mean(key)
     if key.startswith("hydra."):
         return (f"{key}: unknown key{shown}{hint}; allowed: the keys `llem run --cfg hydra` lists, "
@@ -227,13 +258,41 @@ def compose(overrides: Iterable[str] = (), *, config_dir: str | Path | None = No
     if cdir != str(conf_dir()) and not any(o.startswith("hydra.searchpath") for o in overrides):
         # a user config dir (-cd) composes llem's own groups too, as `llem run -cd` does
         overrides.append(f"hydra.searchpath=[file://{conf_dir()}]")
+    sections = [o for o in overrides if backend_section(o)]
     try:
         with initialize_config_dir(config_dir=cdir, version_base=None, job_name="llem"):
             cfg = hydra_compose(config_name=config_name, overrides=overrides,
                                 return_hydra_config=return_hydra_cfg)
     except compose_errors() as err:
-        raise ConfigError(format_hydra_error(err, cdir, overrides)) from None
+        # a key of another backend's section (`backend=pytorch vllm.enforce_eager=true`) is not
+        # unknown: say which backend it belongs to (the run's backend is read without those keys)
+        other = _other_backend_error(sections, overrides, config_dir, config_name) if sections else None
+        raise (other or ConfigError(format_hydra_error(err, cdir, overrides))) from None
+    if sections:
+        # `+vllm.x=...` adds a `vllm:` section that a pytorch run refuses later: the same line, now
+        other = _other_backend_error(sections, overrides, config_dir, config_name, backend=cfg.get("backend"))
+        if other is not None:
+            raise other
     return cfg
+
+
+def _other_backend_error(sections: list[str], overrides: list[str], config_dir, config_name: str,
+                         backend: Any = None) -> Optional[ConfigError]:
+    """The error for the first override of ``sections`` that sets another backend's section than
+    the run's, or None. ``backend``: the run's, where known; else it is composed without them."""
+    if backend is None:
+        try:
+            backend = compose([o for o in overrides if o not in sections], config_dir=config_dir,
+                              config_name=config_name).get("backend")
+        except ConfigError:
+            return None  # the config is wrong without them too: that error is the one to show
+    if not isinstance(backend, str):
+        return None
+    for o in sections:
+        if backend_section(o) != backend:
+            return ConfigError(other_backend_message(o, [backend]), field=override_key(o),
+                               value=o.split("=", 1)[1] if "=" in o else None, allowed=f"with backend={backend_section(o)}")
+    return None
 
 
 def load_config(overrides: Iterable[str] = (), **kw) -> ExperimentConfig:

@@ -49,6 +49,9 @@ CASES = [
     ("unquoted-unicode", ["model.name=héllo"],
      ["model.name=héllo", "character 'é'", "allowed unquoted: ASCII letters", "'model.name=\"héllo\"'"]),
     ("misspelt-key", ["bacth=8"], ["bacth", "unknown key", "did you mean 'batch'?", "allowed:"]),
+    # a real key of another backend's section: not "unknown", and no job takes it ("this run" or "this grid")
+    ("another-backends-key", ["backend=pytorch", "vllm.enforce_eager=true"],
+     ["vllm.enforce_eager=true: applies to backend=vllm only;", "has backend=pytorch", "or leave the key out"]),
 ]
 # a second swept key, so the study and the dry run are real grids of two jobs
 MODES = {

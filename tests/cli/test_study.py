@@ -50,6 +50,19 @@ def test_dry_run_prints_every_job_and_writes_nothing(workdir):
     assert _nothing_written(workdir)
 
 
+def test_dry_run_of_a_grid_of_two_backends_with_a_vllm_key(workdir):
+    r = run_llem("-m", "backend=vllm,pytorch", "batch=1,8", "vllm.enforce_eager=true", "--dry-run", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    rows = {l.split()[0]: l for l in r.stdout.splitlines() if l[:4].isdigit()}
+    assert sorted(rows) == ["0000", "0001", "0002", "0003"]
+    vllm = [l for l in rows.values() if " vllm " in l]
+    torch = [l for l in rows.values() if " pytorch " in l]
+    assert len(vllm) == len(torch) == 2
+    assert all("vllm.enforce_eager=true" in l for l in vllm) and not any("enforce_eager" in l for l in torch)
+    assert "vllm.enforce_eager=true: backend=vllm only, in 2 grid points; left out of 2 (pytorch)" in r.stdout
+    assert _nothing_written(workdir)
+
+
 def test_existing_study_dir_is_not_overwritten(workdir):
     d = workdir / "s"
     d.mkdir()
