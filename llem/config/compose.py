@@ -154,7 +154,7 @@ def other_backend_message(override: str, has: Iterable[str], what: str = "this r
     b = backend_section(override)
     backends = sorted({str(x) for x in has})
     shown = ",".join(backends)
-    fix = f"add backend={b}" if what == "this run" else f"add {b} to the grid: backend={shown},{b}"
+    fix = f"add {b} to the grid: backend={shown},{b}" if what == "this grid" else f"add backend={b}"
     return f"{override}: applies to backend={b} only; {what} has backend={shown} ({fix}, or leave the key out)"
 
 

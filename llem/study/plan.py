@@ -400,6 +400,34 @@ class GridComposer:
 
     def compose_hashed(self, overrides: list[str]) -> tuple[ExperimentConfig, str]:
         """The job's config and its config_hash."""
+        try:
+            return self._compose_hashed(overrides)
+        except ConfigError:
+            other = self._other_backend_error(overrides)
+            if other is not None:
+                raise other from None
+            raise
+
+    def _other_backend_error(self, overrides: list[str]) -> Optional[ConfigError]:
+        """For a job that failed: the line for an override of another backend's section than the
+        job's (a search's trial; a grid leaves those out before composing), else None."""
+        from llem.config.compose import backend_section, other_backend_message, override_key
+
+        sections = [o for o in overrides if backend_section(o)]
+        if not sections:
+            return None
+        try:
+            backend = self.backend_of(overrides)
+        except ConfigError:
+            return None
+        for o in sections:
+            if backend is not None and backend_section(o) != backend:
+                return ConfigError(other_backend_message(o, [backend], "this job"), field=override_key(o),
+                                   value=o.split("=", 1)[1] if "=" in o else None,
+                                   allowed=f"with backend={backend_section(o)}")
+        return None
+
+    def _compose_hashed(self, overrides: list[str]) -> tuple[ExperimentConfig, str]:
         info = [self._info(t) for t in overrides]
         structural = tuple(t for t, (_, is_structural) in zip(overrides, info) if is_structural)
         values = [o for o, is_structural in info if not is_structural]

@@ -378,3 +378,12 @@ def test_a_misspelt_section_key_is_still_unknown_to_its_backends_jobs(composer):
     with pytest.raises(ConfigError, match=r"^job 0 \(backend=vllm vllm\.enforce_eagr=true\): vllm\.enforce_eagr: "
                                           r"unknown key \(did you mean 'vllm\.enforce_eager'\?\)"):
         plan_grid(["backend=vllm,pytorch", "vllm.enforce_eagr=true"], composer, ExecutionOptions())
+
+
+def test_a_job_composed_with_another_backends_key_names_both(composer):
+    # a search composes its trials as they come (no grid to leave the key out of): one clear line
+    for key in ("vllm.enforce_eager=true", "+vllm.extra_engine_args.foo=1"):
+        with pytest.raises(ConfigError) as e:
+            composer.compose(["backend=pytorch", key])
+        assert str(e.value) == (f"{key}: applies to backend=vllm only; this job has backend=pytorch "
+                                "(add backend=vllm, or leave the key out)")
