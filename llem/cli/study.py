@@ -270,6 +270,8 @@ def _study_command(args: list[str], parsed: dict, held) -> int:
                     config_dir=config_dir, config_name=config_name, live_url=live_url, live_token=live_token)
     if "-m" not in hydra_args and "--multirun" not in hydra_args:
         hydra_args = ["-m", *hydra_args]
+    if not search:
+        hydra_args = without_left_out_sections(hydra_args, overrides, plan)
     if search:
         from llem.study.search import LLEM_OPTUNA_SWEEPER
 
@@ -291,6 +293,21 @@ def _study_command(args: list[str], parsed: dict, held) -> int:
     if run.result is None:
         raise RuntimeError("the study did not run (Hydra returned before the sweep)")
     return run.exit_code
+
+
+def without_left_out_sections(hydra_args: list[str], overrides: list[str], plan) -> list[str]:
+    """The arguments for Hydra without the overrides of a backend's section that some jobs leave
+    out. Hydra composes its primary config with every override that is not a sweep before llem's
+    sweeper runs the plan, and that config has one backend's section only (`backend=vllm,pytorch`
+    is a sweep: the primary keeps the default backend), so `vllm.enforce_eager=true` would fail
+    there. The plan holds them; each job is launched with its own overrides; ``command_args``
+    (what a resume replans from) keeps them."""
+    from llem.config.compose import backend_section, override_key
+
+    left_out = {override_key(o) for p in plan.points for o in p.omitted}
+    if not left_out:
+        return hydra_args
+    return [a for a in hydra_args if not (a in overrides and backend_section(a) and override_key(a) in left_out)]
 
 
 def _claim_new_study_dir(study_dir: Path, held) -> None:

@@ -35,8 +35,7 @@ def _format_pydantic(err: ValidationError, data: Any) -> str:
             shown = str(e["input"]).lower()
             lines.append(f"{loc}={shown} is not allowed: a boolean is not a number; allowed: {e['ctx']['allowed']}")
         elif e["type"] == "extra_forbidden":
-            lines.append(unknown_key_message(loc, e["input"], with_value=True,
-                                             backend=data.get("backend") if isinstance(data, dict) else None))
+            lines.append(unknown_key_message(loc, e["input"], with_value=True))
         elif e["type"] == "literal_error":
             lines.append(f"{loc}={e['input']!r} is not allowed; {msg.replace('Input should be', 'allowed:')}")
         elif loc and msg.startswith(loc.split(".")[0]):
@@ -126,38 +125,46 @@ def known_keys() -> list[str]:
 
 
 def did_you_mean(key: str) -> str:
-    """" (did you mean 'batch'?)" for a misspelt key, else ""."""
+    """" (did you mean 'batch'?)" for a misspelt key, else "" (never the key itself: a key that
+    exists somewhere is not misspelt, it is missing from this config for another reason)."""
     import difflib
 
-    close = difflib.get_close_matches(key, known_keys(), n=1, cutoff=0.75)
-    # the key itself is a schema key this config lacks: naming it as its own correction says nothing
-    return f" (did you mean {close[0]!r}?)" if close and close[0] != key else ""
+    close = difflib.get_close_matches(key, [k for k in known_keys() if k != key], n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-#: config sections that only the backend of the same name has (conf/backend/<name>.yaml adds them)
-BACKEND_SECTIONS = ("pytorch", "vllm", "tensorrt")
+def override_key(override: str) -> str:
+    """The key an override sets: ``++vllm.enforce_eager=true`` -> ``vllm.enforce_eager``."""
+    return override.lstrip("+~").split("=", 1)[0].split("@", 1)[0]
 
 
-def other_backend_message(key: str, backend: Optional[str]) -> Optional[str]:
-    """The line for a backend's own option given to a config of another backend, else None: the
-    section exists only with its backend, so "unknown key" would be wrong."""
-    section = key.split(".", 1)[0]
-    if section not in BACKEND_SECTIONS or backend == section:
-        return None
-    if backend is None and key not in known_keys():
-        return None  # the backend is not known here and the key is misspelt: "unknown key" with its close match
-    this = f"this config has backend={backend}" if backend else "this config has another backend"
-    return (f"{key}: a {section} option, and {this}; allowed: {section}.* options only with backend={section} "
-            f"(a grid over several backends cannot set one backend's options: run that backend's jobs as a "
-            f"study of their own)")
+def backend_section(override: str) -> Optional[str]:
+    """The backend whose own section (``vllm:``, ``pytorch:``, ``tensorrt:``) an override sets,
+    else None: ``vllm.enforce_eager=true`` -> ``vllm``; ``backend=vllm`` and ``runner.vllm=...``
+    -> None (every job has those keys)."""
+    from llem.config.schema import BACKENDS
+
+    top = override_key(override).split(".", 1)[0]
+    return top if top in BACKENDS else None
 
 
-def unknown_key_message(key: str, value: Any = None, *, with_value: bool = False,
-                        backend: Optional[str] = None) -> str:
-    other = other_backend_message(key, backend)
-    if other is not None:
-        return other
+def other_backend_message(override: str, has: Iterable[str], what: str = "this run") -> str:
+    """One line for an override of a backend's section where ``what`` (a run, a grid) has only
+    other backends: the key exists, it just does not apply."""
+    b = backend_section(override)
+    backends = sorted({str(x) for x in has})
+    shown = ",".join(backends)
+    fix = f"add {b} to the grid: backend={shown},{b}" if what == "this grid" else f"add backend={b}"
+    return f"{override}: applies to backend={b} only; {what} has backend={shown} ({fix}, or leave the key out)"
+
+
+def unknown_key_message(key: str, value: Any = None, *, with_value: bool = False) -> str:
     shown = f" (value {value!r})" if with_value else ""
+    section = backend_section(key)
+    if section is not None and key in known_keys():
+        # a real key of another backend's section, where the composed config has no such section
+        return (f"{key}{shown}: applies to backend={section} only, and this config has another backend; "
+                f"allowed: add backend={section}, or leave the key out")
     hint = did_you_mean(key)
     if key.startswith("hydra."):
         return (f"{key}: unknown key{shown}{hint}; allowed: the keys `llem run --cfg hydra` lists, "
@@ -201,8 +208,7 @@ def _lexer_error(text: str) -> str:
             f"quote anything else, e.g. {quoted}")
 
 
-def format_hydra_error(err: Exception, config_dir: str | Path | None = None, overrides=None,
-                       backend: Optional[str] = None) -> str:
+def format_hydra_error(err: Exception, config_dir: str | Path | None = None, overrides=None) -> str:
     """Hydra's composition errors, reduced to one line that names field, value and options."""
     import yaml
 
@@ -226,11 +232,7 @@ def format_hydra_error(err: Exception, config_dir: str | Path | None = None, ove
         return (f"{m.group(1)}: unknown key with quality=none; allowed: add quality=lm_eval (its keys: "
                 "`llem run quality=lm_eval --cfg job`)")
     if m:
-        if backend is None and overrides is not None:
-            # a single run: the backend its overrides choose (the last one wins)
-            chosen = [str(o).split("=", 1)[1] for o in overrides if str(o).lstrip("+").startswith("backend=")]
-            backend = chosen[-1] if chosen else None
-        return unknown_key_message(m.group(1), backend=backend)
+        return unknown_key_message(m.group(1))
     m = re.search(r"Could not delete from config. '([^']+)' does not exist", text)
     if m:
         return f"~{m.group(1)}: no such key to delete"
@@ -256,13 +258,41 @@ def compose(overrides: Iterable[str] = (), *, config_dir: str | Path | None = No
     if cdir != str(conf_dir()) and not any(o.startswith("hydra.searchpath") for o in overrides):
         # a user config dir (-cd) composes llem's own groups too, as `llem run -cd` does
         overrides.append(f"hydra.searchpath=[file://{conf_dir()}]")
+    sections = [o for o in overrides if backend_section(o)]
     try:
         with initialize_config_dir(config_dir=cdir, version_base=None, job_name="llem"):
             cfg = hydra_compose(config_name=config_name, overrides=overrides,
                                 return_hydra_config=return_hydra_cfg)
     except compose_errors() as err:
-        raise ConfigError(format_hydra_error(err, cdir, overrides)) from None
+        # a key of another backend's section (`backend=pytorch vllm.enforce_eager=true`) is not
+        # unknown: say which backend it belongs to (the run's backend is read without those keys)
+        other = _other_backend_error(sections, overrides, config_dir, config_name) if sections else None
+        raise (other or ConfigError(format_hydra_error(err, cdir, overrides))) from None
+    if sections:
+        # `+vllm.x=...` adds a `vllm:` section that a pytorch run refuses later: the same line, now
+        other = _other_backend_error(sections, overrides, config_dir, config_name, backend=cfg.get("backend"))
+        if other is not None:
+            raise other
     return cfg
+
+
+def _other_backend_error(sections: list[str], overrides: list[str], config_dir, config_name: str,
+                         backend: Any = None) -> Optional[ConfigError]:
+    """The error for the first override of ``sections`` that sets another backend's section than
+    the run's, or None. ``backend``: the run's, where known; else it is composed without them."""
+    if backend is None:
+        try:
+            backend = compose([o for o in overrides if o not in sections], config_dir=config_dir,
+                              config_name=config_name).get("backend")
+        except ConfigError:
+            return None  # the config is wrong without them too: that error is the one to show
+    if not isinstance(backend, str):
+        return None
+    for o in sections:
+        if backend_section(o) != backend:
+            return ConfigError(other_backend_message(o, [backend]), field=override_key(o),
+                               value=o.split("=", 1)[1] if "=" in o else None, allowed=f"with backend={backend_section(o)}")
+    return None
 
 
 def load_config(overrides: Iterable[str] = (), **kw) -> ExperimentConfig:

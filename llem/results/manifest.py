@@ -29,7 +29,10 @@ class JobEntry(BaseModel):
     index: int                       # position in the execution order
     grid_index: int                  # position in the grid (before ordering/cycles)
     cycle: int = 0                   # grid cycle (0-based)
-    overrides: list[str]
+    overrides: list[str]             # what this job ran with
+    # the grid's overrides of another backend's own section, left out of this job
+    # (`vllm.enforce_eager=true` for the PyTorch jobs of a `backend=vllm,pytorch` grid)
+    omitted_overrides: list[str] = []
     config_hash: str
     backend: str
     model: str

@@ -36,6 +36,27 @@ def dry_run_rows(plan, keys: Optional[set[str]] = None) -> tuple[list[dict], Opt
     return rows, none_reason, caps
 
 
+def backend_only_lines(plan) -> list[str]:
+    """One line per override of a backend's own section: which grid points took it, which left
+    it out (``vllm.enforce_eager=true: backend=vllm only, in 2 grid points; left out of 2 (pytorch)``)."""
+    from llem.config.compose import override_key
+
+    lines = []
+    for arg, backend in getattr(plan, "backend_only", {}).items():
+        key = override_key(arg)
+        took = sum(any(override_key(o) == key for o in p.overrides) for p in plan.points)
+        left = [p.config.backend for p in plan.points if any(override_key(o) == key for o in p.omitted)]
+        line = f"{arg}: backend={backend} only, in {took} grid point{'s' if took != 1 else ''}"
+        if left:
+            line += f"; left out of {len(left)} ({', '.join(sorted(set(left)))})"
+        lines.append(line)
+    merged = getattr(plan, "merged_points", 0)
+    if merged:
+        lines.append(f"{merged} combination{'s' if merged != 1 else ''} of the sweep {'were' if merged != 1 else 'was'} "
+                     "the same job as another once another backend's keys were left out: planned once")
+    return lines
+
+
 def _quality_estimate(config) -> Optional[str]:
     """The quality evaluation's length (samples / model requests per task), or None when off."""
     if not config.quality.enabled:
@@ -66,6 +87,8 @@ def _print_dry_run(plan, stream: Optional[TextIO]) -> None:
           f"order {ex.order}); GPUs: {gpus}; nothing was run or written", file=out)
     if common and len(plan.jobs) > 1:
         print("all jobs: " + " ".join(common), file=out)
+    for line in backend_only_lines(plan):
+        print(line, file=out)
     cols = [("job", "job"), ("overrides", "overrides"), ("backend", "backend"), ("model", "model"),
             ("precision", "precision"), ("batch", "batch"), ("est_gpu_mem_gib", "est. GPU GiB"), ("fits", "fits")]
     if any(r["quality"] for r in rows):

@@ -68,7 +68,8 @@ LAST: Optional[StudyResult] = None
 def new_manifest(run: StudyRun) -> StudyResult:
     now = _now()
     jobs = [JobEntry(job_id=j.job_id, index=j.index, grid_index=j.point.grid_index, cycle=j.cycle,
-                     overrides=list(j.overrides), config_hash=j.config_hash, backend=j.config.backend,
+                     overrides=list(j.overrides), omitted_overrides=list(j.omitted_overrides),
+                     config_hash=j.config_hash, backend=j.config.backend,
                      model=j.config.model.name, precision=j.config.precision, batch=j.config.batch,
                      status="pending", job_dir=j.job_id, log_path=f"{j.job_id}/{JOB_LOG}")
             for j in run.plan.jobs]
@@ -234,7 +235,7 @@ def prepare_manifest(run: StudyRun) -> tuple[StudyResult, list[PlannedJob]]:
             e = by_id[j.job_id]
             _move_aside(study_dir, e.job_dir)
             # a pending/failed job whose config changed runs with the new config
-            e.config_hash, e.overrides = j.config_hash, list(j.overrides)
+            e.config_hash, e.overrides, e.omitted_overrides = j.config_hash, list(j.overrides), list(j.omitted_overrides)
             e.backend, e.model, e.precision, e.batch = j.config.backend, j.config.model.name, j.config.precision, j.config.batch
             for k in ("error_type", "error_message", "result_path", "started_at", "ended_at", "gpu", "duration_s",
                       "energy_per_output_token_j", "energy_per_output_token_ci95", "energy_adjusted_per_output_token_j",

@@ -35,6 +35,7 @@ class PlanEntry(BaseModel):
     batch: int
     job_dir: Optional[str] = None
     log_path: Optional[str] = None
+    omitted_overrides: list[str] = []
 
 
 _PLAN_ENTRY_KEYS = tuple(PlanEntry.model_fields)

@@ -72,6 +72,9 @@ class GridPoint:
     overrides: list[str]
     config: ExperimentConfig
     config_hash: str
+    #: overrides of the grid left out of this job: they set another backend's own section
+    #: (``vllm.enforce_eager=true`` in a ``backend=vllm,pytorch`` grid, for the PyTorch jobs)
+    omitted: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -93,6 +96,10 @@ class PlannedJob:
     def config_hash(self) -> str:
         return self.point.config_hash
 
+    @property
+    def omitted_overrides(self) -> list[str]:
+        return self.point.omitted
+
     def launch_overrides(self) -> list[str]:
         # The job directory is named by job_id, so resume and rebuild find it by name. Quoted:
         # Hydra would read a bare 0003 as a number.
@@ -105,6 +112,12 @@ class StudyPlan:
     jobs: list[PlannedJob]
     execution: ExecutionOptions
     sweep_overrides: list[str] = field(default_factory=list)
+    #: each argument of the grid that sets a backend's own section, as typed -> that backend
+    #: (its jobs take it; the other backends' jobs leave it out)
+    backend_only: dict[str, str] = field(default_factory=dict)
+    #: combinations of the sweep that were the same job as an earlier one once another backend's
+    #: section was left out (planned once)
+    merged_points: int = 0
 
     @property
     def study_design_hash(self) -> str:
@@ -368,8 +381,53 @@ class GridComposer:
     def compose(self, overrides: list[str]) -> ExperimentConfig:
         return self.compose_hashed(overrides)[0]
 
+    def backend_of(self, overrides: list[str]) -> Optional[str]:
+        """The backend a job's overrides choose, read from the composition of its config-group
+        choices (cached: the job's own compose starts from the same one), or None where the
+        config has no ``backend`` key."""
+        from hydra.core.override_parser.types import OverrideType
+
+        structural = []
+        for t in overrides:
+            o, is_structural = self._info(t)
+            if is_structural:
+                structural.append(t)
+            elif o.key_or_group == "backend" and o.type == OverrideType.CHANGE and isinstance(o.value(), str):
+                return o.value()  # a config tree whose `backend` is a plain key, not a group
+        base = self._base(tuple(structural))
+        value = (base.plain if base.plain is not None else base.cfg).get("backend")
+        return value if isinstance(value, str) else None
+
     def compose_hashed(self, overrides: list[str]) -> tuple[ExperimentConfig, str]:
         """The job's config and its config_hash."""
+        try:
+            return self._compose_hashed(overrides)
+        except ConfigError:
+            other = self._other_backend_error(overrides)
+            if other is not None:
+                raise other from None
+            raise
+
+    def _other_backend_error(self, overrides: list[str]) -> Optional[ConfigError]:
+        """For a job that failed: the line for an override of another backend's section than the
+        job's (a search's trial; a grid leaves those out before composing), else None."""
+        from llem.config.compose import backend_section, other_backend_message, override_key
+
+        sections = [o for o in overrides if backend_section(o)]
+        if not sections:
+            return None
+        try:
+            backend = self.backend_of(overrides)
+        except ConfigError:
+            return None
+        for o in sections:
+            if backend is not None and backend_section(o) != backend:
+                return ConfigError(other_backend_message(o, [backend], "this job"), field=override_key(o),
+                                   value=o.split("=", 1)[1] if "=" in o else None,
+                                   allowed=f"with backend={backend_section(o)}")
+        return None
+
+    def _compose_hashed(self, overrides: list[str]) -> tuple[ExperimentConfig, str]:
         info = [self._info(t) for t in overrides]
         structural = tuple(t for t, (_, is_structural) in zip(overrides, info) if is_structural)
         values = [o for o, is_structural in info if not is_structural]
@@ -406,7 +464,7 @@ class GridComposer:
         try:
             ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
         except compose_errors() as err:
-            raise ConfigError(format_hydra_error(err, self.config_dir, backend=cfg.get("backend"))) from None
+            raise ConfigError(format_hydra_error(err, self.config_dir)) from None
         return cfg
 
     @staticmethod
@@ -568,21 +626,71 @@ def order_jobs(points: list[GridPoint], ex: ExecutionOptions) -> list[PlannedJob
 
 def plan_grid(arguments: list[str], composer: GridComposer, execution: ExecutionOptions) -> StudyPlan:
     """Expand, compose and validate every job. The first invalid job raises ``ConfigError``
-    naming the job and its overrides."""
+    naming the job and its overrides.
+
+    An override of a backend's own section (``vllm.*``, ``pytorch.*``, ``tensorrt.*``) applies to
+    the jobs of that backend and is left out of the others' (their overrides, config and
+    config_hash are those of the grid without it; ``GridPoint.omitted`` records it). Points
+    that become identical that way are one job (``backend=vllm,pytorch vllm.max_num_seqs=8,16``:
+    two vLLM jobs, one PyTorch job). A section whose backend no job of the grid has is refused."""
+    from llem.config.compose import backend_section, override_key
+
     grid = expand_grid(arguments, composer.parser)
     if not grid:
         raise ConfigError("the sweep is empty: give at least one value per swept key")
-    points = []
+    # the last argument of a key is the one that counts, as in expand_grid
+    backend_only = {override_key(a): a for a in arguments if backend_section(a)}
+    rows: list[tuple[list[str], list[str]]] = [(ovr, []) for ovr in grid]
     with collector_paused():
-        for i, ovr in enumerate(grid):
+        if backend_only:
+            rows = _split_backend_sections(grid, composer, backend_only)
+        points: list[GridPoint] = []
+        seen: dict[tuple[str, ...], GridPoint] = {}
+        for ovr, omitted in rows:
+            i = len(points)
+            if omitted and tuple(ovr) in seen:
+                # the same job as an earlier point once the other backend's keys are left out
+                same = seen[tuple(ovr)]
+                same.omitted += [o for o in omitted if o not in same.omitted]
+                continue
             try:
                 cfg, chash = composer.compose_hashed(ovr)
             except ConfigError as err:
                 shown = " ".join(ovr) or "(no overrides)"
                 raise ConfigError(f"job {i} ({shown}): {err}") from None
-            points.append(GridPoint(grid_index=i, overrides=ovr, config=cfg, config_hash=chash))
+            points.append(GridPoint(grid_index=i, overrides=ovr, config=cfg, config_hash=chash, omitted=omitted))
+            if backend_only:
+                seen.setdefault(tuple(ovr), points[-1])
         jobs = order_jobs(points, execution)
-    return StudyPlan(points=points, jobs=jobs, execution=execution, sweep_overrides=list(arguments))
+    return StudyPlan(points=points, jobs=jobs, execution=execution, sweep_overrides=list(arguments),
+                     backend_only={a: backend_section(a) for a in backend_only.values()},
+                     merged_points=len(rows) - len(points))
+
+
+def _split_backend_sections(grid: list[list[str]], composer: GridComposer,
+                            backend_only: dict[str, str]) -> list[tuple[list[str], list[str]]]:
+    """Each grid point's overrides without the other backends' sections, and those left out.
+    Refuses a section that no point's backend takes (one line: the override, the grid's backends)."""
+    from llem.config.compose import backend_section, other_backend_message, override_key
+
+    rows, backends = [], set()
+    for i, ovr in enumerate(grid):
+        try:
+            backend = composer.backend_of(ovr)
+        except ConfigError as err:
+            raise ConfigError(f"job {i} ({' '.join(ovr) or '(no overrides)'}): {err}") from None
+        if backend is None:
+            rows.append((ovr, []))  # a config tree without `backend`: validation decides
+            continue
+        backends.add(backend)
+        kept = [o for o in ovr if backend_section(o) in (None, backend)]
+        rows.append((kept, [o for o in ovr if backend_section(o) not in (None, backend)]))
+    for key, arg in backend_only.items():
+        if backends and backend_section(arg) not in backends:
+            raise ConfigError(other_backend_message(arg, backends, "this grid"), field=key,
+                              value=arg.split("=", 1)[1] if "=" in arg else None,
+                              allowed=f"with backend={backend_section(arg)} in the grid")
+    return rows
 
 
 @contextmanager

@@ -1,6 +1,8 @@
 """``llem run -m`` before any job runs: bad input exits 2 and writes nothing; the dry run."""
 import json
 
+import pytest
+
 from tests.study.conftest import TINY, run_llem
 
 
@@ -48,6 +50,40 @@ def test_dry_run_prints_every_job_and_writes_nothing(workdir):
     assert 16.5 < gib < 17.5
     assert "no GPU" in big
     assert _nothing_written(workdir)
+
+
+def test_dry_run_of_a_grid_of_two_backends_with_a_vllm_key(workdir):
+    r = run_llem("-m", "backend=vllm,pytorch", "batch=1,8", "vllm.enforce_eager=true", "--dry-run", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    rows = {l.split()[0]: l for l in r.stdout.splitlines() if l[:4].isdigit()}
+    assert sorted(rows) == ["0000", "0001", "0002", "0003"]
+    vllm = [l for l in rows.values() if " vllm " in l]
+    torch = [l for l in rows.values() if " pytorch " in l]
+    assert len(vllm) == len(torch) == 2
+    assert all("vllm.enforce_eager=true" in l for l in vllm) and not any("enforce_eager" in l for l in torch)
+    assert "vllm.enforce_eager=true: backend=vllm only, in 2 grid points; left out of 2 (pytorch)" in r.stdout
+    assert _nothing_written(workdir)
+
+
+def test_hydra_gets_no_section_its_primary_config_lacks():
+    # Hydra composes its primary config (default backend: pytorch) with every override that is not
+    # a sweep before llem's sweeper runs the plan: `vllm.enforce_eager=true` would fail there
+    from hydra.types import RunMode
+
+    from llem.cli.study import without_left_out_sections
+    from llem.study.plan import ExecutionOptions, plan_grid, standalone_composer
+
+    args = ["backend=vllm,pytorch", "batch=1,8", "vllm.enforce_eager=true", "output_len=4"]
+    with standalone_composer() as c:
+        plan = plan_grid(args, c, ExecutionOptions())
+        given = without_left_out_sections(["-m", *args, "--quiet"], args, plan)
+        assert given == ["-m", "backend=vllm,pytorch", "batch=1,8", "output_len=4", "--quiet"]
+        c.loader.load_configuration("config", given[1:-1], run_mode=RunMode.MULTIRUN, from_shell=False)
+        with pytest.raises(Exception, match="vllm.enforce_eager"):
+            c.loader.load_configuration("config", args, run_mode=RunMode.MULTIRUN, from_shell=False)
+        # a grid whose every job takes the key hands it to Hydra as before
+        one = ["backend=vllm", "batch=1,8", "vllm.enforce_eager=true"]
+        assert without_left_out_sections(one, one, plan_grid(one, c, ExecutionOptions())) == one
 
 
 def test_existing_study_dir_is_not_overwritten(workdir):

@@ -305,3 +305,85 @@ def test_design_hash_ignores_job_order_but_not_execution_options():
     assert design_hash(["a", "b"], ex) != design_hash(["a", "c"], ex)
     assert design_hash(["a", "b"], ex) != design_hash(["a", "b"], ExecutionOptions(cooldown_s=5))
     assert design_hash(["a", "b"], ex) != design_hash(["a", "b"], ExecutionOptions(grid_cycles=2))
+
+
+# --- a backend's own section in a grid of several backends -----------------------------------
+
+def test_a_backend_section_applies_to_that_backends_jobs_only():
+    from llem.config.compose import load_config
+
+    with standalone_composer() as c:
+        plan = plan_grid(["backend=vllm,pytorch", "batch=1,8", "vllm.enforce_eager=true"], c, ExecutionOptions())
+    with standalone_composer() as c:
+        without = plan_grid(["backend=vllm,pytorch", "batch=1,8"], c, ExecutionOptions())
+    by = {(p.config.backend, p.config.batch): p for p in plan.points}
+    ref = {(p.config.backend, p.config.batch): p for p in without.points}
+    assert sorted(by) == sorted(ref) == [("pytorch", 1), ("pytorch", 8), ("vllm", 1), ("vllm", 8)]
+    for b in (1, 8):
+        v, pt = by[("vllm", b)], by[("pytorch", b)]
+        assert "vllm.enforce_eager=true" in v.overrides and v.omitted == []
+        assert v.config.vllm.enforce_eager is True and v.config_hash != ref[("vllm", b)].config_hash
+        # the PyTorch job is the job of the grid without the key: overrides, config, config_hash
+        assert pt.overrides == ref[("pytorch", b)].overrides and pt.omitted == ["vllm.enforce_eager=true"]
+        assert pt.config == ref[("pytorch", b)].config and pt.config_hash == ref[("pytorch", b)].config_hash
+    for p in plan.points:
+        # what a single `llem run` of the job's overrides composes
+        assert p.config_hash == load_config(p.overrides).config_hash
+    assert plan.backend_only == {"vllm.enforce_eager=true": "vllm"} and plan.merged_points == 0
+
+
+def test_the_manifest_and_plan_record_which_jobs_left_a_section_out(composer, tmp_path):
+    from llem.cli.study import changed_jobs
+    from llem.study import engine
+    from llem.study.manifest import StudyPlanRecord
+
+    args = ["backend=vllm,pytorch", "batch=1,8", "vllm.enforce_eager=true", "pytorch.attn_implementation=sdpa"]
+    plan = plan_grid(args, composer, ExecutionOptions())
+    run = engine.StudyRun(plan=plan, study_dir=tmp_path, study_name="s", launcher_name="local")
+    m = engine.new_manifest(run)
+    seen = {(e.backend, e.batch): (e.overrides, e.omitted_overrides) for e in m.jobs}
+    assert seen[("vllm", 1)] == (["backend=vllm", "batch=1", "vllm.enforce_eager=true"],
+                                 ["pytorch.attn_implementation=sdpa"])
+    assert seen[("pytorch", 8)] == (["backend=pytorch", "batch=8", "pytorch.attn_implementation=sdpa"],
+                                    ["vllm.enforce_eager=true"])
+    record = StudyPlanRecord.from_manifest(m)
+    assert [j.omitted_overrides for j in record.jobs] == [e.omitted_overrides for e in m.jobs]
+    assert [j.omitted_overrides for j in record.to_manifest(tmp_path).jobs] == [e.omitted_overrides for e in m.jobs]
+    # a resume plans the same jobs again: nothing changed
+    assert changed_jobs(m, plan_grid(args, composer, ExecutionOptions())) == []
+
+
+def test_a_swept_section_does_not_repeat_the_other_backends_jobs(composer):
+    plan = plan_grid(["backend=vllm,pytorch", "vllm.max_num_seqs=8,16", "batch=1"], composer, ExecutionOptions())
+    assert [(p.grid_index, p.config.backend, p.overrides) for p in plan.points] == [
+        (0, "vllm", ["backend=vllm", "vllm.max_num_seqs=8", "batch=1"]),
+        (1, "vllm", ["backend=vllm", "vllm.max_num_seqs=16", "batch=1"]),
+        (2, "pytorch", ["backend=pytorch", "batch=1"])]
+    assert plan.points[2].omitted == ["vllm.max_num_seqs=8", "vllm.max_num_seqs=16"]
+    assert plan.merged_points == 1 and [j.job_id for j in plan.jobs] == ["0000", "0001", "0002"]
+
+
+def test_a_section_no_job_of_the_grid_takes_is_refused(composer):
+    with pytest.raises(ConfigError) as e:
+        plan_grid(["backend=pytorch", "batch=1,8", "vllm.enforce_eager=true"], composer, ExecutionOptions())
+    assert str(e.value) == ("vllm.enforce_eager=true: applies to backend=vllm only; this grid has backend=pytorch "
+                            "(add vllm to the grid: backend=pytorch,vllm, or leave the key out)")
+    assert (e.value.field, e.value.value) == ("vllm.enforce_eager", "true")
+    with pytest.raises(ConfigError, match=r"^tensorrt\.max_batch_size=4,8: applies to backend=tensorrt only; "
+                                          r"this grid has backend=pytorch,vllm "):
+        plan_grid(["backend=vllm,pytorch", "tensorrt.max_batch_size=4,8"], composer, ExecutionOptions())
+
+
+def test_a_misspelt_section_key_is_still_unknown_to_its_backends_jobs(composer):
+    with pytest.raises(ConfigError, match=r"^job 0 \(backend=vllm vllm\.enforce_eagr=true\): vllm\.enforce_eagr: "
+                                          r"unknown key \(did you mean 'vllm\.enforce_eager'\?\)"):
+        plan_grid(["backend=vllm,pytorch", "vllm.enforce_eagr=true"], composer, ExecutionOptions())
+
+
+def test_a_job_composed_with_another_backends_key_names_both(composer):
+    # a search composes its trials as they come (no grid to leave the key out of): one clear line
+    for key in ("vllm.enforce_eager=true", "+vllm.extra_engine_args.foo=1"):
+        with pytest.raises(ConfigError) as e:
+            composer.compose(["backend=pytorch", key])
+        assert str(e.value) == (f"{key}: applies to backend=vllm only; this job has backend=pytorch "
+                                "(add backend=vllm, or leave the key out)")

@@ -22,8 +22,10 @@ FAST = ["measurement.cycles=2", "measurement.warmup_runs=0", "measurement.min_wi
 def test_vllm_and_pytorch_grid_gives_four_comparable_jobs(llem_cli, tmp_path):
     venv = vllm_python().parent.parent
     # share_engine: the two vLLM jobs run in one process on one engine (the PyTorch jobs each in
-    # their own, as without it); everything below holds either way
-    r = llem_cli(["run", "-m", "backend=vllm,pytorch", "batch=1,8", "hydra.launcher.share_engine=true", *FAST],
+    # their own, as without it); everything below holds either way. vllm.enforce_eager: the vLLM
+    # jobs skip compilation (a faster engine start); it is left out of the PyTorch jobs
+    r = llem_cli(["run", "-m", "backend=vllm,pytorch", "batch=1,8", "hydra.launcher.share_engine=true",
+                  "vllm.enforce_eager=true", *FAST],
                  cwd=tmp_path,
                  env={"LLEM_VENV_VLLM": str(venv), "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")},
                  timeout=1200)
@@ -34,10 +36,13 @@ def test_vllm_and_pytorch_grid_gives_four_comparable_jobs(llem_cli, tmp_path):
     jobs = m["jobs"]
     assert sorted((j["backend"], j["batch"]) for j in jobs) == [("pytorch", 1), ("pytorch", 8), ("vllm", 1), ("vllm", 8)]
     assert all(j["status"] == "completed" for j in jobs), [(j["job_id"], j["error_message"]) for j in jobs]
+    assert {(j["backend"], "vllm.enforce_eager=true" in j["overrides"], tuple(j["omitted_overrides"])) for j in jobs} \
+        == {("vllm", True, ()), ("pytorch", False, ("vllm.enforce_eager=true",))}
 
     results = {(j["backend"], j["batch"]): ExperimentResult.load(manifests[0].parent / j["result_path"]) for j in jobs}
     for (backend, batch), res in results.items():
         assert res.status == "completed" and res.backend == backend and res.batch == batch
+        assert (res.config.get("vllm") or {}).get("enforce_eager") is (True if backend == "vllm" else None)
         # measured the same way: every generate call of every window (one batch of `batch` prompts, the
         # 2 prompts rounded up to whole batches) yields exactly 4 tokens per prompt, counted from what
         # the backend returned
